@@ -1,0 +1,14 @@
+# portalloc: TCP/UDP local-port allocation, executable.
+#
+# The public surface is small on purpose: Host (the pure model of one kernel's network namespace),
+# kernels() (the profile names), and portalloc.live.LiveHost (the same API on the real kernel).
+"""portalloc — a faithful, versioned model of TCP/UDP local-port allocation behind the BSD socket API."""
+
+from __future__ import annotations
+
+from portalloc.kernels import get_profile, kernels
+from portalloc.model.host import Host, Socket
+from portalloc.model.info import SocketInfo
+
+__version__ = "0.1.0"
+__all__ = ["Host", "Socket", "SocketInfo", "kernels", "get_profile", "__version__"]

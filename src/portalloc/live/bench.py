@@ -1,0 +1,32 @@
+# Benchmark of the real kernel's connect() path, for comparison with the model's speed.
+#
+# Rules: runs in a fresh private namespace (a LiveHost), on loopback only; the loop is timed inside the
+# agent (no pipe round trips in the measurement); bounded by `count` (at most 200,000) and by
+# `max_seconds` (the loop stops early and reports the connections it made).
+"""``live_connect_rate``: connect()+accept()+close() per second on the running kernel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portalloc.live.host import LiveHost
+
+#: Upper bound for ``count``.
+MAX_COUNT = 200_000
+
+
+def live_connect_rate(count: int = 2000, max_seconds: float = 20.0) -> dict[str, Any]:
+    """Time ``count`` loopback connect()+close() pairs (server side accepts and closes) in a fresh namespace.
+
+    The listener is 127.0.0.1:5000 (outside the ephemeral range), the range is the wide default
+    ``32768 60999`` and ``tcp_tw_reuse`` keeps its default. Returns
+    ``{"ops_per_sec": float, "count": int, "kernel": str}`` where ``count`` is the number actually done.
+    """
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COUNT:
+        raise ValueError(f"count must be an int in 1..{MAX_COUNT}, not {count!r}")
+    if not 0 < max_seconds <= 120:
+        raise ValueError("max_seconds must be in (0, 120]")
+    with LiveHost("linux-live", sysctls={"net.ipv4.ip_local_port_range": "32768 60999"}) as host:
+        result = host._call("bench", count, 5000, float(max_seconds), timeout=max_seconds + 30.0)
+        return {"ops_per_sec": float(result["ops_per_sec"]), "count": int(result["count"]),
+                "kernel": host.kernel_release}

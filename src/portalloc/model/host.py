@@ -1,0 +1,454 @@
+# The public face of the model: a Host with BSD-socket-like Socket objects.
+#
+# Rules: this layer does what socketmodule.c and the syscall entry do — check argument types, parse
+# sockaddrs, decode option values, map the socket's own state (closed handle → EBADF) — and then asks
+# the Stack (model/stack.py) for every kernel decision. It raises exactly what the socket module would
+# raise around a real socket: TypeError/OverflowError for bad arguments, OSError with the kernel's errno
+# for refusals. Nothing here touches a real socket, file or clock.
+"""Host and Socket: the socket API over the model kernel."""
+
+from __future__ import annotations
+
+import errno
+import socket as _socket
+import struct
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv6Address
+from types import TracebackType
+from typing import Any
+
+from portalloc.constants import (
+    IP_BIND_ADDRESS_NO_PORT,
+    IP_FREEBIND,
+    IP_LOCAL_PORT_RANGE,
+    IPV6_V6ONLY,
+    SO_BINDTODEVICE,
+    SO_REUSEPORT,
+)
+from portalloc.kernels import get_profile
+from portalloc.kernels.profile import KernelProfile
+from portalloc.model.addr import ANY4, ANY6, IPAddress, family_number, parse_sockaddr
+from portalloc.model.errors import fail, kernel_error
+from portalloc.model.info import SocketInfo
+from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, TIME_WAIT, Sock
+from portalloc.model.stack import Stack, mapped
+from portalloc.model.sysctl import SysctlValue
+
+SOL_IP = 0
+SOL_SOCKET = _socket.SOL_SOCKET
+IPPROTO_TCP = _socket.IPPROTO_TCP
+IPPROTO_IPV6 = _socket.IPPROTO_IPV6
+SO_REUSEADDR = _socket.SO_REUSEADDR
+SO_ERROR = _socket.SO_ERROR
+SO_TYPE = _socket.SO_TYPE
+SOCK_NONBLOCK = getattr(_socket, "SOCK_NONBLOCK", 0o4000)
+SOCK_CLOEXEC = getattr(_socket, "SOCK_CLOEXEC", 0o2000000)
+_INT_OPTS_TCP = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 23}
+
+_MISSING: Any = object()
+DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
+
+
+def _option_value(value: object, optlen: int | None = None) -> tuple[int, bytes]:
+    """Decode a setsockopt value as socketmodule.c does: an int is a C int, bytes are passed raw."""
+    if value is None:
+        if optlen is None:
+            raise TypeError("setsockopt() takes an integer, a bytes-like object or None with an optlen")
+        return 0, b""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int):
+        if value > 0x7FFFFFFF:
+            raise OverflowError("signed integer is greater than maximum")
+        if value < -0x80000000:
+            raise OverflowError("signed integer is less than minimum")
+        raw = struct.pack("=i", value)
+        return value & 0xFFFFFFFF, raw
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        num = struct.unpack("=I", raw[:4])[0] if len(raw) >= 4 else -1
+        return num, raw
+    raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+
+
+class Socket:
+    """A socket on a model Host, with the methods of ``socket.socket`` that port allocation needs."""
+
+    def __init__(self, host: Host, sk: Sock, af: int, kind: int) -> None:
+        self._host = host
+        self._sk: Sock | None = sk
+        self.family = _socket.AddressFamily(af)
+        self.type = _socket.SocketKind(kind)
+        self.proto = _socket.IPPROTO_TCP if kind == _socket.SOCK_STREAM else _socket.IPPROTO_UDP
+        self._timeout: float | None = None
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def _stack(self) -> Stack:
+        return self._host._stack
+
+    def _live(self) -> Sock:
+        if self._sk is None:
+            raise kernel_error(errno.EBADF)
+        return self._sk
+
+    def _addr(self, address: object, fn: str) -> tuple[IPAddress, int]:
+        return parse_sockaddr(address, family_number(self.family), fn)
+
+    def _sockaddr(self, addr: IPAddress | None, port: int) -> tuple[Any, ...]:
+        if self.family == _socket.AF_INET:
+            return (str(addr if addr is not None else ANY4), port)
+        a = addr if addr is not None else ANY6
+        return (str(mapped(a)), port, 0, 0)
+
+    def __repr__(self) -> str:
+        sk = self._sk
+        return f"<portalloc.Socket {'closed' if sk is None else sk!r}>"
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def fileno(self) -> int:
+        """A stand-in descriptor number (the model's socket id); -1 once closed."""
+        return -1 if self._sk is None else self._sk.id
+
+    # --- the socket calls ---------------------------------------------------------------------------
+
+    def bind(self, address: tuple[Any, ...]) -> None:
+        """bind(2). Port 0 autobinds (unless IP_BIND_ADDRESS_NO_PORT is set); errnos as the kernel's."""
+        sk = self._live()
+        addr, port = self._addr(address, "bind")
+        self._stack.bind(sk, addr, port)
+
+    def listen(self, backlog: int = 128) -> None:
+        """listen(2): EOPNOTSUPP on UDP, EINVAL when connected, EADDRINUSE on a port conflict."""
+        sk = self._live()
+        if not isinstance(backlog, int):
+            raise TypeError(f"'{type(backlog).__name__}' object cannot be interpreted as an integer")
+        if sk.proto != "tcp":
+            fail(errno.EOPNOTSUPP)
+        if sk.sock_state != "unconnected":
+            fail(errno.EINVAL)
+        self._stack.listen(sk, max(0, backlog))
+
+    def connect(self, address: tuple[Any, ...]) -> None:
+        """connect(2). TCP picks the source port (EADDRNOTAVAIL when none is left); UDP autobinds (EAGAIN)."""
+        err = self.connect_ex(address, _raise=True)
+        if err:
+            raise kernel_error(err)
+
+    def connect_ex(self, address: tuple[Any, ...], _raise: bool = False) -> int:
+        """connect(2) returning the errno instead of raising it (0 on success)."""
+        sk = self._live()
+        addr, port = self._addr(address, "connect")
+        try:
+            if sk.proto == "udp":
+                self._stack.udp_connect(sk, addr, port)
+                return 0
+            return self._stack.stream_connect(sk, addr, port)
+        except OSError as exc:
+            if _raise or exc.errno is None:
+                raise
+            return exc.errno
+
+    def accept(self) -> tuple[Socket, tuple[Any, ...]]:
+        """accept(2), never blocking: BlockingIOError (EAGAIN) when no connection is pending."""
+        sk = self._live()
+        if sk.proto != "tcp":
+            fail(errno.EOPNOTSUPP)
+        child = self._stack.accept(sk)
+        conn = Socket(self._host, child, int(self.family), _socket.SOCK_STREAM)
+        return conn, conn.getpeername()
+
+    def close(self) -> None:
+        """close(2). The kernel may keep the port (TIME_WAIT, FIN_WAIT2) after the handle is gone."""
+        if self._sk is not None:
+            sk, self._sk = self._sk, None
+            self._stack.close(sk)
+
+    def detach(self) -> int:
+        """Not supported: a model socket has no descriptor to hand over."""
+        raise kernel_error(errno.EOPNOTSUPP)
+
+    def getsockname(self) -> tuple[Any, ...]:
+        """The bound address and port (port 0 when none was chosen yet)."""
+        sk = self._live()
+        return self._sockaddr(sk.laddr, sk.lport)
+
+    def getpeername(self) -> tuple[Any, ...]:
+        """The peer's address; ENOTCONN when there is none."""
+        sk = self._live()
+        if sk.raddr is None or (sk.proto == "tcp" and sk.sock_state == "unconnected" and sk.parent is None
+                                and sk.state == CLOSE):
+            fail(errno.ENOTCONN)
+        return self._sockaddr(sk.raddr, sk.rport)
+
+    def setblocking(self, flag: bool) -> None:
+        """Blocking or not; a non-blocking connect() raises BlockingIOError (EINPROGRESS)."""
+        self._live().blocking = bool(flag)
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        """Whether the socket blocks."""
+        return self._live().blocking
+
+    def settimeout(self, value: float | None) -> None:
+        """As socket.settimeout: 0 means non-blocking; model calls never wait."""
+        if value is not None and value < 0:
+            raise ValueError("Timeout value out of range")
+        self._timeout = value
+        self._live().blocking = value != 0
+
+    def gettimeout(self) -> float | None:
+        """The timeout set with settimeout()."""
+        return self._timeout
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        """send(2): only checks that there is a peer (ENOTCONN / EDESTADDRREQ); data goes nowhere."""
+        sk = self._live()
+        if sk.raddr is None:
+            fail(errno.EDESTADDRREQ if sk.proto == "udp" else errno.ENOTCONN)
+        return len(memoryview(data))
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        """send() for all of ``data``."""
+        self.send(data, flags)
+
+    def sendto(self, data: bytes, flags_or_addr: Any, addr: Any = _MISSING) -> int:
+        """sendto(2); on an unbound UDP socket the first datagram autobinds (EAGAIN when no port is left)."""
+        sk = self._live()
+        target = flags_or_addr if addr is _MISSING else addr
+        n = len(memoryview(data))
+        if sk.proto == "tcp":
+            if sk.raddr is None:
+                fail(errno.EPIPE)
+            return n
+        self._addr(target, "sendto")
+        self._stack.udp_autobind(sk)
+        return n
+
+    def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
+        """setsockopt(2) for the options that change port allocation; others at known levels are accepted."""
+        sk = self._live()
+        num, raw = _option_value(value, optlen)
+        p = self._stack.profile
+
+        def as_bool() -> bool:
+            if len(raw) < 4 and not (value is None):
+                fail(errno.EINVAL)
+            return num != 0
+
+        if level == SOL_SOCKET:
+            if optname == SO_REUSEADDR:
+                sk.reuseaddr = as_bool()
+            elif optname == SO_REUSEPORT and p.so_reuseport:
+                sk.reuseport = as_bool()
+            elif optname == SO_BINDTODEVICE:
+                self._bind_to_device(sk, raw)
+            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_LINGER, _socket.SO_SNDBUF, _socket.SO_RCVBUF,
+                             _socket.SO_BROADCAST):
+                pass
+            else:
+                fail(errno.ENOPROTOOPT)
+        elif level == SOL_IP:
+            if optname == IP_BIND_ADDRESS_NO_PORT and p.ip_bind_address_no_port:
+                sk.bind_no_port = as_bool()
+            elif optname == IP_LOCAL_PORT_RANGE and p.ip_local_port_range_option:
+                if len(raw) != 4:
+                    fail(errno.EINVAL)
+                lo, hi = num & 0xFFFF, num >> 16
+                if lo and hi and lo > hi:
+                    fail(errno.EINVAL)
+                sk.local_range = num
+            elif optname == IP_FREEBIND:
+                sk.freebind = as_bool()
+            else:
+                fail(errno.ENOPROTOOPT)
+        elif level == IPPROTO_IPV6 and self.family == _socket.AF_INET6:
+            if optname == IPV6_V6ONLY:
+                if sk.lport:
+                    fail(errno.EINVAL)
+                sk.v6only = as_bool()
+            else:
+                fail(errno.ENOPROTOOPT)
+        elif level == IPPROTO_TCP and sk.proto == "tcp" and optname in _INT_OPTS_TCP:
+            pass
+        else:
+            fail(errno.ENOPROTOOPT)
+
+    def _bind_to_device(self, sk: Sock, raw: bytes) -> None:
+        """sock_setbindtodevice: a known interface name (ENODEV otherwise), empty to unbind."""
+        name = raw.split(b"\0", 1)[0].decode(errors="replace")
+        if not name:
+            sk.dev = 0
+            return
+        if sk.dev and sk.uid != 0:
+            fail(errno.EPERM)
+        index = self._stack.devices.get(name)
+        if index is None:
+            fail(errno.ENODEV)
+        sk.dev = index
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        """getsockopt(2) for the same options; SO_ERROR reads and clears the pending error."""
+        sk = self._live()
+        p = self._stack.profile
+        value: int
+        if level == SOL_SOCKET and optname == SO_REUSEADDR:
+            value = int(sk.reuseaddr)
+        elif level == SOL_SOCKET and optname == SO_REUSEPORT and p.so_reuseport:
+            value = int(sk.reuseport)
+        elif level == SOL_SOCKET and optname == SO_ERROR:
+            value, sk.so_error = sk.so_error, 0
+        elif level == SOL_SOCKET and optname == SO_TYPE:
+            value = int(self.type)
+        elif level == SOL_SOCKET and optname == SO_BINDTODEVICE:
+            name = next((n for n, i in self._stack.devices.items() if i == sk.dev), "") if sk.dev else ""
+            return name.encode() + b"\0" if buflen else (1 if name else 0)
+        elif level == SOL_IP and optname == IP_BIND_ADDRESS_NO_PORT and p.ip_bind_address_no_port:
+            value = int(sk.bind_no_port)
+        elif level == SOL_IP and optname == IP_LOCAL_PORT_RANGE and p.ip_local_port_range_option:
+            value = sk.local_range - (1 << 32) if sk.local_range >= 1 << 31 else sk.local_range
+        elif level == SOL_IP and optname == IP_FREEBIND:
+            value = int(sk.freebind)
+        elif level == IPPROTO_IPV6 and optname == IPV6_V6ONLY and self.family == _socket.AF_INET6:
+            value = int(sk.v6only)
+        else:
+            fail(errno.ENOPROTOOPT)
+        if buflen is not None:
+            return struct.pack("=i", value)[:buflen]
+        return value
+
+
+class Host:
+    """A simulated host: one network namespace running the chosen kernel profile.
+
+    ``kernel`` is a profile name (``kernels()`` lists them; ``"linux"`` is the newest). ``seed`` fixes
+    every random choice (SipHash key, table_perturb, increments, random starts): the same seed gives the
+    same ports. ``addresses`` are the interface addresses the host owns; ``sysctls`` are written at
+    start, validated like writes to /proc/sys; ``devices`` are interface names for SO_BINDTODEVICE.
+    """
+
+    def __init__(self, kernel: str = "linux", seed: int | None = 0,
+                 addresses: Iterable[str] = DEFAULT_ADDRESSES,
+                 sysctls: dict[str, Any] | None = None,
+                 devices: Iterable[str] = ("lo",)) -> None:
+        self.profile: KernelProfile = get_profile(kernel)
+        if isinstance(addresses, str):
+            addresses = (addresses,)
+        self._stack = Stack(self.profile, seed, tuple(addresses), sysctls, tuple(devices))
+
+    @property
+    def kernel(self) -> str:
+        """The resolved profile name."""
+        return self.profile.name
+
+    @property
+    def time(self) -> float:
+        """Simulated seconds since the host started."""
+        return self._stack.now
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: connects, connect_searches, connect_probes (ports the kernel's loop examined), ..."""
+        return dict(self._stack.stats)
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release for the model (present so Host and LiveHost are interchangeable)."""
+
+    def socket(self, family: int = _socket.AF_INET, type: int = _socket.SOCK_STREAM, proto: int = 0,
+               uid: int = 0) -> Socket:
+        """socket(2) as ``uid``: AF_INET/AF_INET6 with SOCK_STREAM/SOCK_DGRAM (SOCK_NONBLOCK allowed)."""
+        if not isinstance(family, int) or not isinstance(type, int):
+            raise TypeError("socket family and type must be integers")
+        if not isinstance(uid, int) or isinstance(uid, bool) or uid < 0:
+            raise ValueError(f"uid must be a non-negative integer, not {uid!r}")
+        if family not in (_socket.AF_INET, _socket.AF_INET6):
+            fail(errno.EAFNOSUPPORT)
+        kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if kind not in (_socket.SOCK_STREAM, _socket.SOCK_DGRAM):
+            fail(errno.ESOCKTNOSUPPORT)
+        expected = _socket.IPPROTO_TCP if kind == _socket.SOCK_STREAM else _socket.IPPROTO_UDP
+        if proto not in (0, expected):
+            fail(errno.EPROTONOSUPPORT)
+        sk = self._stack.new_sock(family_number(family), "tcp" if kind == _socket.SOCK_STREAM else "udp", uid)
+        s = Socket(self, sk, family, kind)
+        if type & SOCK_NONBLOCK:
+            s.setblocking(False)
+        return s
+
+    def sleep(self, seconds: float) -> None:
+        """Advance simulated time; TIME_WAIT (60 s) and FIN_WAIT2 (tcp_fin_timeout) timers fire."""
+        self._stack.advance(float(seconds))
+
+    def sysctl(self, name: str, value: Any = _MISSING) -> SysctlValue | None:
+        """Read a sysctl, or write it when ``value`` is given (validated: EINVAL, unknown: ENOENT)."""
+        if value is _MISSING:
+            return self._stack.get_sysctl(name)
+        self._stack.set_sysctl(name, value)
+        return None
+
+    def set_peer(self, address: str, behaviour: str, port: int | None = None) -> None:
+        """What remote peers at ``address`` (an address or network, optionally one port) do with a
+        connection: "accept" (default), "refuse", "close_first" or "hold"."""
+        self._stack.set_peer(address, behaviour, port)
+
+    def sockets(self) -> list[SocketInfo]:
+        """An ``ss``-like snapshot: every socket that holds a port, TIME_WAIT and orphans included."""
+        rows = []
+        now = self._stack.now
+        for sk in self._stack.socks.values():
+            if not sk.lport:
+                continue
+            rows.append(self._info(sk, now))
+        return sorted(rows)
+
+    def _info(self, sk: Sock, now: float) -> SocketInfo:
+        def fmt(addr: IPAddress | None, port: int) -> tuple[str, int]:
+            a = addr if addr is not None else (ANY4 if sk.family == 4 else ANY6)
+            if sk.family == 6 and isinstance(a, IPv4Address):
+                a = mapped(a)
+            return str(a), port
+
+        if sk.state == TIME_WAIT:
+            state = "FIN-WAIT-2" if sk.tw_substate == FIN_WAIT2 else "TIME-WAIT"
+            return SocketInfo(sk.proto, sk.family, state, fmt(sk.saddr_wire, sk.lport), fmt(sk.raddr, sk.rport),
+                              0, frozenset(), None if sk.expires is None else round(sk.expires - now, 3))
+        state = SS_NAMES.get(sk.state, sk.state)
+        if sk.proto == "udp":
+            state = "ESTAB" if sk.raddr is not None else "UNCONN"
+        opts = set()
+        if sk.reuseaddr:
+            opts.add("SO_REUSEADDR")
+        if sk.reuseport:
+            opts.add("SO_REUSEPORT")
+        if sk.v6only and sk.family == 6:
+            opts.add("IPV6_V6ONLY")
+        if sk.bind_no_port:
+            opts.add("IP_BIND_ADDRESS_NO_PORT")
+        if sk.local_range:
+            opts.add("IP_LOCAL_PORT_RANGE")
+        if sk.dev:
+            opts.add("SO_BINDTODEVICE")
+        if sk.freebind:
+            opts.add("IP_FREEBIND")
+        local = fmt(sk.laddr, sk.lport)
+        remote = fmt(sk.raddr, sk.rport) if sk.raddr is not None else None
+        return SocketInfo(sk.proto, sk.family, state, local, remote, sk.uid, frozenset(opts), None)
+
+    def __repr__(self) -> str:
+        return f"<portalloc.Host {self.kernel} t={self._stack.now:.3f}s sockets={len(self._stack.socks)}>"
+
+
+__all__ = ["Host", "Socket"]

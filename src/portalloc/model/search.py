@@ -1,0 +1,101 @@
+# Port searches over bitsets.
+#
+# Theory: every kernel port search walks arithmetic progressions of ports (step 1 or 2), wrapping once
+# at the top of the range, and takes the first port that passes a test. The model splits the test in
+# two: a bitset `free` of ports that pass outright (built with a few whole-bitset operations from the
+# tables), and a bitset `soft` of ports that need a per-port look (a TIME_WAIT that may or may not be
+# reusable, an owner that may or may not conflict). `PortSpace.first` finds the first candidate of a
+# progression with shifts and masks (C-level word operations), checks soft candidates one by one, and
+# reports the index the kernel's loop would have reached, so probe counts and the perturbation
+# increments stay exact without walking the ports in Python.
+"""Bitset search spaces and the wrapped progression scan every kernel loop uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: Bits 0, 2, 4, ... far enough for any step-2 scan of the 16-bit port space.
+_EVERY_OTHER = int.from_bytes(b"\x55" * (2 * 65536 // 8 + 8), "little")
+
+
+def range_mask(low: int, high: int) -> int:
+    """Bitset of ports low..high inclusive."""
+    if high < low:
+        return 0
+    return ((1 << (high - low + 1)) - 1) << low
+
+
+def ports_mask(ports: object) -> int:
+    """Bitset of an iterable of ports."""
+    m = 0
+    for p in ports:  # type: ignore[attr-defined]
+        m |= 1 << p
+    return m
+
+
+class PortSpace:
+    """The ports a search may take: ``free`` pass outright, ``soft`` pass if ``soft_ok(port)`` says so.
+
+    ``soft`` ports must also be set in ``free``. Rejected soft ports are cleared from ``free`` so a
+    later scan does not look at them again.
+    """
+
+    __slots__ = ("free", "soft", "soft_ok", "soft_checks")
+
+    def __init__(self, free: int, soft: int = 0, soft_ok: Callable[[int], bool] | None = None) -> None:
+        self.free = free | soft
+        self.soft = soft
+        self.soft_ok = soft_ok
+        self.soft_checks = 0
+
+    def ok(self, port: int) -> bool:
+        """Does this single port pass?"""
+        if not (self.free >> port) & 1:
+            return False
+        if (self.soft >> port) & 1:
+            self.soft_checks += 1
+            assert self.soft_ok is not None
+            if not self.soft_ok(port):
+                self.free &= ~(1 << port)
+                return False
+        return True
+
+    def first(self, start: int, step: int, count: int) -> int | None:
+        """Index k of the first passing port among ``start + step*k`` for 0 <= k < count, or None."""
+        if count <= 0:
+            return None
+        if step == 1:
+            window = (1 << count) - 1
+        elif step == 2:
+            window = _EVERY_OTHER & ((1 << (2 * count - 1)) - 1)
+        else:
+            for k in range(count):
+                if self.ok(start + step * k):
+                    return k
+            return None
+        while True:
+            m = (self.free >> start) & window
+            if not m:
+                return None
+            b = (m & -m).bit_length() - 1
+            port = start + b
+            if (self.soft >> port) & 1 and not self.ok(port):
+                continue
+            return b // step
+
+
+def scan_wrapped(space: PortSpace, start: int, step: int, n: int, high: int, remaining: int) -> tuple[int | None, int]:
+    """The kernel's ``for (i = 0; i < n*step; i += step, port += step) if (port >= high) port -= remaining``.
+
+    Returns (port, k) for the first passing port at loop index k, or (None, n) when none passes.
+    """
+    count_a = max(0, min(n, (high - start + step - 1) // step))
+    k = space.first(start, step, count_a)
+    if k is not None:
+        return start + step * k, k
+    if n > count_a:
+        start_b = start + step * count_a - remaining
+        k = space.first(start_b, step, n - count_a)
+        if k is not None:
+            return start_b + step * k, count_a + k
+    return None, n

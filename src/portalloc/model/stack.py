@@ -1,0 +1,798 @@
+# One network namespace's kernel: the tables, the sysctls, the clock, and every port decision.
+#
+# Rules:
+# - Pure: no real sockets, no wall clock. Time moves only in `advance()`; randomness comes only from
+#   the seeded `rng`, drawn in the order the kernel draws it.
+# - Each method is one kernel function or one decision of it, named after it, with the kernel's errno.
+#   Behaviour that changed across versions is read from `self.profile` (kernels/profile.py); the order
+#   in which ports are tried comes from the strategies in kernels/strategies.py.
+# - Theory of operation: bind()/listen() put a socket into the protocol's PortTable (bhash);
+#   connect() picks a port with the profile's search over a PortSpace built from bitsets (reserved
+#   ports, explicitly bound ports, ports already used toward that destination) and hashes the socket
+#   into the EstablishedTable (ehash). close() walks TCP's teardown just far enough to know who ends in
+#   TIME_WAIT or FIN_WAIT2 and for how long; timers release those ports later.
+"""The model's kernel: port allocation, sharing rules and TCP teardown for one namespace."""
+
+from __future__ import annotations
+
+import errno
+import random
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_network
+from typing import Any
+
+from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.strategies import (
+    BIND_SEARCHES,
+    CONNECT_SEARCHES,
+    BindRequest,
+    ConnectRequest,
+)
+from portalloc.kernels.sysctls import specs_for, unknown_sysctl
+from portalloc.model.addr import (
+    ANY4,
+    ANY6,
+    HostAddresses,
+    IPAddress,
+    is_any,
+    is_loopback,
+    v4_view,
+    wire_address,
+)
+from portalloc.model.conflict import tcp_bind_conflict, udp_bind_conflict, udp_port_taken
+from portalloc.model.errors import fail
+from portalloc.model.reuseport import ReuseportGroup, same_group_identity
+from portalloc.model.search import PortSpace, range_mask, scan_wrapped
+from portalloc.model.siphash import siphash24
+from portalloc.model.sock import (
+    CLOSE,
+    CLOSE_WAIT,
+    ESTABLISHED,
+    FIN_WAIT2,
+    LISTEN,
+    TIME_WAIT,
+    Sock,
+)
+from portalloc.model.sysctl import SysctlValue, normalize_name, to_text
+from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue
+
+def mapped(addr: IPAddress) -> IPv6Address:
+    """::ffff:a.b.c.d for an IPv4 address (how an AF_INET6 socket sees IPv4)."""
+    return addr if isinstance(addr, IPv6Address) else IPv6Address("::ffff:" + str(addr))
+
+
+#: TCP_TIMEWAIT_LEN (include/net/tcp.h): 60 s, not tunable.
+TCP_TIMEWAIT_LEN = 60.0
+LOOPBACK_IFINDEX = 1
+
+#: What a simulated remote peer does with a connection.
+PEER_BEHAVIOURS = ("accept", "refuse", "close_first", "hold")
+
+
+@dataclass
+class RemotePeer:
+    """A simulated host out on the network, for connect() to addresses this host does not own.
+
+    ``accept``: accepts, and closes right after we do (we end in TIME_WAIT); ``refuse``: answers RST
+    (ECONNREFUSED); ``close_first``: accepts and closes first (we end in CLOSE_WAIT, no TIME_WAIT for
+    us); ``hold``: accepts and never closes (after our close we sit in FIN_WAIT2 for tcp_fin_timeout).
+    """
+
+    behaviour: str = "accept"
+
+
+class Stack:
+    """The kernel state of one network namespace, and the operations on it."""
+
+    def __init__(self, profile: KernelProfile, seed: int | None, addresses: tuple[str, ...] | list[str],
+                 sysctls: dict[str, Any] | None, devices: tuple[str, ...] | list[str]) -> None:
+        self.profile = profile
+        self.rng = random.Random(seed)
+        # Boot-time secrets, in a fixed draw order so a seed always gives the same host.
+        self.net_secret = self.rng.getrandbits(128).to_bytes(16, "little")
+        self.ehash_secret = self.rng.getrandbits(128).to_bytes(16, "little")
+        self.boot_phase = self.rng.random() * 10.0   # where in a 10 s time-seed window "boot" fell
+        self.search_state: dict[str, Any] = {}
+        self.now = 0.0
+        self.addresses = HostAddresses(tuple(addresses))
+        self.devices = {"lo": LOOPBACK_IFINDEX}
+        for name in devices:
+            if not isinstance(name, str) or not name or len(name) > 15:
+                raise ValueError(f"bad device name {name!r}: give interface names such as 'lo' or 'v0'")
+            self.devices.setdefault(name, len(self.devices) + 1)
+        self.specs = specs_for(profile)
+        self.sc: dict[str, SysctlValue] = {n: s.default(profile) for n, s in self.specs.items()}
+        self.reserved_mask = 0
+        self.tcp = PortTable(profile.release_resets_bucket)
+        self.udp = PortTable(profile.release_resets_bucket)
+        self.ehash = EstablishedTable()
+        self.timers = TimerQueue()
+        self.listeners: dict[int, list[Sock]] = {}
+        self.socks: dict[int, Sock] = {}
+        self.next_id = 1
+        self.peers: list[tuple[Any, int | None, RemotePeer]] = []
+        self.default_peer = RemotePeer("accept")
+        self.stats: Counter[str] = Counter()
+        self._offset_cache: dict[tuple[Any, ...], int] = {}
+        self._offset_seed = -1
+        for name, value in (sysctls or {}).items():
+            self.set_sysctl(name, value)
+
+    # ------------------------------------------------------------------ sysctls and time
+
+    def get_sysctl(self, name: str) -> SysctlValue:
+        """Read a sysctl of this namespace (FileNotFoundError when the profile has no such file)."""
+        n = normalize_name(name)
+        if n not in self.sc:
+            raise unknown_sysctl(n)
+        return self.sc[n]
+
+    def set_sysctl(self, name: str, value: object) -> None:
+        """Write a sysctl, validated as the kernel validates the /proc write (EINVAL otherwise)."""
+        n = normalize_name(name)
+        spec = self.specs.get(n)
+        if spec is None:
+            raise unknown_sysctl(n)
+        parsed = spec.validate(to_text(value), self.sc)
+        self.sc[n] = parsed
+        if n == "net.ipv4.ip_local_reserved_ports":
+            from portalloc.kernels.sysctls import parse_port_list
+            self.reserved_mask = sum(1 << p for p in parse_port_list(str(parsed)))
+
+    def advance(self, seconds: float) -> None:
+        """Let simulated time pass; TIME_WAIT and FIN_WAIT2 timers fire in order."""
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        target = self.now + seconds
+        while True:
+            # Fire timers one instant at a time so each sees the clock at its own expiry.
+            h = self.timers._heap
+            if not h or h[0][0] > target:
+                break
+            self.now = max(self.now, h[0][0])
+            self.timers.run_until(self.now, self._timer_fired)
+        self.now = target
+
+    def _timer_fired(self, sk: Sock) -> None:
+        """inet_twsk_kill: a TIME_WAIT or FIN_WAIT2 orphan's time is up; its port is free."""
+        self._destroy(sk)
+
+    # ------------------------------------------------------------------ sockets
+
+    def new_sock(self, family: int, proto: str, uid: int) -> Sock:
+        """socket(2): a fresh, unbound socket."""
+        sk = Sock(self.next_id, family, proto, uid)
+        self.next_id += 1
+        self.socks[sk.id] = sk
+        return sk
+
+    def local_port_range(self, sk: Sock) -> tuple[int, int, bool]:
+        """inet_sk_get_local_port_range (6.3+, 91d0b78c5177): the netns range narrowed by
+        IP_LOCAL_PORT_RANGE; each bound applies only if it lies inside. Returns (low, high, option set)."""
+        lo, hi = self.sc["net.ipv4.ip_local_port_range"]  # type: ignore[misc]
+        if sk.local_range and self.profile.ip_local_port_range_option:
+            sk_lo, sk_hi = sk.local_range & 0xFFFF, sk.local_range >> 16
+            if lo <= sk_lo <= hi:
+                lo = sk_lo
+            if lo <= sk_hi <= hi:
+                hi = sk_hi
+            return lo, hi, True
+        return lo, hi, False
+
+    def table(self, sk: Sock) -> PortTable:
+        """bhash for TCP, the UDP table for UDP."""
+        return self.tcp if sk.proto == "tcp" else self.udp
+
+    # ------------------------------------------------------------------ bind()
+
+    def _address_bindable(self, sk: Sock, addr: IPAddress) -> bool:
+        """inet_addr_valid_or_nonlocal / ipv6_chk_addr: wildcard, local, multicast or broadcast address,
+        or ip_nonlocal_bind / IP_FREEBIND."""
+        if is_any(addr) or sk.freebind:
+            return True
+        w = wire_address(addr)
+        nonlocal_key = "net.ipv4.ip_nonlocal_bind" if isinstance(w, IPv4Address) else "net.ipv6.ip_nonlocal_bind"
+        if self.sc.get(nonlocal_key):
+            return True
+        if w.is_multicast or (isinstance(w, IPv4Address) and w == IPv4Address("255.255.255.255")):
+            return True
+        return self.addresses.is_local(w)
+
+    def _needs_bind_service(self, port: int) -> bool:
+        """inet_port_requires_bind_service: below ip_unprivileged_port_start (1024 before 4.11)."""
+        start = self.sc.get("net.ipv4.ip_unprivileged_port_start", 1024)
+        return port != 0 and port < start  # type: ignore[operator]
+
+    def bind(self, sk: Sock, addr: IPAddress, port: int) -> None:
+        """__inet_bind / __inet6_bind, checks in the kernel's order (af_inet.c, af_inet6.c)."""
+        mapped = sk.family == 6 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None
+        if sk.family == 4:
+            if not self._address_bindable(sk, addr):
+                fail(errno.EADDRNOTAVAIL)
+            if self._needs_bind_service(port) and sk.uid != 0:
+                fail(errno.EACCES)
+            if sk.state != CLOSE or sk.lport:
+                fail(errno.EINVAL)
+        else:
+            if self._needs_bind_service(port) and sk.uid != 0:
+                fail(errno.EACCES)
+            if sk.state != CLOSE or sk.lport:
+                fail(errno.EINVAL)
+            if mapped and sk.v6only:
+                fail(errno.EINVAL)
+            if not self._address_bindable(sk, addr):
+                fail(errno.EADDRNOTAVAIL)
+        saved_v6only = sk.v6only
+        sk.laddr = addr
+        if sk.family == 6 and not is_any(addr) and not mapped:
+            sk.v6only = True            # __inet6_bind: a plain IPv6 address makes the socket v6-only
+        if port or not (sk.bind_no_port and self.profile.ip_bind_address_no_port):
+            if not self.get_port(sk, port):
+                sk.laddr = None
+                sk.v6only = saved_v6only
+                fail(errno.EADDRINUSE)
+        sk.bindaddr_lock = not is_any(addr)
+        sk.bindport_lock = port != 0
+
+    def get_port(self, sk: Sock, port: int) -> bool:
+        """sk_prot->get_port: inet_csk_get_port (TCP) or udp_lib_get_port (UDP). True on success."""
+        if sk.laddr is None:
+            sk.laddr = ANY4 if sk.family == 4 else ANY6
+        if sk.proto == "udp":
+            return self.udp_get_port(sk, port)
+        if port == 0:
+            found = self.find_open_port(sk)
+            if found is None:
+                return False
+            port = found
+        owners = self.tcp.owners(port)
+        if owners and tcp_bind_conflict(sk, owners, relax=True, reuseport_ok=True):
+            return False
+        self.tcp.add(sk, port)
+        return True
+
+    def find_open_port(self, sk: Sock) -> int | None:
+        """inet_csk_find_open_port: bind(0)/listen() autobind, in the profile's order (odd-first since 4.6)."""
+        lo, hi, _ = self.local_port_range(sk)
+        full = range_mask(lo, hi) & ~self.reserved_mask
+        overlap = self.tcp.overlap_mask(sk.key())
+
+        def space(relax: bool) -> PortSpace:
+            if not relax:
+                return PortSpace(full & ~overlap)
+            return PortSpace(full & ~overlap, full & overlap,
+                             lambda p: not tcp_bind_conflict(sk, self.tcp.owners(p), relax=True, reuseport_ok=False))
+
+        req = BindRequest(lo, hi, sk.reuseaddr, space,
+                          bool(self.sc.get("net.ipv4.ip_autobind_reuse", 0)), self.rng)
+        result = BIND_SEARCHES[self.profile.bind_search](req)
+        self.stats["bind_probes"] += result.probes
+        if result.port is None and self.profile.smallest_size_fallback and sk.reuseaddr and sk.state != LISTEN:
+            return self._smallest_size_port(sk, lo, hi)
+        return result.port
+
+    def _smallest_size_port(self, sk: Sock, lo: int, hi: int) -> int | None:
+        """The <=4.10 fallback (removed by b9470c27607b): with SO_REUSEADDR, when no port is free, share the
+        bucket with the fewest owners among those whose owners all have SO_REUSEADDR and none listens."""
+        best: tuple[int, int] | None = None
+        for port in range(lo, hi + 1):
+            owners = self.tcp.owners(port)
+            if not owners or (self.reserved_mask >> port) & 1:
+                continue
+            if all(o.reuseaddr and o.state != LISTEN and not o.connect_bind for o in owners):
+                if best is None or len(owners) < best[0]:
+                    best = (len(owners), port)
+        if best is None or tcp_bind_conflict(sk, self.tcp.owners(best[1]), relax=True, reuseport_ok=True):
+            return None
+        return best[1]
+
+    def udp_get_port(self, sk: Sock, port: int) -> bool:
+        """udp_lib_get_port: an explicit port checked with udp_lib_lport_inuse, or the autobind walk."""
+        if port == 0:
+            found = self.udp_find_port(sk)
+            if found is None:
+                return False
+            port = found
+        elif udp_bind_conflict(sk, self.udp.owners(port)):
+            return False
+        self.udp.add(sk, port)
+        return True
+
+    def udp_find_port(self, sk: Sock) -> int | None:
+        """udp_lib_get_port with snum 0: a uniformly random first port, then each hash slot in turn,
+        walking the slot's ports with an odd multiple of the table size; no parity preference."""
+        lo, hi, _ = self.local_port_range(sk)
+        full = range_mask(lo, hi) & ~self.reserved_mask
+        overlap = self.udp.overlap_mask(sk.key())
+        if sk.reuseaddr or sk.reuseport:
+            space = PortSpace(full & ~overlap, full & overlap,
+                              lambda p: not udp_port_taken(sk, self.udp.owners(p)))
+        else:
+            space = PortSpace(full & ~overlap)
+        remaining = hi - lo + 1
+        rand = self.rng.getrandbits(32)
+        first = ((rand * remaining) >> 32) + lo
+        size = self.profile.udp_table_size
+        step = ((rand | 1) * size) & 0xFFFF
+        if step == 0:
+            # The table has a slot per port: each slot holds one candidate, taken in order from `first`.
+            port, _ = scan_wrapped(space, first, 1, remaining, hi + 1, remaining)
+            return port
+        if not space.free:
+            return None
+        for slot in range(first, first + size):
+            snum = slot & 0xFFFF
+            start = snum
+            while True:
+                if lo <= snum <= hi and space.ok(snum):
+                    return snum
+                snum = (snum + step) & 0xFFFF
+                if snum == start:
+                    break
+        return None
+
+    # ------------------------------------------------------------------ listen() and accept()
+
+    def listen(self, sk: Sock, backlog: int) -> None:
+        """__inet_listen_sk + inet_csk_listen_start: re-check the port as a listener, or autobind."""
+        if sk.state == LISTEN:
+            sk.backlog = backlog
+            return
+        if sk.state != CLOSE:
+            fail(errno.EINVAL)
+        sk.state = LISTEN
+        if not self.get_port(sk, sk.lport):
+            sk.state = CLOSE
+            if not sk.lport:
+                sk.laddr = sk.laddr if sk.bindaddr_lock else None
+            fail(errno.EADDRINUSE)
+        sk.backlog = backlog
+        self._hash_listener(sk)
+
+    def _hash_listener(self, sk: Sock) -> None:
+        """inet_hash → inet_reuseport_add_sock: join a matching group or start one."""
+        lst = self.listeners.setdefault(sk.lport, [])
+        if sk.reuseport:
+            for other in lst:
+                if other.group is not None and same_group_identity(sk, other):
+                    other.group.add(sk)
+                    break
+            else:
+                ReuseportGroup().add(sk)
+        lst.append(sk)
+
+    def _unhash_listener(self, sk: Sock) -> None:
+        lst = self.listeners.get(sk.lport, [])
+        if sk in lst:
+            lst.remove(sk)
+            if not lst:
+                del self.listeners[sk.lport]
+        if sk.group is not None:
+            sk.group.detach(sk)
+
+    def lookup_listener(self, daddr: IPAddress, dport: int, saddr: IPAddress, sport: int) -> Sock | None:
+        """__inet_lookup_listener: the exact-address listeners first, then the wildcard ones; the best
+        compute_score() wins (IPv4 socket +1, bound device +1), and a reuseport group picks by 4-tuple hash."""
+        cands = self.listeners.get(dport)
+        if not cands:
+            return None
+        wire_v4 = isinstance(daddr, IPv4Address)
+        exact: list[Sock] = []
+        wild: list[Sock] = []
+        for sk in cands:
+            assert sk.laddr is not None
+            if wire_v4:
+                if sk.family == 6 and sk.v6only:
+                    continue
+                view = v4_view(sk.family, sk.laddr)
+                if view == daddr:
+                    exact.append(sk)
+                elif view == ANY4:
+                    wild.append(sk)
+            else:
+                if sk.family != 6:
+                    continue
+                if sk.laddr == daddr:
+                    exact.append(sk)
+                elif sk.laddr == ANY6:
+                    wild.append(sk)
+        for bucket in (exact, wild):
+            best: Sock | None = None
+            best_score = -1
+            # IPv4 listeners are added at the head of the hash chain (newest first).
+            for sk in reversed(bucket):
+                score = (2 if sk.dev else 1) + (1 if sk.family == 4 else 0)
+                if score > best_score:
+                    best, best_score = sk, score
+            if best is not None:
+                if best.group is not None and len(best.group.members) > 1:
+                    return best.group.select(self._ehashfn(daddr, dport, saddr, sport))
+                return best
+        return None
+
+    def _ehashfn(self, laddr: IPAddress, lport: int, faddr: IPAddress, fport: int) -> int:
+        """inet_ehashfn: a keyed 32-bit hash of the 4-tuple (jhash with a boot secret in the kernel)."""
+        data = laddr.packed + faddr.packed + struct.pack(">HH", lport, fport)
+        return siphash24(self.ehash_secret, data) & 0xFFFFFFFF
+
+    def accept(self, listener: Sock) -> Sock:
+        """inet_csk_accept, non-blocking: the oldest established child, or EAGAIN (EINVAL if not listening)."""
+        if listener.state != LISTEN:
+            fail(errno.EINVAL)
+        if not listener.accept_queue:
+            fail(errno.EAGAIN)
+        child = listener.accept_queue.popleft()
+        child.parent = None
+        return child
+
+    # ------------------------------------------------------------------ connect()
+
+    def _port_offset(self, saddr: IPAddress, daddr: IPAddress, dport: int) -> int:
+        """secure_ipv4/ipv6_port_ephemeral: SipHash of (saddr, daddr, dport[, jiffies / (10 HZ)]) under
+        net_secret (secure_seq.c; time seed 4dfa9b438ee3, 5.18). 64 bits since 5.18, 32 before."""
+        p = self.profile
+        seed = int((self.now + self.boot_phase) // 10) & 0xFFFFFFFF if p.time_seed else 0
+        if seed != self._offset_seed or len(self._offset_cache) > 65536:
+            self._offset_cache.clear()
+            self._offset_seed = seed
+        key = (saddr, daddr, dport)
+        v = self._offset_cache.get(key)
+        if v is None:
+            data = saddr.packed + daddr.packed + struct.pack(">H", dport) + b"\0\0"
+            if p.time_seed:
+                data += struct.pack("<I", seed)
+            v = siphash24(self.net_secret, data)
+            if not p.port_offset_64:
+                v &= 0xFFFFFFFF
+            self._offset_cache[key] = v
+        return v
+
+    def _tw_reuse_setting(self, tw: Sock) -> int:
+        """tcp_twsk_unique's `reuse`: the sysctl, zeroed for FIN_WAIT2 (6.12) and, when 2, off loopback."""
+        reuse = int(self.sc.get("net.ipv4.tcp_tw_reuse", 0))  # type: ignore[arg-type]
+        if tw.tw_substate == FIN_WAIT2 and self.profile.fin_wait2_not_reused:
+            return 0
+        if reuse == 2:
+            assert tw.raddr is not None and tw.saddr_wire is not None
+            loop = tw.dev == LOOPBACK_IFINDEX or is_loopback(tw.raddr) or is_loopback(tw.saddr_wire)
+            if not loop:
+                return 0
+        return reuse
+
+    def _tw_delay_passed(self, stamp: float) -> bool:
+        """6.14+: tcp_clock_ms() > stamp + tcp_tw_reuse_delay; before: ktime_get_seconds() > stamp (1 s ticks)."""
+        if self.profile.tw_reuse_delay_sysctl:
+            delay = int(self.sc.get("net.ipv4.tcp_tw_reuse_delay", 1000))  # type: ignore[arg-type]
+            return int(self.now * 1000) > int(stamp * 1000) + delay
+        return int(self.now + self.boot_phase) > int(stamp + self.boot_phase)
+
+    def twsk_unique(self, tw: Sock, bound_port: bool) -> bool:
+        """tcp_twsk_unique: may a new connection take over this TIME_WAIT 4-tuple?
+
+        Timestamps are required; a socket that already had its port (twp == NULL) takes it over at once,
+        whatever tcp_tw_reuse says; an autobinding connect() needs tcp_tw_reuse and the delay.
+        """
+        if tw.ts_stamp is None:
+            return False
+        if bound_port:
+            return True
+        return bool(self._tw_reuse_setting(tw)) and self._tw_delay_passed(tw.ts_stamp)
+
+    def _tw_hard(self, tw: Sock) -> bool:
+        """Can no tcp_tw_reuse setting ever take this TIME_WAIT over (for the search bitsets)?"""
+        return tw.ts_stamp is None or (tw.tw_substate == FIN_WAIT2 and self.profile.fin_wait2_not_reused)
+
+    def check_established(self, sk: Sock, port: int, bound_port: bool) -> bool:
+        """__inet_check_established: is (saddr, port, daddr, dport) free, or held by a TIME_WAIT we may take?
+        On success a taken-over TIME_WAIT is killed."""
+        assert sk.saddr_wire is not None and sk.raddr is not None
+        other = self.ehash.lookup((sk.saddr_wire, port, sk.raddr, sk.rport))
+        if other is None:
+            return True
+        if other.state == TIME_WAIT and self.twsk_unique(other, bound_port):
+            self.stats["tw_reused"] += 1
+            self._destroy(other)
+            return True
+        return False
+
+    def connect_search(self, sk: Sock) -> int | None:
+        """__inet_hash_connect for an unbound socket: the profile's search over the ports that are not
+        reserved, not held by an explicit binder, and whose 4-tuple toward this destination is free (or a
+        TIME_WAIT that tcp_tw_reuse may take over). Returns the port, with the bucket taken."""
+        assert sk.saddr_wire is not None and sk.raddr is not None
+        lo, hi, local_ports = self.local_port_range(sk)
+        full = range_mask(lo, hi)
+        blocked = self.reserved_mask | self.tcp.explicit_mask
+        soft = 0
+        d = self.ehash.dest((sk.saddr_wire, sk.raddr, sk.rport))
+        if d is not None:
+            blocked |= d.live | d.tw_hard
+            soft = d.tw & ~d.tw_hard & full & ~blocked
+        saddr, raddr, rport = sk.saddr_wire, sk.raddr, sk.rport
+
+        def tw_ok(port: int) -> bool:
+            tw = self.ehash.lookup((saddr, port, raddr, rport))
+            return tw is not None and self.twsk_unique(tw, bound_port=False)
+
+        space = PortSpace(full & ~blocked & ~soft, soft, tw_ok)
+        req = ConnectRequest(lo, hi, local_ports, self._port_offset(saddr, raddr, rport), space,
+                             self.rng, self.search_state, self.profile)
+        result = CONNECT_SEARCHES[self.profile.connect_search](req)
+        self.stats["connect_searches"] += 1
+        self.stats["connect_probes"] += result.probes
+        self.last_probes = result.probes
+        if result.port is None:
+            return None
+        self.check_established(sk, result.port, bound_port=False)   # takes over the TIME_WAIT, if one
+        sk.connect_bind = True
+        self.tcp.add(sk, result.port)
+        return result.port
+
+    def route_source(self, sk: Sock, daddr: IPAddress) -> IPAddress:
+        """ip_route_connect's source choice, or the bound address; ENETUNREACH with no address to use."""
+        if sk.laddr is not None and not is_any(sk.laddr):
+            return wire_address(sk.laddr)
+        src = self.addresses.source_for(daddr)
+        if src is None:
+            fail(errno.ENETUNREACH)
+        return src
+
+    def _set_rcv_saddr(self, sk: Sock, src: IPAddress) -> None:
+        """inet_bhash2_update_saddr: a socket bound to the wildcard (or not at all) takes the source address;
+        a port it already holds moves to that address."""
+        if sk.laddr is not None and not is_any(sk.laddr):
+            return
+        self._rehash_laddr(sk, src if sk.family == 4 or isinstance(src, IPv6Address) else mapped(src))
+
+    def stream_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> int:
+        """__inet_stream_connect: the socket-level state switch around tcp_connect.
+
+        Returns 0 or the errno the handshake ended with (ECONNREFUSED, ETIMEDOUT); raises what fails
+        before any packet is sent (EISCONN, EADDRNOTAVAIL, ...). A non-blocking socket gets EINPROGRESS
+        and finds the outcome on its next connect() (0 once, then EISCONN) or in SO_ERROR.
+        """
+        if sk.sock_state == "connected":
+            fail(errno.EISCONN)
+        if sk.sock_state == "connecting":
+            if sk.state == CLOSE:
+                err, sk.so_error = sk.so_error, 0
+                sk.sock_state = "unconnected"
+                return err or errno.ECONNABORTED
+            sk.sock_state = "connected"
+            return 0
+        if sk.state != CLOSE:
+            fail(errno.EISCONN)
+        self.tcp_connect(sk, daddr, dport)
+        if not sk.blocking:
+            sk.sock_state = "connecting"
+            fail(errno.EINPROGRESS)
+        if sk.state == CLOSE:
+            err, sk.so_error = sk.so_error, 0
+            return err
+        sk.sock_state = "connected"
+        return 0
+
+    def tcp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
+        (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
+        handshake leaves the socket CLOSE with so_error set."""
+        daddr = wire_address(daddr)
+        if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
+            fail(errno.ENETUNREACH)
+        if dport == 0:
+            fail(errno.ECONNREFUSED)
+        src = self.route_source(sk, daddr)
+        if isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address):
+            fail(errno.ENETUNREACH if sk.family == 4 else errno.EAFNOSUPPORT)
+        self._set_rcv_saddr(sk, src)
+        sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
+        if sk.lport:
+            ok = self.check_established(sk, sk.lport, bound_port=True)
+        else:
+            ok = self.connect_search(sk) is not None
+        if not ok:
+            self._connect_failed(sk)
+            fail(errno.EADDRNOTAVAIL)
+        self.ehash.insert(sk)
+        self.stats["connects"] += 1
+        self._handshake(sk, daddr, dport)
+
+    def _rehash_laddr(self, sk: Sock, laddr: IPAddress | None) -> None:
+        """Change the local address of a socket, moving the port it holds (inet_bhash2_update_saddr)."""
+        if sk.lport:
+            table, port = self.table(sk), sk.lport
+            table.remove(sk)
+            sk.laddr = laddr if laddr is not None else (ANY4 if sk.family == 4 else ANY6)
+            table.add(sk, port)
+        else:
+            sk.laddr = laddr
+
+    def _connect_failed(self, sk: Sock) -> None:
+        """tcp_set_state(CLOSE) + inet_bhash2_reset_saddr: a port not chosen by the user is released
+        (inet_put_port), an address not chosen by the user forgotten."""
+        if sk.hashed:
+            self.ehash.remove(sk)
+        sk.state = CLOSE
+        if sk.lport and not sk.bindport_lock:
+            self.table(sk).remove(sk)
+            sk.lport = 0
+            sk.connect_bind = False
+        if not sk.bindaddr_lock:
+            self._rehash_laddr(sk, None)
+        sk.raddr, sk.rport, sk.saddr_wire = None, 0, None
+
+    def _peer_for(self, daddr: IPAddress, dport: int) -> RemotePeer:
+        for net, port, peer in reversed(self.peers):
+            if daddr in net and (port is None or port == dport):
+                return peer
+        return self.default_peer
+
+    def set_peer(self, address: str, behaviour: str, port: int | None = None) -> None:
+        """Choose what the simulated remote peer(s) at ``address`` (an address or a network) do."""
+        if behaviour not in PEER_BEHAVIOURS:
+            raise ValueError(f"unknown peer behaviour {behaviour!r}; choose one of {', '.join(PEER_BEHAVIOURS)}")
+        try:
+            net = ip_network(address, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"bad peer address {address!r}: give an address or a network like 10.0.0.0/8") from exc
+        self.peers.append((net, port, RemotePeer(behaviour)))
+
+    def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """The SYN meets a listener on this host, or a simulated remote peer."""
+        assert sk.saddr_wire is not None
+        ts = bool(self.sc.get("net.ipv4.tcp_timestamps", 1))
+        if self.addresses.is_local(daddr):
+            listener = self.lookup_listener(daddr, dport, sk.saddr_wire, sk.lport)
+            if listener is None:
+                self._reset_received(sk, errno.ECONNREFUSED)
+                return
+            if len(listener.accept_queue) > min(listener.backlog, int(self.sc.get("net.core.somaxconn", 4096))):
+                # sk_acceptq_is_full: the SYN is dropped; a blocking connect() times out.
+                self._reset_received(sk, errno.ETIMEDOUT)
+                return
+            child = self.new_sock(listener.family, "tcp", listener.uid)
+            child.reuseaddr, child.reuseport, child.dev = listener.reuseaddr, listener.reuseport, listener.dev
+            child.v6only = listener.v6only
+            child.laddr = daddr if listener.family == 4 or isinstance(daddr, IPv6Address) else mapped(daddr)
+            child.saddr_wire, child.raddr, child.rport = daddr, sk.saddr_wire, sk.lport
+            child.state = ESTABLISHED
+            child.parent = listener
+            self.tcp.add(child, listener.lport)        # __inet_inherit_port
+            self.ehash.insert(child)
+            child.peer, sk.peer = sk, child
+            child.ts_stamp = sk.ts_stamp = (self.now if ts else None)
+            listener.accept_queue.append(child)
+        else:
+            peer = self._peer_for(daddr, dport)
+            if peer.behaviour == "refuse":
+                self._reset_received(sk, errno.ECONNREFUSED)
+                return
+            sk.peer = peer
+            sk.ts_stamp = self.now if ts else None
+        sk.state = ESTABLISHED
+        if isinstance(sk.peer, RemotePeer) and sk.peer.behaviour == "close_first":
+            sk.state = CLOSE_WAIT
+
+    def _reset_received(self, sk: Sock, err: int) -> None:
+        """tcp_reset → tcp_done: the connection fails with ``err``; an autobound port is released."""
+        self.ehash.remove(sk)
+        sk.state = CLOSE
+        sk.so_error = err
+        if sk.lport and not sk.bindport_lock:
+            self.table(sk).remove(sk)
+            sk.lport = 0
+            sk.connect_bind = False
+        sk.raddr, sk.rport = None, 0
+
+    # ------------------------------------------------------------------ UDP
+
+    def udp_autobind(self, sk: Sock) -> None:
+        """inet_autobind: get_port(sk, 0) or EAGAIN (UDP connect() and the first sendto())."""
+        if not sk.lport and not self.get_port(sk, 0):
+            if not sk.bindaddr_lock:
+                sk.laddr = None
+            fail(errno.EAGAIN)
+
+    def udp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """inet_dgram_connect + __ip4_datagram_connect: autobind (on the bound address, else the wildcard),
+        then take the route's source address."""
+        daddr = wire_address(daddr)
+        self.udp_autobind(sk)
+        src = self.route_source(sk, daddr)
+        self._set_rcv_saddr(sk, src)
+        sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
+        sk.state = ESTABLISHED
+
+    # ------------------------------------------------------------------ close() and teardown
+
+    def close(self, sk: Sock) -> None:
+        """tcp_close / udp_lib_close: what is left of the socket in the kernel, and for how long."""
+        sk.orphan = True
+        if sk.proto == "udp" or sk.state == CLOSE:
+            self._destroy(sk)
+            return
+        if sk.state == LISTEN:
+            self._close_listener(sk)
+            return
+        if sk.state == ESTABLISHED:
+            self._active_close(sk)
+        elif sk.state == CLOSE_WAIT:
+            self._passive_close(sk)
+        else:
+            self._destroy(sk)
+
+    def _close_listener(self, sk: Sock) -> None:
+        """inet_csk_listen_stop: children never accepted are reset (RST to their peers)."""
+        self._unhash_listener(sk)
+        while sk.accept_queue:
+            child = sk.accept_queue.popleft()
+            child.parent = None
+            child.orphan = True
+            self._send_reset(child)
+            self._destroy(child)
+        self._destroy(sk)
+
+    def _send_reset(self, sk: Sock) -> None:
+        """The peer of ``sk`` receives an RST: a live peer fails with ECONNRESET; a TIME_WAIT or FIN_WAIT2
+        peer is killed (tcp_timewait_state_process, tcp_rfc1337 = 0)."""
+        peer = sk.peer
+        if not isinstance(peer, Sock):
+            return
+        peer.peer = None
+        if peer.state == TIME_WAIT:
+            self._destroy(peer)
+        elif peer.state in (ESTABLISHED, CLOSE_WAIT):
+            self._reset_received(peer, errno.ECONNRESET)
+            if peer.orphan:
+                self._destroy(peer)
+
+    def _enter_timewait(self, sk: Sock, substate: str, lifetime: float) -> None:
+        """tcp_time_wait: the socket becomes a timewait sock holding its port and 4-tuple."""
+        sk.state = TIME_WAIT
+        sk.tw_substate = substate
+        if sk.ts_stamp is not None:
+            sk.ts_stamp = self.now
+        self.ehash.set_timewait(sk, self._tw_hard(sk))
+        self.timers.arm(sk, self.now + lifetime)
+
+    def _active_close(self, sk: Sock) -> None:
+        """We close first: FIN_WAIT2 until the peer closes (an orphan: tcp_fin_timeout), then TIME_WAIT."""
+        peer = sk.peer
+        if isinstance(peer, RemotePeer):
+            if peer.behaviour == "hold":
+                self._enter_timewait(sk, FIN_WAIT2, float(self.sc.get("net.ipv4.tcp_fin_timeout", 60)))  # type: ignore[arg-type]
+            else:
+                self._enter_timewait(sk, TIME_WAIT, TCP_TIMEWAIT_LEN)
+            return
+        if isinstance(peer, Sock):
+            peer.state = CLOSE_WAIT
+            self._enter_timewait(sk, FIN_WAIT2, float(self.sc.get("net.ipv4.tcp_fin_timeout", 60)))  # type: ignore[arg-type]
+            return
+        self._destroy(sk)
+
+    def _passive_close(self, sk: Sock) -> None:
+        """The peer closed first: LAST_ACK, then gone; the peer's FIN_WAIT2 becomes TIME_WAIT (60 s)."""
+        peer = sk.peer
+        if isinstance(peer, Sock) and peer.state == TIME_WAIT and peer.tw_substate == FIN_WAIT2:
+            self._enter_timewait(peer, TIME_WAIT, TCP_TIMEWAIT_LEN)
+            peer.peer = None
+        self._destroy(sk)
+
+    def _destroy(self, sk: Sock) -> None:
+        """Free the kernel socket: unhash it, release its port, drop its timer."""
+        if sk.hashed:
+            self.ehash.remove(sk)
+        if sk.state == LISTEN:
+            self._unhash_listener(sk)
+        if sk.lport:
+            self.table(sk).remove(sk)
+        if isinstance(sk.peer, Sock) and sk.peer.peer is sk:
+            sk.peer.peer = None
+        sk.expires = None
+        if sk.parent is not None and sk in sk.parent.accept_queue:
+            sk.parent.accept_queue.remove(sk)
+        self.socks.pop(sk.id, None)
+        sk.state = CLOSE
+        sk.lport = 0

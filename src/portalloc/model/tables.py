@@ -1,0 +1,232 @@
+# The kernel's lookup tables, kept as bitsets so that searches cost C-level word operations, not
+# Python steps per port.
+#
+# - PortTable is bhash (one per protocol): port -> BindBucket with its owners. It also keeps, per bound
+#   address "slot" (family, address, v6only, device), a bitset of the ports that slot holds, and for
+#   TCP the bitset of ports whose bucket is "explicit" (fastreuse >= 0 or fastreuseport >= 0: some
+#   owner came from bind()/listen(), not from connect()). connect() never takes an explicit port;
+#   bind(0) never takes a port held on an overlapping address.
+# - EstablishedTable is ehash: 4-tuple -> socket, plus per destination (local address, remote address,
+#   remote port) the bitsets of ports in use toward it: live sockets, TIME_WAIT sockets, and the
+#   TIME_WAIT sockets no tw_reuse setting can ever take over.
+# - TimerQueue fires TIME_WAIT and FIN_WAIT2 expiries in time order.
+"""Bind buckets, the established table and timers."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from portalloc.model.addr import AddrKey, IPAddress, devices_compatible, rcv_saddr_equal
+from portalloc.model.sock import Sock
+
+
+class BindBucket:
+    """inet_bind_bucket: one port's owners and whether an explicit binder touched it."""
+
+    __slots__ = ("port", "owners", "explicit_owners", "ever_explicit")
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.owners: list[Sock] = []
+        self.explicit_owners = 0      # owners not autobound by connect() (no SOCK_CONNECT_BIND)
+        self.ever_explicit = False    # fastreuse/fastreuseport left -1 at some point
+
+
+@dataclass
+class _Slot:
+    counts: dict[int, int] = field(default_factory=dict)
+    mask: int = 0
+
+
+class PortTable:
+    """bhash for one protocol, with the bitsets that make the port searches fast.
+
+    ``release_resets_bucket`` selects the 6.18 rule (d57f4b874946): a port is explicit only while an
+    explicit owner remains; before 6.18 it stays explicit until the bucket is freed.
+    """
+
+    def __init__(self, release_resets_bucket: bool) -> None:
+        self.release_resets_bucket = release_resets_bucket
+        self.buckets: dict[int, BindBucket] = {}
+        self.slots: dict[AddrKey, _Slot] = {}
+        self.explicit_mask = 0
+
+    def owners(self, port: int) -> list[Sock]:
+        """Every socket holding ``port`` (bound, listening, connected, TIME_WAIT)."""
+        b = self.buckets.get(port)
+        return b.owners if b else []
+
+    def is_explicit(self, port: int) -> bool:
+        """Would __inet_hash_connect skip this port (tb->fastreuse >= 0 || tb->fastreuseport >= 0)?"""
+        return bool(self.explicit_mask >> port & 1)
+
+    def _refresh_explicit(self, b: BindBucket | None, port: int) -> None:
+        if b is None:
+            explicit = False
+        elif self.release_resets_bucket:
+            explicit = b.explicit_owners > 0
+        else:
+            explicit = b.ever_explicit
+        bit = 1 << port
+        if explicit != bool(self.explicit_mask & bit):
+            self.explicit_mask ^= bit
+
+    def add(self, sk: Sock, port: int) -> None:
+        """inet_bind_hash: ``sk`` (its laddr already set) now holds ``port``."""
+        b = self.buckets.get(port)
+        if b is None:
+            b = self.buckets[port] = BindBucket(port)
+        b.owners.append(sk)
+        if not sk.connect_bind:
+            b.explicit_owners += 1
+            b.ever_explicit = True
+        self._refresh_explicit(b, port)
+        slot = self.slots.get(sk.key())
+        if slot is None:
+            slot = self.slots[sk.key()] = _Slot()
+        n = slot.counts.get(port, 0)
+        slot.counts[port] = n + 1
+        if n == 0:
+            slot.mask |= 1 << port
+        sk.lport = port
+
+    def remove(self, sk: Sock) -> None:
+        """inet_put_port: ``sk`` lets go of its port."""
+        port = sk.lport
+        b = self.buckets.get(port)
+        if b is None or sk not in b.owners:
+            return
+        b.owners.remove(sk)
+        if not sk.connect_bind:
+            b.explicit_owners -= 1
+        if not b.owners:
+            del self.buckets[port]
+            b = None  # type: ignore[assignment]
+        self._refresh_explicit(b, port)
+        key = sk.key()
+        slot = self.slots[key]
+        n = slot.counts[port] - 1
+        if n:
+            slot.counts[port] = n
+        else:
+            del slot.counts[port]
+            slot.mask &= ~(1 << port)
+            if not slot.counts:
+                del self.slots[key]
+
+    def overlap_mask(self, key: AddrKey) -> int:
+        """Ports held by any socket whose address overlaps ``key`` (device-compatible, wildcard-aware)."""
+        mask = 0
+        for k, slot in self.slots.items():
+            if devices_compatible(key.dev, k.dev) and rcv_saddr_equal(key, k, True):
+                mask |= slot.mask
+        return mask
+
+    def all_owners(self) -> Iterator[Sock]:
+        """Every socket in the table."""
+        for b in self.buckets.values():
+            yield from b.owners
+
+
+class DestPorts:
+    """Ports in use toward one destination (local address, remote address, remote port)."""
+
+    __slots__ = ("live", "tw", "tw_hard")
+
+    def __init__(self) -> None:
+        self.live = 0      # non-TIME_WAIT sockets: the 4-tuple is taken
+        self.tw = 0        # TIME_WAIT sockets (either substate)
+        self.tw_hard = 0   # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
+
+
+TupleKey = tuple[IPAddress, int, IPAddress, int]
+DestKey = tuple[IPAddress, IPAddress, int]
+
+
+class EstablishedTable:
+    """ehash: 4-tuple uniqueness, with per-destination bitsets for the connect() search."""
+
+    def __init__(self) -> None:
+        self.by_tuple: dict[TupleKey, Sock] = {}
+        self.dests: dict[DestKey, DestPorts] = {}
+
+    @staticmethod
+    def tuple_of(sk: Sock) -> TupleKey:
+        """(local address, local port, remote address, remote port) on the wire."""
+        assert sk.saddr_wire is not None and sk.raddr is not None
+        return sk.saddr_wire, sk.lport, sk.raddr, sk.rport
+
+    def lookup(self, key: TupleKey) -> Sock | None:
+        """The socket holding this exact 4-tuple, if any."""
+        return self.by_tuple.get(key)
+
+    def dest(self, key: DestKey) -> DestPorts | None:
+        """The bitsets toward one destination, if anything uses it."""
+        return self.dests.get(key)
+
+    def insert(self, sk: Sock) -> None:
+        """Hash a connected socket (live state)."""
+        t = self.tuple_of(sk)
+        self.by_tuple[t] = sk
+        d = self.dests.get((t[0], t[2], t[3]))
+        if d is None:
+            d = self.dests[(t[0], t[2], t[3])] = DestPorts()
+        d.live |= 1 << t[1]
+        sk.hashed = True
+
+    def set_timewait(self, sk: Sock, hard: bool) -> None:
+        """``sk`` (already hashed) became a TIME_WAIT sock; ``hard``: never reusable by tcp_tw_reuse."""
+        t = self.tuple_of(sk)
+        d = self.dests[(t[0], t[2], t[3])]
+        bit = 1 << t[1]
+        d.live &= ~bit
+        d.tw |= bit
+        if hard:
+            d.tw_hard |= bit
+        else:
+            d.tw_hard &= ~bit
+
+    def remove(self, sk: Sock) -> None:
+        """Unhash ``sk``."""
+        if not sk.hashed:
+            return
+        t = self.tuple_of(sk)
+        if self.by_tuple.get(t) is sk:
+            del self.by_tuple[t]
+            dk = (t[0], t[2], t[3])
+            d = self.dests[dk]
+            bit = ~(1 << t[1])
+            d.live &= bit
+            d.tw &= bit
+            d.tw_hard &= bit
+            if not (d.live or d.tw):
+                del self.dests[dk]
+        sk.hashed = False
+
+
+class TimerQueue:
+    """TIME_WAIT and FIN_WAIT2 timers: fire in expiry order when simulated time passes."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Sock]] = []
+        self._seq = 0
+
+    def arm(self, sk: Sock, expires: float) -> None:
+        """(Re)arm ``sk``'s timer; an earlier entry for it becomes stale."""
+        sk.expires = expires
+        self._seq += 1
+        heapq.heappush(self._heap, (expires, self._seq, sk))
+
+    def run_until(self, now: float, fire: Callable[[Sock], None]) -> None:
+        """Fire, in order, every timer whose expiry is at or before ``now``."""
+        h = self._heap
+        while h and h[0][0] <= now:
+            expires, _, sk = heapq.heappop(h)
+            if sk.expires == expires:
+                sk.expires = None
+                fire(sk)
+
+    def __len__(self) -> int:
+        return len(self._heap)
