@@ -1,6 +1,7 @@
 # The live agent: a child process that owns a private network namespace and real sockets in it.
 #
-# Theory of operation: LiveHost starts `python -c ...main()` with pipes on stdin/stdout. The agent's first
+# Theory of operation: LiveHost starts `python -E -S -c ...main()` (only the stdlib, portalloc.constants and
+# portalloc.live.{agent,protocol,diag} are imported) with pipes on stdin/stdout. The agent's first
 # act is unshare(CLONE_NEWNET); the namespace is unnamed, so it dies with this process (nothing to clean
 # up: no `ip netns`, no mount). It then answers JSON lines (see protocol.py): "setup" (lo up, extra
 # devices, addresses), sysctl get/set (writes /proc/sys/net/..., which resolves to this task's namespace),

@@ -42,8 +42,20 @@ DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 
 _UNSET: Any = object()
 _SRC_DIR = str(Path(__file__).resolve().parents[2])
-_AGENT_CODE = ("import sys; sys.path.insert(0, sys.argv[1]); "
-               "from portalloc.live.agent import main; main()")
+# The agent imports only the stdlib, portalloc.constants and portalloc.live.{agent,protocol,diag}: the two
+# packages are pre-registered as bare namespace modules so that neither portalloc/__init__.py (the model)
+# nor portalloc/live/__init__.py runs in the agent. Start-up stays fast and independent of the model.
+_AGENT_CODE = (
+    "import sys, types\n"
+    "src = sys.argv[1]\n"
+    "sys.path.insert(0, src)\n"
+    "for name in ('portalloc', 'portalloc.live'):\n"
+    "    mod = types.ModuleType(name)\n"
+    "    mod.__path__ = [src + '/' + name.replace('.', '/')]\n"
+    "    sys.modules[name] = mod\n"
+    "from portalloc.live.agent import main\n"
+    "main()\n"
+)
 
 
 class LiveUnavailable(RuntimeError):
@@ -136,7 +148,7 @@ class LiveHost:
         self._stderr = tempfile.TemporaryFile(prefix="portalloc-agent-")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _AGENT_CODE, _SRC_DIR],
+                [sys.executable, "-E", "-S", "-c", _AGENT_CODE, _SRC_DIR],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                 bufsize=0, close_fds=True)
         except BaseException:

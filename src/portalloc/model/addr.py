@@ -123,7 +123,10 @@ def is_any(addr: IPAddress) -> bool:
 
 
 def format_host(addr: IPAddress) -> str:
-    """The host part as the socket module prints it."""
+    """The host part as the kernel and the socket module print it (inet_ntop: ``::ffff:127.0.0.1``,
+    where Python 3.11's ``str()`` would give ``::ffff:7f00:1``)."""
+    if isinstance(addr, IPv6Address):
+        return socket.inet_ntop(socket.AF_INET6, addr.packed)
     return str(addr)
 
 
@@ -136,6 +139,8 @@ class HostAddresses:
     """
 
     def __init__(self, specs: tuple[str, ...] | list[str]) -> None:
+        self._local: dict[IPAddress, bool] = {}
+        self._source: dict[IPAddress, IPAddress | None] = {}
         self.interfaces = []
         for spec in specs:
             try:
@@ -150,7 +155,12 @@ class HostAddresses:
 
     def is_local(self, addr: IPAddress) -> bool:
         """Would the kernel's local routing table accept ``addr`` as one of this host's own?"""
-        addr = wire_address(addr)
+        known = self._local.get(addr)
+        if known is None:
+            known = self._local[addr] = self._is_local(wire_address(addr))
+        return known
+
+    def _is_local(self, addr: IPAddress) -> bool:
         for iface in self.interfaces:
             if iface.version != addr.version:
                 continue
@@ -168,7 +178,11 @@ class HostAddresses:
         other destination through the first non-loopback address of the family (the model's default
         route), or failing that the first address of the family. None: no address of that family.
         """
-        daddr = wire_address(daddr)
+        if daddr not in self._source:
+            self._source[daddr] = self._source_for(wire_address(daddr))
+        return self._source[daddr]
+
+    def _source_for(self, daddr: IPAddress) -> IPAddress | None:
         same = [i for i in self.interfaces if i.version == daddr.version]
         if not same:
             return None
@@ -187,12 +201,19 @@ class HostAddresses:
         return same[0].ip
 
 
+_HOST_CACHE: dict[tuple[str, int], IPAddress] = {}
+
+
 def parse_host(host: object, family: int, fn: str) -> IPAddress:
     """Turn the host part of a sockaddr into an address, as the socket module would (numeric only).
 
     ``""`` is the wildcard, ``"localhost"`` the loopback address, ``"<broadcast>"`` 255.255.255.255.
     Names needing DNS raise socket.gaierror, as an unresolvable name would.
     """
+    if isinstance(host, str):
+        hit = _HOST_CACHE.get((host, family))
+        if hit is not None:
+            return hit
     if isinstance(host, bytes):
         host = host.decode("idna")
     if not isinstance(host, str):
@@ -212,6 +233,8 @@ def parse_host(host: object, family: int, fn: str) -> IPAddress:
         # e.g. "::1" on an AF_INET socket: getaddrinfo(AF_INET) cannot resolve it.
         raise socket.gaierror(socket.EAI_ADDRFAMILY if hasattr(socket, "EAI_ADDRFAMILY") else -9,
                               "Address family for hostname not supported")
+    if len(_HOST_CACHE) < 100_000:
+        _HOST_CACHE[(host, family)] = addr
     return addr
 
 

@@ -27,7 +27,7 @@ from portalloc.constants import (
 )
 from portalloc.kernels import get_profile
 from portalloc.kernels.profile import KernelProfile
-from portalloc.model.addr import ANY4, ANY6, IPAddress, family_number, parse_sockaddr
+from portalloc.model.addr import ANY4, ANY6, IPAddress, family_number, format_host, parse_sockaddr
 from portalloc.model.errors import fail, kernel_error
 from portalloc.model.info import SocketInfo
 from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, TIME_WAIT, Sock
@@ -100,7 +100,7 @@ class Socket:
         if self.family == _socket.AF_INET:
             return (str(addr if addr is not None else ANY4), port)
         a = addr if addr is not None else ANY6
-        return (str(mapped(a)), port, 0, 0)
+        return (format_host(mapped(a)), port, 0, 0)
 
     def __repr__(self) -> str:
         sk = self._sk
@@ -209,11 +209,26 @@ class Socket:
         return self._timeout
 
     def send(self, data: bytes, flags: int = 0) -> int:
-        """send(2): only checks that there is a peer (ENOTCONN / EDESTADDRREQ); data goes nowhere."""
+        """send(2): needs a peer (ENOTCONN / EDESTADDRREQ). TCP data goes nowhere; a UDP datagram to a
+        local address reaches the receiving socket."""
         sk = self._live()
         if sk.raddr is None:
             fail(errno.EDESTADDRREQ if sk.proto == "udp" else errno.ENOTCONN)
+        if sk.proto == "udp":
+            self._stack.udp_deliver(sk, sk.raddr, sk.rport, bytes(data))
         return len(memoryview(data))
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[Any, ...]]:
+        """recvfrom(2) of a UDP datagram, never waiting: BlockingIOError (EAGAIN) when none is queued."""
+        sk = self._live()
+        if sk.proto != "udp" or not sk.rx:
+            fail(errno.EAGAIN)
+        data, (addr, port) = sk.rx.popleft()
+        return data[:bufsize], self._sockaddr(addr, port)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """recv(2): the data of recvfrom()."""
+        return self.recvfrom(bufsize, flags)[0]
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
         """send() for all of ``data``."""
@@ -228,8 +243,9 @@ class Socket:
             if sk.raddr is None:
                 fail(errno.EPIPE)
             return n
-        self._addr(target, "sendto")
+        addr, port = self._addr(target, "sendto")
         self._stack.udp_autobind(sk)
+        self._stack.udp_deliver(sk, addr, port, bytes(data))
         return n
 
     def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
@@ -419,7 +435,7 @@ class Host:
             a = addr if addr is not None else (ANY4 if sk.family == 4 else ANY6)
             if sk.family == 6 and isinstance(a, IPv4Address):
                 a = mapped(a)
-            return str(a), port
+            return format_host(a), port
 
         if sk.state == TIME_WAIT:
             state = "FIN-WAIT-2" if sk.tw_substate == FIN_WAIT2 else "TIME-WAIT"

@@ -42,7 +42,7 @@ class Sock:
         "bindaddr_lock", "bindport_lock", "connect_bind",
         "peer", "parent", "accept_queue", "backlog", "orphan",
         "tw_substate", "ts_stamp", "expires", "group", "so_error", "blocking", "sock_state",
-        "hashed",
+        "hashed", "rx",
     )
 
     def __init__(self, sid: int, family: int, proto: str, uid: int) -> None:
@@ -79,6 +79,7 @@ class Sock:
         self.blocking = True
         self.sock_state = "unconnected"   # struct socket state: unconnected, connecting, connected
         self.hashed = False               # in the established table
+        self.rx: deque[tuple[bytes, tuple[IPAddress, int]]] = deque()   # UDP datagrams waiting
 
     def key(self) -> AddrKey:
         """The bind-overlap identity: family, local address, v6only, device."""

@@ -56,7 +56,7 @@ from portalloc.model.sock import (
     Sock,
 )
 from portalloc.model.sysctl import SysctlValue, normalize_name, to_text
-from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue
+from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue, addr_key
 
 def mapped(addr: IPAddress) -> IPv6Address:
     """::ffff:a.b.c.d for an IPv4 address (how an AF_INET6 socket sees IPv4)."""
@@ -250,7 +250,8 @@ class Stack:
         owners = self.tcp.owners(port)
         if owners and tcp_bind_conflict(sk, owners, relax=True, reuseport_ok=True):
             return False
-        self.tcp.add(sk, port)
+        if not sk.lport:               # listen() re-checks a port the socket already holds
+            self.tcp.add(sk, port)
         return True
 
     def find_open_port(self, sk: Sock) -> int | None:
@@ -289,7 +290,8 @@ class Stack:
         return best[1]
 
     def udp_get_port(self, sk: Sock, port: int) -> bool:
-        """udp_lib_get_port: an explicit port checked with udp_lib_lport_inuse, or the autobind walk."""
+        """udp_lib_get_port: an explicit port checked with udp_lib_lport_inuse, or the autobind walk; a
+        SO_REUSEPORT socket then joins the group of an exact-address peer (udp_reuseport_add_sock)."""
         if port == 0:
             found = self.udp_find_port(sk)
             if found is None:
@@ -297,6 +299,14 @@ class Stack:
             port = found
         elif udp_bind_conflict(sk, self.udp.owners(port)):
             return False
+        if sk.reuseport:
+            for other in self.udp.owners(port):
+                if other.group is not None and other.family == sk.family and other.v6only == sk.v6only \
+                        and other.dev == sk.dev and other.uid == sk.uid and other.laddr == sk.laddr:
+                    other.group.add(sk)
+                    break
+            else:
+                ReuseportGroup().add(sk)
         self.udp.add(sk, port)
         return True
 
@@ -437,7 +447,7 @@ class Stack:
         if seed != self._offset_seed or len(self._offset_cache) > 65536:
             self._offset_cache.clear()
             self._offset_seed = seed
-        key = (saddr, daddr, dport)
+        key = (addr_key(saddr), addr_key(daddr), dport)
         v = self._offset_cache.get(key)
         if v is None:
             data = saddr.packed + daddr.packed + struct.pack(">H", dport) + b"\0\0"
@@ -488,7 +498,7 @@ class Stack:
         """__inet_check_established: is (saddr, port, daddr, dport) free, or held by a TIME_WAIT we may take?
         On success a taken-over TIME_WAIT is killed."""
         assert sk.saddr_wire is not None and sk.raddr is not None
-        other = self.ehash.lookup((sk.saddr_wire, port, sk.raddr, sk.rport))
+        other = self.ehash.lookup((addr_key(sk.saddr_wire), port, addr_key(sk.raddr), sk.rport))
         if other is None:
             return True
         if other.state == TIME_WAIT and self.twsk_unique(other, bound_port):
@@ -506,18 +516,18 @@ class Stack:
         full = range_mask(lo, hi)
         blocked = self.reserved_mask | self.tcp.explicit_mask
         soft = 0
-        d = self.ehash.dest((sk.saddr_wire, sk.raddr, sk.rport))
+        skey, rkey, rport = addr_key(sk.saddr_wire), addr_key(sk.raddr), sk.rport
+        d = self.ehash.dest((skey, rkey, rport))
         if d is not None:
             blocked |= d.live | d.tw_hard
             soft = d.tw & ~d.tw_hard & full & ~blocked
-        saddr, raddr, rport = sk.saddr_wire, sk.raddr, sk.rport
 
         def tw_ok(port: int) -> bool:
-            tw = self.ehash.lookup((saddr, port, raddr, rport))
+            tw = self.ehash.lookup((skey, port, rkey, rport))
             return tw is not None and self.twsk_unique(tw, bound_port=False)
 
         space = PortSpace(full & ~blocked & ~soft, soft, tw_ok)
-        req = ConnectRequest(lo, hi, local_ports, self._port_offset(saddr, raddr, rport), space,
+        req = ConnectRequest(lo, hi, local_ports, self._port_offset(sk.saddr_wire, sk.raddr, rport), space,
                              self.rng, self.search_state, self.profile)
         result = CONNECT_SEARCHES[self.profile.connect_search](req)
         self.stats["connect_searches"] += 1
@@ -705,6 +715,45 @@ class Stack:
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
         sk.state = ESTABLISHED
 
+    def udp_deliver(self, src: Sock, daddr: IPAddress, dport: int, data: bytes) -> None:
+        """A datagram from ``src`` to a local address: __udp4_lib_lookup picks the receiver (exact address
+        before wildcard, a matching connected socket scores higher; a reuseport group without connected
+        members picks by the 4-tuple hash). No receiver: the datagram is dropped (the ICMP error is not
+        modelled)."""
+        daddr = wire_address(daddr)
+        if not self.addresses.is_local(daddr):
+            return
+        saddr = src.saddr_wire or self.route_source(src, daddr)
+        best: Sock | None = None
+        best_score = -1
+        for sk in self.udp.owners(dport):
+            assert sk.laddr is not None
+            if isinstance(daddr, IPv4Address):
+                if sk.family == 6 and sk.v6only:
+                    continue
+                view = v4_view(sk.family, sk.laddr)
+                if view != daddr and view != ANY4:
+                    continue
+                score = 2 if sk.family == 4 else 1
+            else:
+                if sk.family != 6 or (sk.laddr != daddr and sk.laddr != ANY6):
+                    continue
+                score = 1
+            if sk.raddr is not None:
+                if sk.raddr != saddr or sk.rport != src.lport:
+                    continue
+                score += 8
+            if sk.laddr not in (ANY4, ANY6):
+                score += 4
+            if score > best_score:
+                best, best_score = sk, score
+        if best is None:
+            return
+        group = best.group
+        if group is not None and len(group.members) > 1 and all(m.raddr is None for m in group.members):
+            best = group.select(self._ehashfn(daddr, dport, saddr, src.lport))
+        best.rx.append((bytes(data), (saddr, src.lport)))
+
     # ------------------------------------------------------------------ close() and teardown
 
     def close(self, sk: Sock) -> None:
@@ -786,6 +835,8 @@ class Stack:
             self.ehash.remove(sk)
         if sk.state == LISTEN:
             self._unhash_listener(sk)
+        elif sk.group is not None:
+            sk.group.detach(sk)
         if sk.lport:
             self.table(sk).remove(sk)
         if isinstance(sk.peer, Sock) and sk.peer.peer is sk:

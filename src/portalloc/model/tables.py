@@ -141,8 +141,15 @@ class DestPorts:
         self.tw_hard = 0   # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
 
 
-TupleKey = tuple[IPAddress, int, IPAddress, int]
-DestKey = tuple[IPAddress, IPAddress, int]
+TupleKey = tuple[int, int, int, int]
+DestKey = tuple[int, int, int]
+_V6 = 1 << 128
+
+
+def addr_key(addr: IPAddress) -> int:
+    """A wire address as a dict key: its integer, IPv6 ones offset past the IPv4 space (ipaddress objects
+    hash slowly; this keeps the per-connect table work to integer hashing)."""
+    return addr._ip if addr.version == 4 else addr._ip | _V6
 
 
 class EstablishedTable:
@@ -156,7 +163,7 @@ class EstablishedTable:
     def tuple_of(sk: Sock) -> TupleKey:
         """(local address, local port, remote address, remote port) on the wire."""
         assert sk.saddr_wire is not None and sk.raddr is not None
-        return sk.saddr_wire, sk.lport, sk.raddr, sk.rport
+        return addr_key(sk.saddr_wire), sk.lport, addr_key(sk.raddr), sk.rport
 
     def lookup(self, key: TupleKey) -> Sock | None:
         """The socket holding this exact 4-tuple, if any."""
