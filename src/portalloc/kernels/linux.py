@@ -119,13 +119,13 @@ def build(version: tuple[int, int], name: str | None = None) -> KernelProfile:
             applied.append(sw)
     base_version = applied[-1].version if applied else BASE.version
     last = applied[-1].summary if applied else "the 2.6-era hint search, as in the seed article"
-    commits = tuple(c for sw in applied for c in sw.commits)
+    own = applied[-1].commits if applied else ()
     return dataclasses.replace(
         BASE,
         name=name or _version_name(base_version),
         version=version,
         description=f"Linux {version[0]}.{version[1]}: {last}",
-        sources=("torvalds/linux net/ipv4/inet_hashtables.c, inet_connection_sock.c, tcp_ipv4.c",) + commits,
+        sources=("torvalds/linux net/ipv4/inet_hashtables.c, inet_connection_sock.c, tcp_ipv4.c",) + own,
         **changes,
     )
 

@@ -244,9 +244,9 @@ def parse_sockaddr(addr: object, family: int, fn: str) -> tuple[IPAddress, int]:
     if not isinstance(addr, tuple):
         raise TypeError(f"{fam_name} address must be tuple, not {type(addr).__name__}")
     if family == 4 and len(addr) != 2:
-        raise TypeError(f"AF_INET address must be a pair (host, port)")
+        raise TypeError("AF_INET address must be a pair (host, port)")
     if family == 6 and not 2 <= len(addr) <= 4:
-        raise TypeError(f"AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+        raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
     host, port = addr[0], addr[1]
     if not isinstance(port, int) or isinstance(port, bool):
         raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")

@@ -13,7 +13,7 @@ import errno
 import socket as _socket
 import struct
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address
 from types import TracebackType
 from typing import Any
 
@@ -255,7 +255,7 @@ class Socket:
         p = self._stack.profile
 
         def as_bool() -> bool:
-            if len(raw) < 4 and not (value is None):
+            if len(raw) < 4 and value is not None:
                 fail(errno.EINVAL)
             return num != 0
 

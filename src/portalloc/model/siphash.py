@@ -51,4 +51,4 @@ def siphash24(key: bytes, data: bytes) -> int:
         v0 ^= m
     v2 ^= 0xFF
     rounds(4)
-    return v0 ^ v1 ^ v2 ^ v3
+    return int(v0 ^ v1 ^ v2 ^ v3)

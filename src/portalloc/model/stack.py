@@ -58,6 +58,7 @@ from portalloc.model.sock import (
 from portalloc.model.sysctl import SysctlValue, normalize_name, to_text
 from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue, addr_key
 
+
 def mapped(addr: IPAddress) -> IPv6Address:
     """::ffff:a.b.c.d for an IPv4 address (how an AF_INET6 socket sees IPv4)."""
     return addr if isinstance(addr, IPv6Address) else IPv6Address("::ffff:" + str(addr))
@@ -141,6 +142,17 @@ class Stack:
             from portalloc.kernels.sysctls import parse_port_list
             self.reserved_mask = sum(1 << p for p in parse_port_list(str(parsed)))
 
+    def sysctl_int(self, name: str, default: int = 0) -> int:
+        """A scalar sysctl's value (``default`` when this profile has no such sysctl)."""
+        v = self.sc.get(name, default)
+        return v if isinstance(v, int) else default
+
+    def port_range(self) -> tuple[int, int]:
+        """net.ipv4.ip_local_port_range."""
+        v = self.sc["net.ipv4.ip_local_port_range"]
+        assert isinstance(v, tuple)
+        return v
+
     def advance(self, seconds: float) -> None:
         """Let simulated time pass; TIME_WAIT and FIN_WAIT2 timers fire in order."""
         if seconds < 0:
@@ -171,7 +183,7 @@ class Stack:
     def local_port_range(self, sk: Sock) -> tuple[int, int, bool]:
         """inet_sk_get_local_port_range (6.3+, 91d0b78c5177): the netns range narrowed by
         IP_LOCAL_PORT_RANGE; each bound applies only if it lies inside. Returns (low, high, option set)."""
-        lo, hi = self.sc["net.ipv4.ip_local_port_range"]  # type: ignore[misc]
+        lo, hi = self.port_range()
         if sk.local_range and self.profile.ip_local_port_range_option:
             sk_lo, sk_hi = sk.local_range & 0xFFFF, sk.local_range >> 16
             if lo <= sk_lo <= hi:
@@ -194,7 +206,7 @@ class Stack:
             return True
         w = wire_address(addr)
         nonlocal_key = "net.ipv4.ip_nonlocal_bind" if isinstance(w, IPv4Address) else "net.ipv6.ip_nonlocal_bind"
-        if self.sc.get(nonlocal_key):
+        if self.sysctl_int(nonlocal_key):
             return True
         if w.is_multicast or (isinstance(w, IPv4Address) and w == IPv4Address("255.255.255.255")):
             return True
@@ -202,8 +214,7 @@ class Stack:
 
     def _needs_bind_service(self, port: int) -> bool:
         """inet_port_requires_bind_service: below ip_unprivileged_port_start (1024 before 4.11)."""
-        start = self.sc.get("net.ipv4.ip_unprivileged_port_start", 1024)
-        return port != 0 and port < start  # type: ignore[operator]
+        return port != 0 and port < self.sysctl_int("net.ipv4.ip_unprivileged_port_start", 1024)
 
     def bind(self, sk: Sock, addr: IPAddress, port: int) -> None:
         """__inet_bind / __inet6_bind, checks in the kernel's order (af_inet.c, af_inet6.c)."""
@@ -267,7 +278,7 @@ class Stack:
                              lambda p: not tcp_bind_conflict(sk, self.tcp.owners(p), relax=True, reuseport_ok=False))
 
         req = BindRequest(lo, hi, sk.reuseaddr, space,
-                          bool(self.sc.get("net.ipv4.ip_autobind_reuse", 0)), self.rng)
+                          bool(self.sysctl_int("net.ipv4.ip_autobind_reuse", 0)), self.rng)
         result = BIND_SEARCHES[self.profile.bind_search](req)
         self.stats["bind_probes"] += result.probes
         if result.port is None and self.profile.smallest_size_fallback and sk.reuseaddr and sk.state != LISTEN:
@@ -461,7 +472,7 @@ class Stack:
 
     def _tw_reuse_setting(self, tw: Sock) -> int:
         """tcp_twsk_unique's `reuse`: the sysctl, zeroed for FIN_WAIT2 (6.12) and, when 2, off loopback."""
-        reuse = int(self.sc.get("net.ipv4.tcp_tw_reuse", 0))  # type: ignore[arg-type]
+        reuse = self.sysctl_int("net.ipv4.tcp_tw_reuse", 0)
         if tw.tw_substate == FIN_WAIT2 and self.profile.fin_wait2_not_reused:
             return 0
         if reuse == 2:
@@ -474,7 +485,7 @@ class Stack:
     def _tw_delay_passed(self, stamp: float) -> bool:
         """6.14+: tcp_clock_ms() > stamp + tcp_tw_reuse_delay; before: ktime_get_seconds() > stamp (1 s ticks)."""
         if self.profile.tw_reuse_delay_sysctl:
-            delay = int(self.sc.get("net.ipv4.tcp_tw_reuse_delay", 1000))  # type: ignore[arg-type]
+            delay = self.sysctl_int("net.ipv4.tcp_tw_reuse_delay", 1000)
             return int(self.now * 1000) > int(stamp * 1000) + delay
         return int(self.now + self.boot_phase) > int(stamp + self.boot_phase)
 
@@ -634,6 +645,7 @@ class Stack:
         sk.raddr, sk.rport, sk.saddr_wire = None, 0, None
 
     def _peer_for(self, daddr: IPAddress, dport: int) -> RemotePeer:
+        peer: RemotePeer
         for net, port, peer in reversed(self.peers):
             if daddr in net and (port is None or port == dport):
                 return peer
@@ -652,13 +664,13 @@ class Stack:
     def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """The SYN meets a listener on this host, or a simulated remote peer."""
         assert sk.saddr_wire is not None
-        ts = bool(self.sc.get("net.ipv4.tcp_timestamps", 1))
+        ts = bool(self.sysctl_int("net.ipv4.tcp_timestamps", 1))
         if self.addresses.is_local(daddr):
             listener = self.lookup_listener(daddr, dport, sk.saddr_wire, sk.lport)
             if listener is None:
                 self._reset_received(sk, errno.ECONNREFUSED)
                 return
-            if len(listener.accept_queue) > min(listener.backlog, int(self.sc.get("net.core.somaxconn", 4096))):
+            if len(listener.accept_queue) > min(listener.backlog, self.sysctl_int("net.core.somaxconn", 4096)):
                 # sk_acceptq_is_full: the SYN is dropped; a blocking connect() times out.
                 self._reset_received(sk, errno.ETIMEDOUT)
                 return
@@ -811,13 +823,13 @@ class Stack:
         peer = sk.peer
         if isinstance(peer, RemotePeer):
             if peer.behaviour == "hold":
-                self._enter_timewait(sk, FIN_WAIT2, float(self.sc.get("net.ipv4.tcp_fin_timeout", 60)))  # type: ignore[arg-type]
+                self._enter_timewait(sk, FIN_WAIT2, float(self.sysctl_int("net.ipv4.tcp_fin_timeout", 60)))
             else:
                 self._enter_timewait(sk, TIME_WAIT, TCP_TIMEWAIT_LEN)
             return
         if isinstance(peer, Sock):
             peer.state = CLOSE_WAIT
-            self._enter_timewait(sk, FIN_WAIT2, float(self.sc.get("net.ipv4.tcp_fin_timeout", 60)))  # type: ignore[arg-type]
+            self._enter_timewait(sk, FIN_WAIT2, float(self.sysctl_int("net.ipv4.tcp_fin_timeout", 60)))
             return
         self._destroy(sk)
 

@@ -103,8 +103,9 @@ class PortTable:
             b.explicit_owners -= 1
         if not b.owners:
             del self.buckets[port]
-            b = None  # type: ignore[assignment]
-        self._refresh_explicit(b, port)
+            self._refresh_explicit(None, port)
+        else:
+            self._refresh_explicit(b, port)
         key = sk.key()
         slot = self.slots[key]
         n = slot.counts[port] - 1
@@ -149,7 +150,7 @@ _V6 = 1 << 128
 def addr_key(addr: IPAddress) -> int:
     """A wire address as a dict key: its integer, IPv6 ones offset past the IPv4 space (ipaddress objects
     hash slowly; this keeps the per-connect table work to integer hashing)."""
-    return addr._ip if addr.version == 4 else addr._ip | _V6
+    return int(addr) if addr.version == 4 else int(addr) | _V6
 
 
 class EstablishedTable:

@@ -1,0 +1,127 @@
+# Benchmarks of the model (and, for the ratio, of the live kernel). Figures, never pass/fail.
+#
+# Rules: each figure is measured the same way on every run; none fails on a slow machine. The three model
+# figures are the ones issue #2 asks for: (1) connect()+accept()+close() per second at low occupancy, the
+# same loop the live figure times inside a namespace; (2) the time to fill 1024-65535 toward ONE
+# destination and then make as many connects that must fail, with the probe count the kernel's loop
+# would have made; (3) peak memory for a large number of live connections spread over 1,000 destinations.
+"""portalloc's benchmark figures."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from portalloc.model.host import Host
+
+WIDE = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.ip_unprivileged_port_start": 1024}
+
+
+def connect_close_rate(count: int = 20_000, seed: int = 1) -> dict[str, Any]:
+    """Loopback connect()+accept()+close() per second on the model, at low occupancy.
+
+    The listener is 127.0.0.1:5000; the client closes first and the server after, so each connection leaves
+    a client TIME_WAIT; simulated time advances 61 s every 2,000 connections so occupancy stays low.
+    """
+    host = Host("linux", seed=seed)
+    lst = host.socket()
+    lst.bind(("127.0.0.1", 5000))
+    lst.listen(4096)
+    t0 = time.perf_counter()
+    for i in range(count):
+        c = host.socket()
+        c.connect(("127.0.0.1", 5000))
+        a, _ = lst.accept()
+        c.close()
+        a.close()
+        if i % 2000 == 1999:
+            host.sleep(61)
+    dt = time.perf_counter() - t0
+    return {"ops_per_sec": count / dt, "count": count, "seconds": dt}
+
+
+def fill_one_destination(seed: int = 1) -> dict[str, Any]:
+    """Fill 1024-65535 toward one remote destination, then make 64,512 more connects that must fail."""
+    host = Host("linux", seed=seed, addresses=("127.0.0.1/8", "10.0.0.2/8"), sysctls=WIDE)
+    n = 65535 - 1024 + 1
+    keep = []
+    t0 = time.perf_counter()
+    ok = 0
+    for _ in range(n):
+        s = host.socket()
+        s.connect(("10.9.9.9", 443))
+        keep.append(s)
+        ok += 1
+    t_fill = time.perf_counter() - t0
+    probes_fill = host.stats["connect_probes"]
+    failed = 0
+    for _ in range(n):
+        s = host.socket()
+        err = s.connect_ex(("10.9.9.9", 443))
+        if err == errno.EADDRNOTAVAIL:
+            failed += 1
+        s.close()
+    t_all = time.perf_counter() - t0
+    return {"connected": ok, "failed_eaddrnotavail": failed, "fill_seconds": t_fill, "total_seconds": t_all,
+            "kernel_probes_fill": probes_fill, "kernel_probes_total": host.stats["connect_probes"]}
+
+
+def memory_for_connections(connections: int = 1_000_000, destinations: int = 1000, seed: int = 1) -> dict[str, Any]:
+    """Peak Python memory (tracemalloc) while ``connections`` live connections exist over ``destinations``."""
+    gc.collect()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    host = Host("linux", seed=seed, addresses=("127.0.0.1/8", "10.0.0.2/8"), sysctls=WIDE)
+    keep = []
+    per = max(1, connections // destinations)
+    made = 0
+    for d in range(destinations):
+        dst = (f"10.{1 + d // 250}.{d % 250}.1", 443)
+        for _ in range(per):
+            if made >= connections:
+                break
+            s = host.socket()
+            s.connect(dst)
+            keep.append(s)
+            made += 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    dt = time.perf_counter() - t0
+    return {"connections": made, "destinations": destinations, "peak_mib": peak / 2**20,
+            "bytes_per_connection": peak / max(1, made), "seconds": dt}
+
+
+def live_rate(count: int = 5000) -> dict[str, Any]:
+    """The live kernel's loopback connect()+accept()+close() rate, or the reason it cannot be measured."""
+    try:
+        from portalloc.live import LiveUnavailable
+        from portalloc.live.bench import live_connect_rate
+    except ImportError as exc:  # pragma: no cover - the package ships live/
+        return {"unavailable": str(exc)}
+    try:
+        return live_connect_rate(count)
+    except LiveUnavailable as exc:
+        return {"unavailable": str(exc)}
+
+
+def run_all(connections: int = 1_000_000, live: bool = True,
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every figure, in order; ``progress`` is told which one starts."""
+    say = progress or (lambda _msg: None)
+    out: dict[str, Any] = {}
+    say("connect+accept+close at low occupancy")
+    out["connect_close"] = connect_close_rate()
+    say("fill 1024-65535 toward one destination, then fail as many")
+    out["fill_one_destination"] = fill_one_destination()
+    say(f"memory for {connections:,} connections over 1,000 destinations")
+    out["memory"] = memory_for_connections(connections)
+    if live:
+        say("live kernel connect rate (private namespace)")
+        out["live"] = live_rate()
+        if "ops_per_sec" in out["live"]:
+            out["model_to_kernel_ratio"] = out["connect_close"]["ops_per_sec"] / out["live"]["ops_per_sec"]
+    return out

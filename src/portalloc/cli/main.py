@@ -1,0 +1,141 @@
+# The `portalloc` command line.
+#
+# Rules: every command prints with rich (or JSON with --json) and exits 0 on success, 1 when what it checks
+# does not hold, 2 on bad input — with a one-line message that says what is wrong and how to fix it, never
+# a traceback. Commands written elsewhere (replay, diff, verify, compare) are registered here when their
+# modules are present, so `--help` lists exactly what works.
+"""portalloc CLI: kernels, demo, bench (and replay/diff/verify/compare)."""
+
+from __future__ import annotations
+
+import importlib
+import json as _json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from portalloc import __version__
+from portalloc.kernels import describe
+
+app = typer.Typer(
+    name="portalloc",
+    help="TCP/UDP local-port allocation, executable: a faithful kernel model, the live kernel, and tests "
+         "that hold one to the other.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"portalloc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """TCP/UDP local-port allocation, executable."""
+
+
+@app.command()
+def kernels(json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the kernel profiles, each with what it changes and its sources."""
+    rows = describe()
+    if json:
+        print(_json.dumps([{"name": n, "description": d, "sources": list(s)} for n, d, s in rows], indent=2))
+        return
+    table = Table(title="Kernel profiles (Host(kernel=NAME); linux-X.Y resolves to the newest switch <= X.Y)")
+    table.add_column("name", style="bold")
+    table.add_column("what this version changes")
+    table.add_column("sources (commits)", overflow="fold")
+    for name, desc, sources in rows:
+        table.add_row(name, desc.split(": ", 1)[-1], ", ".join(sources[1:]) or sources[0])
+    console.print(table)
+
+
+@app.command()
+def demo(json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Replay the story of the 2014 "Bind before connect" article on the model, claim by claim."""
+    from portalloc.story import chapters
+
+    results = []
+    with console.status("running the story on the model..."):
+        for ch in chapters():
+            results.append(ch)
+    if json:
+        print(_json.dumps([ch.__dict__ for ch in results], indent=2))
+    else:
+        table = Table(title="'Bind before connect' (2014), replayed on portalloc's model", show_lines=True)
+        table.add_column("", width=2)
+        table.add_column("claim")
+        table.add_column("kernel")
+        table.add_column("what the model did")
+        for ch in results:
+            table.add_row("[green]✓[/]" if ch.ok else "[red]✗[/]", f"[bold]{ch.title}[/]\n{ch.claim}",
+                          ch.kernel, ch.result)
+        console.print(table)
+    if not all(ch.ok for ch in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    connections: int = typer.Option(1_000_000, "--connections", min=1000, max=5_000_000,
+                                    help="Live connections for the memory figure."),
+    live: bool = typer.Option(True, "--live/--no-live", help="Also time the real kernel in a namespace."),
+) -> None:
+    """Benchmark the model (figures only; nothing here fails on a slow machine)."""
+    from portalloc.bench import run_all
+
+    if json:
+        print(_json.dumps(run_all(connections, live), indent=2))
+        return
+    with console.status("benchmarking...") as status:
+        res = run_all(connections, live, progress=lambda msg: status.update(msg))
+    table = Table(title="portalloc bench")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    cc, fill, mem = res["connect_close"], res["fill_one_destination"], res["memory"]
+    table.add_row("model: loopback connect+accept+close per second", f"{cc['ops_per_sec']:,.0f}")
+    table.add_row("model: fill 1024-65535 toward one destination",
+                  f"{fill['connected']:,} in {fill['fill_seconds']:.2f} s")
+    table.add_row("model: then connects failing EADDRNOTAVAIL",
+                  f"{fill['failed_eaddrnotavail']:,} (total {fill['total_seconds']:.2f} s)")
+    table.add_row("kernel probes counted for the fill / in total",
+                  f"{fill['kernel_probes_fill']:,} / {fill['kernel_probes_total']:,}")
+    table.add_row(f"model: peak memory, {mem['connections']:,} connections / {mem['destinations']:,} destinations",
+                  f"{mem['peak_mib']:,.0f} MiB ({mem['bytes_per_connection']:,.0f} B each)")
+    if "live" in res:
+        lv = res["live"]
+        if "ops_per_sec" in lv:
+            table.add_row(f"live kernel {lv['kernel']}: connect+accept+close per second", f"{lv['ops_per_sec']:,.0f}")
+            table.add_row("model / kernel", f"{res['model_to_kernel_ratio']:.2f}x")
+        else:
+            table.add_row("live kernel", f"unavailable: {lv['unavailable']}")
+    console.print(table)
+
+
+def _register_optional(module: str, names: dict[str, str]) -> None:
+    """Register commands whose modules exist (so --help shows only what is installed)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return
+    for command, attr in names.items():
+        fn: Any = getattr(mod, attr, None)
+        if fn is not None:
+            app.command(command)(fn)
+
+
+_register_optional("portalloc.cli.trace_cmds", {"replay": "replay", "diff": "diff", "verify": "verify"})
+_register_optional("portalloc.cli.compare_cmd", {"compare": "compare"})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
