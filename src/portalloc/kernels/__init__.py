@@ -1,22 +1,39 @@
 # The registry of kernel profiles: names → KernelProfile.
 #
-# Rule: every name `kernels()` lists resolves; "linux" is the newest Linux; "linux-X.Y" resolves to the
-# newest switch at or below X.Y (kernels/linux.py); "linux-live" to the running kernel's version.
+# Rule: profiles come from family modules (kernels/linux.py, ...), each offering `names()` (the names it
+# lists) and `resolve(key)` (a profile for a lower-cased name, or None when the name is not its own).
+# Every name `kernels()` lists resolves. For Linux: "linux" is the newest; "linux-X.Y" resolves to the
+# newest switch at or below X.Y; "linux-live" to the running kernel's version.
 """Kernel profiles by name."""
 
 from __future__ import annotations
 
-import os
+import importlib
+from types import ModuleType
 
 from portalloc.kernels import linux
 from portalloc.kernels.profile import KernelProfile
 
 __all__ = ["KernelProfile", "kernels", "get_profile", "describe"]
 
+#: Family modules, in listing order. Optional ones are imported if present.
+_FAMILY_MODULES = ("portalloc.kernels.linux", "portalloc.kernels.rfc6056", "portalloc.kernels.bsd")
+
+
+def _families() -> list[ModuleType]:
+    mods = [linux]
+    for name in _FAMILY_MODULES[1:]:
+        try:
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return mods
+
 
 def kernels() -> list[str]:
     """The names of every available kernel profile."""
-    return linux.names()
+    return [n for fam in _families() for n in fam.names()]
 
 
 def describe() -> list[tuple[str, str, tuple[str, ...]]]:
@@ -29,17 +46,9 @@ def get_profile(name: str) -> KernelProfile:
     if not isinstance(name, str):
         raise TypeError(f"kernel name must be a string such as 'linux-6.18', not {type(name).__name__}")
     key = name.strip().lower()
-    if key in ("linux", "linux-latest"):
-        return linux.build(linux.NEWEST)
-    if key == "linux-live":
-        v = linux.parse_version(os.uname().release)
-        if v is None:
-            raise ValueError(f"cannot read a Linux version from uname -r = {os.uname().release!r}")
-        return linux.build(min(v, linux.NEWEST), name=f"linux-{v[0]}.{v[1]}")
-    if key.startswith("linux-"):
-        v = linux.parse_version(key[len("linux-"):])
-        if v is not None and v >= linux.BASE.version:
-            exact = key in linux.names()
-            return linux.build(v, name=None if exact else key)
+    for fam in _families():
+        profile = fam.resolve(key)
+        if profile is not None:
+            return profile
     raise ValueError(f"unknown kernel {name!r}; choose one of: {', '.join(kernels())} "
                      "(or linux-X.Y for any version from 2.6, 'linux' for the newest, 'linux-live')")

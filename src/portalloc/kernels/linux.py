@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,3 +134,20 @@ def build(version: tuple[int, int], name: str | None = None) -> KernelProfile:
 def names() -> list[str]:
     """Every Linux profile name with a switch of its own, oldest first."""
     return [_version_name(BASE.version)] + [_version_name(sw.version) for sw in SWITCHES]
+
+
+def resolve(key: str) -> KernelProfile | None:
+    """The profile for a lower-cased name: "linux", "linux-latest", "linux-live" or "linux-X.Y"; else None."""
+    if key in ("linux", "linux-latest"):
+        return build(NEWEST)
+    if key == "linux-live":
+        release = os.uname().release
+        v = parse_version(release)
+        if v is None:
+            raise ValueError(f"cannot read a Linux version from uname -r = {release!r}")
+        return build(min(v, NEWEST), name=f"linux-{v[0]}.{v[1]}")
+    if key.startswith("linux-"):
+        v = parse_version(key[len("linux-"):])
+        if v is not None and v >= BASE.version:
+            return build(v, name=None if key in names() else key)
+    return None

@@ -23,6 +23,9 @@ class KernelProfile:
     version: tuple[int, ...] = (6, 18)
     description: str = ""
     sources: tuple[str, ...] = ()
+    #: which model kernel runs the profile: "linux" (model/stack.py Stack) or another module's Stack
+    #: subclass named in model/host.py STACKS.
+    stack: str = "linux"
 
     # --- connect() search (__inet_hash_connect) ---
     #: strategy for the unbound-socket search: "hint-scan" (<=4.1), "hint-even" (4.2-4.5),

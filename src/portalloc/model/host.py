@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import socket as _socket
 import struct
 from collections.abc import Iterable
@@ -46,6 +47,16 @@ SOCK_CLOEXEC = getattr(_socket, "SOCK_CLOEXEC", 0o2000000)
 _INT_OPTS_TCP = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 23}
 
 _MISSING: Any = object()
+
+#: Model kernels by KernelProfile.stack: "module:Class". Linux's is model/stack.py.
+STACKS = {"linux": "portalloc.model.stack:Stack", "bsd": "portalloc.model.bsd:BsdStack"}
+
+
+def stack_class(profile: KernelProfile) -> type[Stack]:
+    """The Stack class that runs ``profile``."""
+    module, _, cls = STACKS[profile.stack].partition(":")
+    found: type[Stack] = getattr(importlib.import_module(module), cls)
+    return found
 DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 
 
@@ -357,7 +368,7 @@ class Host:
         self.profile: KernelProfile = get_profile(kernel)
         if isinstance(addresses, str):
             addresses = (addresses,)
-        self._stack = Stack(self.profile, seed, tuple(addresses), sysctls, tuple(devices))
+        self._stack = stack_class(self.profile)(self.profile, seed, tuple(addresses), sysctls, tuple(devices))
 
     @property
     def kernel(self) -> str:

@@ -30,7 +30,7 @@ from portalloc.kernels.strategies import (
     BindRequest,
     ConnectRequest,
 )
-from portalloc.kernels.sysctls import specs_for, unknown_sysctl
+from portalloc.kernels.sysctls import SysctlSpec, specs_for, unknown_sysctl
 from portalloc.model.addr import (
     ANY4,
     ANY6,
@@ -103,7 +103,7 @@ class Stack:
             if not isinstance(name, str) or not name or len(name) > 15:
                 raise ValueError(f"bad device name {name!r}: give interface names such as 'lo' or 'v0'")
             self.devices.setdefault(name, len(self.devices) + 1)
-        self.specs = specs_for(profile)
+        self.specs = self.sysctl_specs(profile)
         self.sc: dict[str, SysctlValue] = {n: s.default(profile) for n, s in self.specs.items()}
         self.reserved_mask = 0
         self.tcp = PortTable(profile.release_resets_bucket)
@@ -122,6 +122,10 @@ class Stack:
             self.set_sysctl(name, value)
 
     # ------------------------------------------------------------------ sysctls and time
+
+    def sysctl_specs(self, profile: KernelProfile) -> dict[str, SysctlSpec]:
+        """The sysctls this kernel has (a Stack for another OS overrides this)."""
+        return specs_for(profile)
 
     def get_sysctl(self, name: str) -> SysctlValue:
         """Read a sysctl of this namespace (FileNotFoundError when the profile has no such file)."""
@@ -148,7 +152,7 @@ class Stack:
         return v if isinstance(v, int) else default
 
     def port_range(self) -> tuple[int, int]:
-        """net.ipv4.ip_local_port_range."""
+        """The namespace's ephemeral range (net.ipv4.ip_local_port_range; other OSes override this)."""
         v = self.sc["net.ipv4.ip_local_port_range"]
         assert isinstance(v, tuple)
         return v
