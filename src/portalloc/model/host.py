@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import builtins
 import errno
 import importlib
 import socket as _socket
@@ -88,10 +89,24 @@ class Socket:
     def __init__(self, host: Host, sk: Sock, af: int, kind: int) -> None:
         self._host = host
         self._sk: Sock | None = sk
-        self.family = _socket.AddressFamily(af)
-        self.type = _socket.SocketKind(kind)
-        self.proto = _socket.IPPROTO_TCP if kind == _socket.SOCK_STREAM else _socket.IPPROTO_UDP
+        self._af = af
+        self._kind = kind
         self._timeout: float | None = None
+
+    @property
+    def family(self) -> _socket.AddressFamily:
+        """AF_INET or AF_INET6."""
+        return _socket.AddressFamily(self._af)
+
+    @property
+    def type(self) -> _socket.SocketKind:
+        """SOCK_STREAM or SOCK_DGRAM."""
+        return _socket.SocketKind(self._kind)
+
+    @property
+    def proto(self) -> int:
+        """IPPROTO_TCP or IPPROTO_UDP."""
+        return _socket.IPPROTO_TCP if self._kind == _socket.SOCK_STREAM else _socket.IPPROTO_UDP
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -105,10 +120,10 @@ class Socket:
         return self._sk
 
     def _addr(self, address: object, fn: str) -> tuple[IPAddress, int]:
-        return parse_sockaddr(address, family_number(self.family), fn)
+        return parse_sockaddr(address, 4 if self._af == _socket.AF_INET else 6, fn)
 
     def _sockaddr(self, addr: IPAddress | None, port: int) -> tuple[Any, ...]:
-        if self.family == _socket.AF_INET:
+        if self._af == _socket.AF_INET:
             return (str(addr if addr is not None else ANY4), port)
         a = addr if addr is not None else ANY6
         return (format_host(mapped(a)), port, 0, 0)
@@ -120,7 +135,7 @@ class Socket:
     def __enter__(self) -> Socket:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+    def __exit__(self, exc_type: builtins.type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
 
@@ -173,7 +188,7 @@ class Socket:
         if sk.proto != "tcp":
             fail(errno.EOPNOTSUPP)
         child = self._stack.accept(sk)
-        conn = Socket(self._host, child, int(self.family), _socket.SOCK_STREAM)
+        conn = Socket(self._host, child, self._af, _socket.SOCK_STREAM)
         return conn, conn.getpeername()
 
     def close(self) -> None:
@@ -234,6 +249,7 @@ class Socket:
         sk = self._live()
         if sk.proto != "udp" or not sk.rx:
             fail(errno.EAGAIN)
+        assert sk.rx is not None
         data, (addr, port) = sk.rx.popleft()
         return data[:bufsize], self._sockaddr(addr, port)
 

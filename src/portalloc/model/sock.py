@@ -42,7 +42,7 @@ class Sock:
         "bindaddr_lock", "bindport_lock", "connect_bind",
         "peer", "parent", "accept_queue", "backlog", "orphan",
         "tw_substate", "ts_stamp", "expires", "group", "so_error", "blocking", "sock_state",
-        "hashed", "rx",
+        "hashed", "rx", "tkey",
     )
 
     def __init__(self, sid: int, family: int, proto: str, uid: int) -> None:
@@ -68,7 +68,7 @@ class Sock:
         self.connect_bind = False         # SOCK_CONNECT_BIND (6.18): the port was chosen by connect()
         self.peer: Any = None             # the other end: a Sock on this host or a RemotePeer
         self.parent: Sock | None = None   # the listener, while a child waits in its accept queue
-        self.accept_queue: deque[Sock] = deque()
+        self.accept_queue: deque[Sock] | None = None   # a listener's queue, created by listen()
         self.backlog = 0
         self.orphan = False               # the user has closed it; the kernel still holds it
         self.tw_substate = ""             # TIME_WAIT or FIN_WAIT2 while state == TIME_WAIT
@@ -79,7 +79,8 @@ class Sock:
         self.blocking = True
         self.sock_state = "unconnected"   # struct socket state: unconnected, connecting, connected
         self.hashed = False               # in the established table
-        self.rx: deque[tuple[bytes, tuple[IPAddress, int]]] = deque()   # UDP datagrams waiting
+        self.rx: deque[tuple[bytes, tuple[IPAddress, int]]] | None = None   # UDP datagrams waiting
+        self.tkey: tuple[int, int, int, int] | None = None   # the 4-tuple key while hashed
 
     def key(self) -> AddrKey:
         """The bind-overlap identity: family, local address, v6only, device."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import random
 import struct
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_network
 from typing import Any
@@ -118,6 +118,7 @@ class Stack:
         self.stats: Counter[str] = Counter()
         self._offset_cache: dict[tuple[Any, ...], int] = {}
         self._offset_seed = -1
+        self._masks: dict[tuple[int, int], int] = {}
         for name, value in (sysctls or {}).items():
             self.set_sysctl(name, value)
 
@@ -197,6 +198,15 @@ class Stack:
             return lo, hi, True
         return lo, hi, False
 
+    def _range_mask(self, lo: int, hi: int) -> int:
+        """range_mask(lo, hi), remembered (a 64k-bit integer is worth building once)."""
+        m = self._masks.get((lo, hi))
+        if m is None:
+            if len(self._masks) > 256:
+                self._masks.clear()
+            m = self._masks[(lo, hi)] = range_mask(lo, hi)
+        return m
+
     def table(self, sk: Sock) -> PortTable:
         """bhash for TCP, the UDP table for UDP."""
         return self.tcp if sk.proto == "tcp" else self.udp
@@ -272,7 +282,7 @@ class Stack:
     def find_open_port(self, sk: Sock) -> int | None:
         """inet_csk_find_open_port: bind(0)/listen() autobind, in the profile's order (odd-first since 4.6)."""
         lo, hi, _ = self.local_port_range(sk)
-        full = range_mask(lo, hi) & ~self.reserved_mask
+        full = self._range_mask(lo, hi) & ~self.reserved_mask
         overlap = self.tcp.overlap_mask(sk.key())
 
         def space(relax: bool) -> PortSpace:
@@ -329,7 +339,7 @@ class Stack:
         """udp_lib_get_port with snum 0: a uniformly random first port, then each hash slot in turn,
         walking the slot's ports with an odd multiple of the table size; no parity preference."""
         lo, hi, _ = self.local_port_range(sk)
-        full = range_mask(lo, hi) & ~self.reserved_mask
+        full = self._range_mask(lo, hi) & ~self.reserved_mask
         overlap = self.udp.overlap_mask(sk.key())
         if sk.reuseaddr or sk.reuseport:
             space = PortSpace(full & ~overlap, full & overlap,
@@ -374,6 +384,7 @@ class Stack:
                 sk.laddr = sk.laddr if sk.bindaddr_lock else None
             fail(errno.EADDRINUSE)
         sk.backlog = backlog
+        sk.accept_queue = deque()
         self._hash_listener(sk)
 
     def _hash_listener(self, sk: Sock) -> None:
@@ -448,6 +459,7 @@ class Stack:
             fail(errno.EINVAL)
         if not listener.accept_queue:
             fail(errno.EAGAIN)
+        assert listener.accept_queue is not None
         child = listener.accept_queue.popleft()
         child.parent = None
         return child
@@ -528,7 +540,7 @@ class Stack:
         TIME_WAIT that tcp_tw_reuse may take over). Returns the port, with the bucket taken."""
         assert sk.saddr_wire is not None and sk.raddr is not None
         lo, hi, local_ports = self.local_port_range(sk)
-        full = range_mask(lo, hi)
+        full = self._range_mask(lo, hi)
         blocked = self.reserved_mask | self.tcp.explicit_mask
         soft = 0
         skey, rkey, rport = addr_key(sk.saddr_wire), addr_key(sk.raddr), sk.rport
@@ -674,7 +686,7 @@ class Stack:
             if listener is None:
                 self._reset_received(sk, errno.ECONNREFUSED)
                 return
-            if len(listener.accept_queue) > min(listener.backlog, self.sysctl_int("net.core.somaxconn", 4096)):
+            if len(listener.accept_queue or ()) > min(listener.backlog, self.sysctl_int("net.core.somaxconn", 4096)):
                 # sk_acceptq_is_full: the SYN is dropped; a blocking connect() times out.
                 self._reset_received(sk, errno.ETIMEDOUT)
                 return
@@ -689,6 +701,7 @@ class Stack:
             self.ehash.insert(child)
             child.peer, sk.peer = sk, child
             child.ts_stamp = sk.ts_stamp = (self.now if ts else None)
+            assert listener.accept_queue is not None
             listener.accept_queue.append(child)
         else:
             peer = self._peer_for(daddr, dport)
@@ -768,6 +781,8 @@ class Stack:
         group = best.group
         if group is not None and len(group.members) > 1 and all(m.raddr is None for m in group.members):
             best = group.select(self._ehashfn(daddr, dport, saddr, src.lport))
+        if best.rx is None:
+            best.rx = deque()
         best.rx.append((bytes(data), (saddr, src.lport)))
 
     # ------------------------------------------------------------------ close() and teardown
@@ -858,7 +873,7 @@ class Stack:
         if isinstance(sk.peer, Sock) and sk.peer.peer is sk:
             sk.peer.peer = None
         sk.expires = None
-        if sk.parent is not None and sk in sk.parent.accept_queue:
+        if sk.parent is not None and sk.parent.accept_queue and sk in sk.parent.accept_queue:
             sk.parent.accept_queue.remove(sk)
         self.socks.pop(sk.id, None)
         sk.state = CLOSE

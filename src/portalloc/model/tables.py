@@ -176,7 +176,7 @@ class EstablishedTable:
 
     def insert(self, sk: Sock) -> None:
         """Hash a connected socket (live state)."""
-        t = self.tuple_of(sk)
+        t = sk.tkey = self.tuple_of(sk)
         self.by_tuple[t] = sk
         d = self.dests.get((t[0], t[2], t[3]))
         if d is None:
@@ -186,7 +186,8 @@ class EstablishedTable:
 
     def set_timewait(self, sk: Sock, hard: bool) -> None:
         """``sk`` (already hashed) became a TIME_WAIT sock; ``hard``: never reusable by tcp_tw_reuse."""
-        t = self.tuple_of(sk)
+        t = sk.tkey
+        assert t is not None
         d = self.dests[(t[0], t[2], t[3])]
         bit = 1 << t[1]
         d.live &= ~bit
@@ -198,9 +199,9 @@ class EstablishedTable:
 
     def remove(self, sk: Sock) -> None:
         """Unhash ``sk``."""
-        if not sk.hashed:
+        t = sk.tkey
+        if not sk.hashed or t is None:
             return
-        t = self.tuple_of(sk)
         if self.by_tuple.get(t) is sk:
             del self.by_tuple[t]
             dk = (t[0], t[2], t[3])
@@ -212,6 +213,7 @@ class EstablishedTable:
             if not (d.live or d.tw):
                 del self.dests[dk]
         sk.hashed = False
+        sk.tkey = None
 
 
 class TimerQueue:
