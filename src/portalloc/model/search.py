@@ -38,18 +38,41 @@ class PortSpace:
 
     ``soft`` ports must also be set in ``free``. Rejected soft ports are cleared from ``free`` so a
     later scan does not look at them again.
+
+    Built lazily when ``build`` is given: ``quick(port)`` then answers for the first candidate of a scan
+    (most searches at low occupancy end there), and ``build()`` → (free, soft) runs only when that
+    candidate is taken. ``quick`` must be exact: True means the port passes.
     """
 
-    __slots__ = ("free", "soft", "soft_ok", "soft_checks")
+    __slots__ = ("_free", "soft", "soft_ok", "soft_checks", "_build", "_quick")
 
-    def __init__(self, free: int, soft: int = 0, soft_ok: Callable[[int], bool] | None = None) -> None:
-        self.free = free | soft
+    def __init__(self, free: int = 0, soft: int = 0, soft_ok: Callable[[int], bool] | None = None, *,
+                 build: Callable[[], tuple[int, int]] | None = None,
+                 quick: Callable[[int], bool] | None = None) -> None:
+        self._free: int | None = None if build is not None else free | soft
         self.soft = soft
         self.soft_ok = soft_ok
         self.soft_checks = 0
+        self._build = build
+        self._quick = quick
+
+    @property
+    def free(self) -> int:
+        """The bitset of candidate ports (built on first use)."""
+        if self._free is None:
+            assert self._build is not None
+            free, self.soft = self._build()
+            self._free = free | self.soft
+        return self._free
+
+    @free.setter
+    def free(self, value: int) -> None:
+        self._free = value
 
     def ok(self, port: int) -> bool:
         """Does this single port pass?"""
+        if self._free is None and self._quick is not None and self._quick(port):
+            return True
         if not (self.free >> port) & 1:
             return False
         if (self.soft >> port) & 1:
@@ -64,10 +87,12 @@ class PortSpace:
         """Index k of the first passing port among ``start + step*k`` for 0 <= k < count, or None."""
         if count <= 0:
             return None
+        if self._free is None and self._quick is not None and self._quick(start):
+            return 0
         if step == 1:
             window = (1 << count) - 1
         elif step == 2:
-            window = _EVERY_OTHER & ((1 << (2 * count - 1)) - 1)
+            window = _every_other(count)
         else:
             for k in range(count):
                 if self.ok(start + step * k):
@@ -82,6 +107,19 @@ class PortSpace:
             if (self.soft >> port) & 1 and not self.ok(port):
                 continue
             return b // step
+
+
+_WINDOWS: dict[int, int] = {}
+
+
+def _every_other(count: int) -> int:
+    """Bits 0, 2, ..., 2*(count-1): the step-2 window of ``count`` candidates (remembered)."""
+    w = _WINDOWS.get(count)
+    if w is None:
+        if len(_WINDOWS) > 1024:
+            _WINDOWS.clear()
+        w = _WINDOWS[count] = _EVERY_OTHER & ((1 << (2 * count - 1)) - 1)
+    return w
 
 
 def scan_wrapped(space: PortSpace, start: int, step: int, n: int, high: int, remaining: int) -> tuple[int | None, int]:

@@ -540,20 +540,30 @@ class Stack:
         TIME_WAIT that tcp_tw_reuse may take over). Returns the port, with the bucket taken."""
         assert sk.saddr_wire is not None and sk.raddr is not None
         lo, hi, local_ports = self.local_port_range(sk)
-        full = self._range_mask(lo, hi)
-        blocked = self.reserved_mask | self.tcp.explicit_mask
-        soft = 0
         skey, rkey, rport = addr_key(sk.saddr_wire), addr_key(sk.raddr), sk.rport
         d = self.ehash.dest((skey, rkey, rport))
-        if d is not None:
-            blocked |= d.live | d.tw_hard
-            soft = d.tw & ~d.tw_hard & full & ~blocked
 
         def tw_ok(port: int) -> bool:
             tw = self.ehash.lookup((skey, port, rkey, rport))
             return tw is not None and self.twsk_unique(tw, bound_port=False)
 
-        space = PortSpace(full & ~blocked & ~soft, soft, tw_ok)
+        def build() -> tuple[int, int]:
+            full = self._range_mask(lo, hi)
+            blocked = self.reserved_mask | self.tcp.explicit_mask
+            soft = 0
+            if d is not None:
+                blocked |= d.live | d.tw_hard
+                soft = d.tw & ~blocked & full
+            return full & ~blocked & ~soft, soft
+
+        def quick(port: int) -> bool:
+            if not lo <= port <= hi or (self.reserved_mask >> port) & 1 or self.tcp.is_explicit(port):
+                return False
+            if d is None or not (d.live >> port) & 1 and not (d.tw >> port) & 1:
+                return True
+            return not (d.live >> port) & 1 and not (d.tw_hard >> port) & 1 and tw_ok(port)
+
+        space = PortSpace(soft_ok=tw_ok, build=build, quick=quick)
         req = ConnectRequest(lo, hi, local_ports, self._port_offset(sk.saddr_wire, sk.raddr, rport), space,
                              self.rng, self.search_state, self.profile)
         result = CONNECT_SEARCHES[self.profile.connect_search](req)
