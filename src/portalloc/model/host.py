@@ -86,6 +86,8 @@ def _option_value(value: object, optlen: int | None = None) -> tuple[int, bytes]
 class Socket:
     """A socket on a model Host, with the methods of ``socket.socket`` that port allocation needs."""
 
+    __slots__ = ("_host", "_sk", "_af", "_kind", "_timeout", "__weakref__")
+
     def __init__(self, host: Host, sk: Sock, af: int, kind: int) -> None:
         self._host = host
         self._sk: Sock | None = sk
