@@ -71,8 +71,11 @@ def test_sysctl_names_and_missing_files() -> None:
         Host("linux-6.18").sysctl("net.ipv4.tcp_tw_recycle")
     with pytest.raises(FileNotFoundError):
         Host("linux-6.13").sysctl("net.ipv4.tcp_tw_reuse_delay", 5)
+    old = Host("linux-4.17")
+    old.sysctl("net.ipv4.tcp_tw_reuse", 5)          # plain proc_dointvec before 79e9fed46038: any integer
+    assert old.sysctl("net.ipv4.tcp_tw_reuse") == 5
     with pytest.raises(OSError) as exc:
-        Host("linux-4.17").sysctl("net.ipv4.tcp_tw_reuse", 2)     # 2 arrives with 79e9fed46038
+        Host("linux-4.18").sysctl("net.ipv4.tcp_tw_reuse", 3)    # 0..2 since 79e9fed46038
     assert exc.value.errno == errno.EINVAL
 
 

@@ -58,6 +58,9 @@ class KernelProfile:
     ip_unprivileged_port_start: bool = True    # 4.11, 4548b683b781
     tw_reuse_loopback_mode: bool = True        # tcp_tw_reuse=2 and default 2 (4.18, 79e9fed46038)
     tw_reuse_delay_sysctl: bool = True         # tcp_tw_reuse_delay in ms (6.14, ca6a6f93867a); else 1 s ticks
+    #: whole seconds that must pass beyond the stamp with 1 s ticks: get_seconds() - stamp > 1 before the
+    #: monotonic-clock change (cca9bab1b72c, 4.19), ktime_get_seconds() > stamp after it
+    tw_reuse_tick_margin: int = 0
     tw_recycle: bool = False                   # tcp_tw_recycle (removed in 4.12, 4396e46187ca)
     default_port_range: tuple[int, int] = (32768, 60999)   # 32768-61000 before 4.2 (07f4c90062f8)
 

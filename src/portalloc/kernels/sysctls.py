@@ -114,7 +114,8 @@ class SysctlSpec:
 
 
 def _tw_reuse_validator(p: KernelProfile) -> Validator:
-    return int_range(0, 2) if p.tw_reuse_loopback_mode else int_range(0, 1)
+    """0..2 since 79e9fed46038 (4.18); before, plain proc_dointvec: any integer, non-zero meaning on."""
+    return int_range(0, 2) if p.tw_reuse_loopback_mode else any_int
 
 
 SPECS: tuple[SysctlSpec, ...] = (

@@ -50,7 +50,8 @@ _INT_OPTS_TCP = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 
 _MISSING: Any = object()
 
 #: Model kernels by KernelProfile.stack: "module:Class". Linux's is model/stack.py.
-STACKS = {"linux": "portalloc.model.stack:Stack", "bsd": "portalloc.model.bsd:BsdStack"}
+STACKS = {"linux": "portalloc.model.stack:Stack", "bsd": "portalloc.model.bsd:BsdStack",
+          "windows": "portalloc.model.windows:WindowsStack"}
 
 
 def stack_class(profile: KernelProfile) -> type[Stack]:
@@ -206,7 +207,7 @@ class Socket:
     def getsockname(self) -> tuple[Any, ...]:
         """The bound address and port (port 0 when none was chosen yet)."""
         sk = self._live()
-        return self._sockaddr(sk.laddr, sk.lport)
+        return self._sockaddr(sk.laddr, self._stack.sockname_port(sk))
 
     def getpeername(self) -> tuple[Any, ...]:
         """The peer's address; ENOTCONN when there is none."""
@@ -282,6 +283,8 @@ class Socket:
         sk = self._live()
         num, raw = _option_value(value, optlen)
         p = self._stack.profile
+        if self._stack.os_setsockopt(sk, level, optname, num, raw):
+            return
 
         def as_bool() -> bool:
             if len(raw) < 4 and value is not None:
@@ -330,20 +333,23 @@ class Socket:
         """sock_setbindtodevice: a known interface name (ENODEV otherwise), empty to unbind."""
         name = raw.split(b"\0", 1)[0].decode(errors="replace")
         if not name:
-            sk.dev = 0
+            self._stack.set_bound_device(sk, 0)
             return
-        if sk.dev and sk.uid != 0:
-            fail(errno.EPERM)
         index = self._stack.devices.get(name)
         if index is None:
-            fail(errno.ENODEV)
-        sk.dev = index
+            fail(errno.ENODEV)                 # sock_setbindtodevice looks the name up first
+        if sk.dev and sk.uid != 0:
+            fail(errno.EPERM)                  # then sock_bindtoindex_locked: rebinding needs CAP_NET_RAW
+        self._stack.set_bound_device(sk, index)
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
         """getsockopt(2) for the same options; SO_ERROR reads and clears the pending error."""
         sk = self._live()
         p = self._stack.profile
         value: int
+        found = self._stack.os_getsockopt(sk, level, optname)
+        if found is not None:
+            return struct.pack("=i", found)[:buflen] if buflen is not None else found
         if level == SOL_SOCKET and optname == SO_REUSEADDR:
             value = int(sk.reuseaddr)
         elif level == SOL_SOCKET and optname == SO_REUSEPORT and p.so_reuseport:

@@ -42,7 +42,7 @@ class Sock:
         "bindaddr_lock", "bindport_lock", "connect_bind",
         "peer", "parent", "accept_queue", "backlog", "orphan",
         "tw_substate", "ts_stamp", "expires", "group", "so_error", "blocking", "sock_state",
-        "hashed", "rx", "tkey",
+        "hashed", "rx", "tkey", "sport", "v4_ops",
     )
 
     def __init__(self, sid: int, family: int, proto: str, uid: int) -> None:
@@ -60,6 +60,8 @@ class Sock:
         self.state = CLOSE
         self.laddr: IPAddress | None = None   # rcv_saddr in the socket's own family, None = unbound
         self.lport = 0                    # inet_num; 0 = no port
+        self.sport = 0                    # inet_sport: the last port held; not cleared when it is released
+        self.v4_ops = False               # AF_INET6 TCP: icsk_af_ops left as ipv6_mapped by a v4-mapped connect
         self.raddr: IPAddress | None = None   # peer address on the wire (IPv4 for v4-mapped)
         self.rport = 0
         self.saddr_wire: IPAddress | None = None  # local address on the wire, once connected
@@ -80,7 +82,7 @@ class Sock:
         self.sock_state = "unconnected"   # struct socket state: unconnected, connecting, connected
         self.hashed = False               # in the established table
         self.rx: deque[tuple[bytes, tuple[IPAddress, int]]] | None = None   # UDP datagrams waiting
-        self.tkey: tuple[int, int, int, int] | None = None   # the 4-tuple key while hashed
+        self.tkey: tuple[int, int, int, int, int] | None = None   # the 4-tuple (+ device) key while hashed
 
     def key(self) -> AddrKey:
         """The bind-overlap identity: family, local address, v6only, device."""

@@ -52,6 +52,7 @@ from portalloc.model.sock import (
     ESTABLISHED,
     FIN_WAIT2,
     LISTEN,
+    SYN_SENT,
     TIME_WAIT,
     Sock,
 )
@@ -64,6 +65,8 @@ def mapped(addr: IPAddress) -> IPv6Address:
     return addr if isinstance(addr, IPv6Address) else IPv6Address("::ffff:" + str(addr))
 
 
+#: How long an unanswered SYN is retried with tcp_syn_retries = 6: 1+2+4+8+16+32+64 s.
+SYN_TIMEOUT = 127.0
 #: TCP_TIMEWAIT_LEN (include/net/tcp.h): 60 s, not tunable.
 TCP_TIMEWAIT_LEN = 60.0
 LOOPBACK_IFINDEX = 1
@@ -143,6 +146,8 @@ class Stack:
             raise unknown_sysctl(n)
         parsed = spec.validate(to_text(value), self.sc)
         self.sc[n] = parsed
+        if n == "net.ipv4.tcp_tw_reuse_delay":
+            self.ehash.rebuild_young(self._tw_delay_passed)
         if n == "net.ipv4.ip_local_reserved_ports":
             from portalloc.kernels.sysctls import parse_port_list
             self.reserved_mask = sum(1 << p for p in parse_port_list(str(parsed)))
@@ -151,6 +156,19 @@ class Stack:
         """A scalar sysctl's value (``default`` when this profile has no such sysctl)."""
         v = self.sc.get(name, default)
         return v if isinstance(v, int) else default
+
+    def sockname_port(self, sk: Sock) -> int:
+        """The port getsockname() shows: inet_sport, which keeps a port that a failed connect() released
+        (tcp_set_state(CLOSE) → inet_put_port clears inet_num only; linux.md section 6)."""
+        return sk.lport or (sk.sport if sk.laddr is not None else 0)
+
+    def os_setsockopt(self, sk: Sock, level: int, optname: int, num: int, raw: bytes) -> bool:
+        """Options only another OS has (a Stack subclass handles them and returns True); Linux: none."""
+        return False
+
+    def os_getsockopt(self, sk: Sock, level: int, optname: int) -> int | None:
+        """Read an option only another OS has (None: not one of them)."""
+        return None
 
     def port_range(self) -> tuple[int, int]:
         """The namespace's ephemeral range (net.ipv4.ip_local_port_range; other OSes override this)."""
@@ -173,7 +191,13 @@ class Stack:
         self.now = target
 
     def _timer_fired(self, sk: Sock) -> None:
-        """inet_twsk_kill: a TIME_WAIT or FIN_WAIT2 orphan's time is up; its port is free."""
+        """A timer ran out: a TIME_WAIT or FIN_WAIT2 orphan dies (inet_twsk_kill); a SYN that nobody
+        answered gives up (tcp_write_timeout → tcp_done with ETIMEDOUT), releasing an autobound port."""
+        if sk.state == SYN_SENT:
+            self._reset_received(sk, errno.ETIMEDOUT)
+            if sk.orphan:
+                self._destroy(sk)
+            return
         self._destroy(sk)
 
     # ------------------------------------------------------------------ sockets
@@ -224,6 +248,8 @@ class Stack:
             return True
         if w.is_multicast or (isinstance(w, IPv4Address) and w == IPv4Address("255.255.255.255")):
             return True
+        if isinstance(addr, IPv6Address) and addr.ipv4_mapped is None and sk.dev and sk.dev != LOOPBACK_IFINDEX:
+            return False   # ipv6_chk_addr(net, addr, dev, 0): the address must be on the bound device (lo here)
         return self.addresses.is_local(w)
 
     def _needs_bind_service(self, port: int) -> bool:
@@ -231,7 +257,11 @@ class Stack:
         return port != 0 and port < self.sysctl_int("net.ipv4.ip_unprivileged_port_start", 1024)
 
     def bind(self, sk: Sock, addr: IPAddress, port: int) -> None:
-        """__inet_bind / __inet6_bind, checks in the kernel's order (af_inet.c, af_inet6.c)."""
+        """__inet_bind / __inet6_bind, checks in the kernel's order (af_inet.c, af_inet6.c; linux.md 4.1).
+
+        IPv4: address (EADDRNOTAVAIL), privilege (EACCES), state (EINVAL), port (EADDRINUSE). IPv6 checks the
+        privilege and state first, v4-mapped on a v6only socket is EINVAL, and binding a plain IPv6 address
+        sets the socket v6-only (so [::1]:P and 0.0.0.0:P coexist; verified live on 6.18)."""
         mapped = sk.family == 6 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None
         if sk.family == 4:
             if not self._address_bindable(sk, addr):
@@ -486,9 +516,19 @@ class Stack:
             self._offset_cache[key] = v
         return v
 
+    def _tw_reuse_for(self, saddr: IPAddress, daddr: IPAddress, dev: int) -> bool:
+        """tcp_twsk_unique's `reuse` toward one destination (before the per-socket FIN_WAIT2 and timestamp
+        rules, which tw_hard carries): the sysctl, and for 2 a loopback address or device (4.18+)."""
+        reuse = self.sysctl_int("net.ipv4.tcp_tw_reuse", 0)
+        if not self.profile.tw_reuse_loopback_mode or reuse != 2:
+            return bool(reuse)
+        return dev == LOOPBACK_IFINDEX or is_loopback(daddr) or is_loopback(saddr)
+
     def _tw_reuse_setting(self, tw: Sock) -> int:
         """tcp_twsk_unique's `reuse`: the sysctl, zeroed for FIN_WAIT2 (6.12) and, when 2, off loopback."""
         reuse = self.sysctl_int("net.ipv4.tcp_tw_reuse", 0)
+        if not self.profile.tw_reuse_loopback_mode:
+            return 1 if reuse else 0          # before 4.18 any non-zero value means "on", everywhere
         if tw.tw_substate == FIN_WAIT2 and self.profile.fin_wait2_not_reused:
             return 0
         if reuse == 2:
@@ -499,17 +539,20 @@ class Stack:
         return reuse
 
     def _tw_delay_passed(self, stamp: float) -> bool:
-        """6.14+: tcp_clock_ms() > stamp + tcp_tw_reuse_delay; before: ktime_get_seconds() > stamp (1 s ticks)."""
+        """6.14+: tcp_clock_ms() > stamp + tcp_tw_reuse_delay; 4.19-6.13: ktime_get_seconds() > stamp (1 s
+        ticks); before 4.19: get_seconds() - stamp > 1 (two ticks)."""
         if self.profile.tw_reuse_delay_sysctl:
             delay = self.sysctl_int("net.ipv4.tcp_tw_reuse_delay", 1000)
             return int(self.now * 1000) > int(stamp * 1000) + delay
-        return int(self.now + self.boot_phase) > int(stamp + self.boot_phase)
+        return int(self.now + self.boot_phase) - int(stamp + self.boot_phase) > self.profile.tw_reuse_tick_margin
 
     def twsk_unique(self, tw: Sock, bound_port: bool) -> bool:
-        """tcp_twsk_unique: may a new connection take over this TIME_WAIT 4-tuple?
+        """tcp_twsk_unique (tcp_ipv4.c): may a new connection take over this TIME_WAIT 4-tuple?
 
         Timestamps are required; a socket that already had its port (twp == NULL) takes it over at once,
-        whatever tcp_tw_reuse says; an autobinding connect() needs tcp_tw_reuse and the delay.
+        whatever tcp_tw_reuse says; an autobinding connect() needs tcp_tw_reuse (2 = loopback only, 4.18,
+        79e9fed46038; never for a FIN_WAIT2 substate, 6.12, 0d9e5df4a257) and the delay (1 s ticks before
+        6.14; tcp_tw_reuse_delay ms since 6.14, ca6a6f93867a). Verified live on 6.18: test vectors 15-20.
         """
         if tw.ts_stamp is None:
             return False
@@ -522,10 +565,11 @@ class Stack:
         return tw.ts_stamp is None or (tw.tw_substate == FIN_WAIT2 and self.profile.fin_wait2_not_reused)
 
     def check_established(self, sk: Sock, port: int, bound_port: bool) -> bool:
-        """__inet_check_established: is (saddr, port, daddr, dport) free, or held by a TIME_WAIT we may take?
-        On success a taken-over TIME_WAIT is killed."""
+        """__inet_check_established (inet_hashtables.c, all versions): is (saddr, port, daddr, dport) free,
+        or held by a TIME_WAIT we may take? On success a taken-over TIME_WAIT is killed (inet_twsk_deschedule_put).
+        Any other socket on the 4-tuple, in any state, makes it unavailable."""
         assert sk.saddr_wire is not None and sk.raddr is not None
-        other = self.ehash.lookup((addr_key(sk.saddr_wire), port, addr_key(sk.raddr), sk.rport))
+        other = self.ehash.match(addr_key(sk.saddr_wire), port, addr_key(sk.raddr), sk.rport, sk.dev)
         if other is None:
             return True
         if other.state == TIME_WAIT and self.twsk_unique(other, bound_port):
@@ -541,29 +585,35 @@ class Stack:
         assert sk.saddr_wire is not None and sk.raddr is not None
         lo, hi, local_ports = self.local_port_range(sk)
         skey, rkey, rport = addr_key(sk.saddr_wire), addr_key(sk.raddr), sk.rport
-        d = self.ehash.dest((skey, rkey, rport))
-
-        def tw_ok(port: int) -> bool:
-            tw = self.ehash.lookup((skey, port, rkey, rport))
-            return tw is not None and self.twsk_unique(tw, bound_port=False)
+        dev = sk.dev
+        d = self.ehash.dest_masks(skey, rkey, rport, dev)
+        # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (the loopback test reads
+        # the addresses and the device, all part of the key; FIN_WAIT2 and no-timestamp ones are tw_hard),
+        # and the delay only leaves the `young` ones; so the search needs no per-port TIME_WAIT look.
+        reuse = bool(d and d[1]) and self._tw_reuse_for(sk.saddr_wire, sk.raddr, dev)
+        young = self.ehash.young_mask(skey, rkey, rport, dev, self._tw_delay_passed) if reuse else 0
 
         def build() -> tuple[int, int]:
             full = self._range_mask(lo, hi)
             blocked = self.reserved_mask | self.tcp.explicit_mask
-            soft = 0
             if d is not None:
-                blocked |= d.live | d.tw_hard
-                soft = d.tw & ~blocked & full
-            return full & ~blocked & ~soft, soft
+                live, tw, tw_hard = d
+                blocked |= live | ((tw_hard | young) if reuse else tw)
+            return full & ~blocked, 0
 
         def quick(port: int) -> bool:
             if not lo <= port <= hi or (self.reserved_mask >> port) & 1 or self.tcp.is_explicit(port):
                 return False
-            if d is None or not (d.live >> port) & 1 and not (d.tw >> port) & 1:
+            if d is None:
                 return True
-            return not (d.live >> port) & 1 and not (d.tw_hard >> port) & 1 and tw_ok(port)
+            live, tw, tw_hard = d
+            if (live >> port) & 1:
+                return False
+            if not (tw >> port) & 1:
+                return True
+            return reuse and not ((tw_hard | young) >> port) & 1
 
-        space = PortSpace(soft_ok=tw_ok, build=build, quick=quick)
+        space = PortSpace(build=build, quick=quick)
         req = ConnectRequest(lo, hi, local_ports, self._port_offset(sk.saddr_wire, sk.raddr, rport), space,
                              self.rng, self.search_state, self.profile)
         result = CONNECT_SEARCHES[self.profile.connect_search](req)
@@ -577,10 +627,55 @@ class Stack:
         self.tcp.add(sk, result.port)
         return result.port
 
+    def any_to_loopback(self, sk: Sock, daddr: IPAddress) -> IPAddress:
+        """connect() to 0.0.0.0 or :: reaches this host: ip_route_output_key_hash_rcu uses the bound source
+        address or 127.0.0.1; tcp_v6_connect/ip6_datagram_connect use ::1 (::ffff:127.0.0.1 for a socket
+        bound to a v4-mapped address)."""
+        if not is_any(daddr):
+            return daddr
+        if isinstance(daddr, IPv4Address):
+            if sk.laddr is not None and not is_any(sk.laddr):
+                return wire_address(sk.laddr)
+            return IPv4Address("127.0.0.1")
+        if sk.laddr is not None and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None:
+            return IPv6Address("::ffff:127.0.0.1")
+        return IPv6Address(1)
+
+    def device_blackhole(self, sk: Sock, daddr: IPAddress) -> bool:
+        """Routing for a socket tied to a non-loopback device (SO_BINDTODEVICE) toward this host's own
+        (loopback) addresses, measured on 6.18: IPv6 finds no route (ENETUNREACH); IPv4 from a loopback
+        source is refused by __mkroute_output (EINVAL); IPv4 otherwise leaves by that device from 0.0.0.0
+        and nobody answers (True: a black hole)."""
+        if not sk.dev or sk.dev == LOOPBACK_IFINDEX or not self.addresses.is_local(daddr):
+            return False
+        if isinstance(daddr, IPv6Address):
+            fail(errno.ENETUNREACH)
+        if sk.laddr is not None and not is_any(sk.laddr) and is_loopback(wire_address(sk.laddr)):
+            fail(errno.EINVAL)
+        return True
+
+    def mapped_source_to_v6(self, sk: Sock, daddr: IPAddress) -> bool:
+        """An AF_INET6 socket whose address is v4-mapped, connecting to a native IPv6 address: for UDP,
+        ip6_dst_lookup_tail refuses a v4-mapped source with a native destination (EAFNOSUPPORT)."""
+        return (sk.family == 6 and isinstance(daddr, IPv6Address) and sk.laddr is not None
+                and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None
+                and sk.laddr.ipv4_mapped != ANY4)
+
+    def v4_ops_to_v6(self, sk: Sock, daddr: IPAddress) -> bool:
+        """tcp_v6_connect's v4-mapped branch sets icsk_af_ops = ipv6_mapped and puts it back only when
+        tcp_v4_connect fails at once; after a later failure (an RST) it stays, so a connect() to a native IPv6
+        address sends its SYN the IPv4 way and nobody answers (6.18: ETIMEDOUT; regression traces
+        tcp6-mapped-refused-then-v6, tcp6-mapped-refused-bind-then-v6)."""
+        return sk.family == 6 and sk.v4_ops and isinstance(daddr, IPv6Address)
+
     def route_source(self, sk: Sock, daddr: IPAddress) -> IPAddress:
-        """ip_route_connect's source choice, or the bound address; ENETUNREACH with no address to use."""
+        """ip_route_connect's source choice, or the socket's own address: the one the user bound, or one a
+        previous connect() left of the destination's family (a v6 socket that failed toward ::1 may still go
+        to ::ffff:127.0.0.1: tcp_v4_connect routes afresh). ENETUNREACH with no address to use."""
         if sk.laddr is not None and not is_any(sk.laddr):
-            return wire_address(sk.laddr)
+            mine = wire_address(sk.laddr)
+            if sk.bindaddr_lock or isinstance(mine, IPv4Address) == isinstance(daddr, IPv4Address):
+                return mine
         src = self.addresses.source_for(daddr)
         if src is None:
             fail(errno.ENETUNREACH)
@@ -603,6 +698,9 @@ class Stack:
         if sk.sock_state == "connected":
             fail(errno.EISCONN)
         if sk.sock_state == "connecting":
+            if sk.state == SYN_SENT:
+                # EALREADY from the kernel; a blocking call then waits, and (bounded, as LiveHost) times out.
+                fail(errno.ETIMEDOUT if sk.blocking else errno.EALREADY)
             if sk.state == CLOSE:
                 err, sk.so_error = sk.so_error, 0
                 sk.sock_state = "unconnected"
@@ -615,6 +713,11 @@ class Stack:
         if not sk.blocking:
             sk.sock_state = "connecting"
             fail(errno.EINPROGRESS)
+        if sk.state == SYN_SENT:
+            # Nobody answers. The model does not block: like LiveHost's bounded wait, connect() reports
+            # ETIMEDOUT while the kernel socket keeps trying (SYN_SENT, holding its port) until SYN_TIMEOUT.
+            sk.sock_state = "connecting"
+            fail(errno.ETIMEDOUT)
         if sk.state == CLOSE:
             err, sk.so_error = sk.so_error, 0
             return err
@@ -625,13 +728,16 @@ class Stack:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
         (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
         handshake leaves the socket CLOSE with so_error set."""
-        daddr = wire_address(daddr)
+        daddr = wire_address(self.any_to_loopback(sk, daddr))
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.ENETUNREACH)
-        if dport == 0:
-            fail(errno.ECONNREFUSED)
-        src = self.route_source(sk, daddr)
-        if isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address):
+        src: IPAddress
+        if self.device_blackhole(sk, daddr):
+            blackhole, src = True, ANY4
+        else:
+            blackhole = self.v4_ops_to_v6(sk, daddr)
+            src = self.route_source(sk, daddr)
+        if not blackhole and isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address):
             fail(errno.ENETUNREACH if sk.family == 4 else errno.EAFNOSUPPORT)
         self._set_rcv_saddr(sk, src)
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
@@ -641,10 +747,36 @@ class Stack:
             ok = self.connect_search(sk) is not None
         if not ok:
             self._connect_failed(sk)
+            if sk.family == 6 and isinstance(daddr, IPv4Address):
+                sk.v4_ops = False             # tcp_v4_connect failed at once: back to ipv6_specific
             fail(errno.EADDRNOTAVAIL)
+        if sk.family == 6 and isinstance(daddr, IPv4Address):
+            sk.v4_ops = True
         self.ehash.insert(sk)
         self.stats["connects"] += 1
+        if blackhole:
+            sk.state = SYN_SENT
+            self.timers.arm(sk, self.now + SYN_TIMEOUT)
+            return
         self._handshake(sk, daddr, dport)
+
+    def set_bound_device(self, sk: Sock, ifindex: int) -> None:
+        """sock_bindtoindex_locked: a socket that already holds a port is rehashed under its new device, and
+        a connected one is matched under it from then on (inet_match reads sk_bound_dev_if at lookup)."""
+        if ifindex == sk.dev:
+            return
+        hashed = sk.hashed
+        if hashed:
+            self.ehash.remove(sk)
+        if sk.lport:
+            table, port = self.table(sk), sk.lport
+            table.remove(sk)
+            sk.dev = ifindex
+            table.add(sk, port)
+        else:
+            sk.dev = ifindex
+        if hashed:
+            self.ehash.insert(sk)
 
     def _rehash_laddr(self, sk: Sock, laddr: IPAddress | None) -> None:
         """Change the local address of a socket, moving the port it holds (inet_bhash2_update_saddr)."""
@@ -692,6 +824,12 @@ class Stack:
         assert sk.saddr_wire is not None
         ts = bool(self.sysctl_int("net.ipv4.tcp_timestamps", 1))
         if self.addresses.is_local(daddr):
+            if daddr == sk.saddr_wire and dport == sk.lport:
+                # TCP simultaneous open with itself: the SYN meets its own socket (linux.md section 6).
+                sk.peer = sk
+                sk.ts_stamp = self.now if ts else None
+                sk.state = ESTABLISHED
+                return
             listener = self.lookup_listener(daddr, dport, sk.saddr_wire, sk.lport)
             if listener is None:
                 self._reset_received(sk, errno.ECONNREFUSED)
@@ -715,7 +853,7 @@ class Stack:
             listener.accept_queue.append(child)
         else:
             peer = self._peer_for(daddr, dport)
-            if peer.behaviour == "refuse":
+            if peer.behaviour == "refuse" or dport == 0:
                 self._reset_received(sk, errno.ECONNREFUSED)
                 return
             sk.peer = peer
@@ -747,9 +885,15 @@ class Stack:
     def udp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """inet_dgram_connect + __ip4_datagram_connect: autobind (on the bound address, else the wildcard),
         then take the route's source address."""
-        daddr = wire_address(daddr)
+        target = self.any_to_loopback(sk, daddr)
+        daddr = wire_address(target)
         self.udp_autobind(sk)
-        src = self.route_source(sk, daddr)
+        if sk.family == 6:
+            if isinstance(daddr, IPv4Address) and sk.v6only:
+                fail(errno.ENETUNREACH)       # __ip6_datagram_connect: a v6-only socket has no IPv4 path
+            if isinstance(daddr, IPv6Address) and self.mapped_source_to_v6(sk, daddr):
+                fail(errno.EAFNOSUPPORT)      # ip6_dst_lookup_tail: a v4-mapped source, a native destination
+        src = ANY4 if self.device_blackhole(sk, daddr) else self.route_source(sk, daddr)
         self._set_rcv_saddr(sk, src)
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
         sk.state = ESTABLISHED
@@ -848,13 +992,19 @@ class Stack:
         self.timers.arm(sk, self.now + lifetime)
 
     def _active_close(self, sk: Sock) -> None:
-        """We close first: FIN_WAIT2 until the peer closes (an orphan: tcp_fin_timeout), then TIME_WAIT."""
+        """tcp_close as the active closer: FIN_WAIT2 until the peer closes, kept as a timewait sock with substate
+        FIN_WAIT2 for tcp_fin_timeout (tcp_rcv_state_process → tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)); the peer's
+        FIN turns it into TIME_WAIT for TCP_TIMEWAIT_LEN (tcp_timewait_state_process). Verified live: TV37."""
         peer = sk.peer
         if isinstance(peer, RemotePeer):
             if peer.behaviour == "hold":
                 self._enter_timewait(sk, FIN_WAIT2, float(self.sysctl_int("net.ipv4.tcp_fin_timeout", 60)))
             else:
                 self._enter_timewait(sk, TIME_WAIT, TCP_TIMEWAIT_LEN)
+            return
+        if peer is sk:
+            # A self-connected socket's FIN comes back to it: CLOSING, then TIME_WAIT.
+            self._enter_timewait(sk, TIME_WAIT, TCP_TIMEWAIT_LEN)
             return
         if isinstance(peer, Sock):
             peer.state = CLOSE_WAIT

@@ -15,9 +15,9 @@
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-
 from ipaddress import IPv4Address
 
 from portalloc.model.addr import AddrKey, IPAddress, devices_compatible, rcv_saddr_equal
@@ -92,7 +92,7 @@ class PortTable:
         slot.counts[port] = n + 1
         if n == 0:
             slot.mask |= 1 << port
-        sk.lport = port
+        sk.lport = sk.sport = port
 
     def remove(self, sk: Sock) -> None:
         """inet_put_port: ``sk`` lets go of its port."""
@@ -134,18 +134,32 @@ class PortTable:
 
 
 class DestPorts:
-    """Ports in use toward one destination (local address, remote address, remote port)."""
+    """Ports in use toward one destination (local address, remote address, remote port, device).
 
-    __slots__ = ("live", "tw", "tw_hard")
+    ``young`` holds the TIME_WAITs that could be taken over but whose reuse delay has not passed yet;
+    ``young_q`` lists them in stamp order (stamps only grow), so ageing them is a pop from the left.
+    """
+
+    __slots__ = ("live", "tw", "tw_hard", "young", "young_q")
 
     def __init__(self) -> None:
         self.live = 0      # non-TIME_WAIT sockets: the 4-tuple is taken
         self.tw = 0        # TIME_WAIT sockets (either substate)
         self.tw_hard = 0   # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
+        self.young = 0
+        self.young_q: deque[tuple[float, int, Sock]] = deque()
+
+    def age(self, passed: Callable[[float], bool]) -> None:
+        """Drop from ``young`` every TIME_WAIT whose reuse delay has passed (``passed(stamp)``)."""
+        q = self.young_q
+        while q and passed(q[0][0]):
+            stamp, port, sk = q.popleft()
+            if sk.state == "TIME_WAIT" and sk.ts_stamp == stamp and sk.tkey is not None:
+                self.young &= ~(1 << port)
 
 
-TupleKey = tuple[int, int, int, int]
-DestKey = tuple[int, int, int]
+TupleKey = tuple[int, int, int, int, int]
+DestKey = tuple[int, int, int, int]
 _V6 = 1 << 128
 
 
@@ -157,7 +171,12 @@ def addr_key(addr: IPAddress) -> int:
 
 
 class EstablishedTable:
-    """ehash: 4-tuple uniqueness, with per-destination bitsets for the connect() search."""
+    """ehash: 4-tuple uniqueness, with per-destination bitsets for the connect() search.
+
+    Keys carry the socket's bound device, because inet_match() compares it: an entry bound to no device
+    matches every new socket, an entry bound to device X only new sockets bound to X. So a device-bound
+    connection does not take its 4-tuple away from sockets without a device (verified on 6.18).
+    """
 
     def __init__(self) -> None:
         self.by_tuple: dict[TupleKey, Sock] = {}
@@ -165,25 +184,64 @@ class EstablishedTable:
 
     @staticmethod
     def tuple_of(sk: Sock) -> TupleKey:
-        """(local address, local port, remote address, remote port) on the wire."""
+        """(local address, local port, remote address, remote port, device) on the wire."""
         assert sk.saddr_wire is not None and sk.raddr is not None
-        return addr_key(sk.saddr_wire), sk.lport, addr_key(sk.raddr), sk.rport
+        return addr_key(sk.saddr_wire), sk.lport, addr_key(sk.raddr), sk.rport, sk.dev
 
-    def lookup(self, key: TupleKey) -> Sock | None:
-        """The socket holding this exact 4-tuple, if any."""
-        return self.by_tuple.get(key)
+    def match(self, skey: int, lport: int, rkey: int, rport: int, dev: int) -> Sock | None:
+        """The socket that makes this 4-tuple unavailable to a new socket bound to ``dev`` (inet_match):
+        a live one if there is one, else a TIME_WAIT, else None."""
+        found = self.by_tuple.get((skey, lport, rkey, rport, 0))
+        if dev:
+            other = self.by_tuple.get((skey, lport, rkey, rport, dev))
+            if other is not None and (found is None or found.state == "TIME_WAIT"):
+                found = other
+        return found
 
-    def dest(self, key: DestKey) -> DestPorts | None:
-        """The bitsets toward one destination, if anything uses it."""
-        return self.dests.get(key)
+    def young_mask(self, skey: int, rkey: int, rport: int, dev: int, passed: Callable[[float], bool]) -> int:
+        """TIME_WAITs toward this destination (as a socket bound to ``dev`` sees it) still inside their reuse
+        delay, after ageing the queues with ``passed(stamp)``."""
+        mask = 0
+        for k in ((skey, rkey, rport, 0), (skey, rkey, rport, dev)) if dev else ((skey, rkey, rport, 0),):
+            d = self.dests.get(k)
+            if d is not None and d.young:
+                d.age(passed)
+                mask |= d.young
+        return mask
+
+    def rebuild_young(self, passed: Callable[[float], bool]) -> None:
+        """Recompute every ``young`` set from scratch (after the reuse delay itself changed)."""
+        for d in self.dests.values():
+            d.young, d.young_q = 0, deque()
+        tws = sorted((sk for sk in self.by_tuple.values() if sk.state == "TIME_WAIT" and sk.ts_stamp is not None),
+                     key=lambda sk: sk.ts_stamp or 0.0)
+        for sk in tws:
+            t = sk.tkey
+            assert t is not None and sk.ts_stamp is not None
+            d = self.dests[(t[0], t[2], t[3], t[4])]
+            if not (d.tw_hard >> t[1]) & 1 and not passed(sk.ts_stamp):
+                d.young |= 1 << t[1]
+                d.young_q.append((sk.ts_stamp, t[1], sk))
+
+    def dest_masks(self, skey: int, rkey: int, rport: int, dev: int) -> tuple[int, int, int] | None:
+        """(live, tw, tw_hard) bitsets of the ports a new socket bound to ``dev`` finds taken toward
+        (local address, remote address, remote port); None when nothing uses that destination."""
+        d = self.dests.get((skey, rkey, rport, 0))
+        e = self.dests.get((skey, rkey, rport, dev)) if dev else None
+        if e is None:
+            return None if d is None else (d.live, d.tw, d.tw_hard)
+        if d is None:
+            return e.live, e.tw, e.tw_hard
+        return d.live | e.live, d.tw | e.tw, d.tw_hard | e.tw_hard
 
     def insert(self, sk: Sock) -> None:
         """Hash a connected socket (live state)."""
         t = sk.tkey = self.tuple_of(sk)
         self.by_tuple[t] = sk
-        d = self.dests.get((t[0], t[2], t[3]))
+        dk = (t[0], t[2], t[3], t[4])
+        d = self.dests.get(dk)
         if d is None:
-            d = self.dests[(t[0], t[2], t[3])] = DestPorts()
+            d = self.dests[dk] = DestPorts()
         d.live |= 1 << t[1]
         sk.hashed = True
 
@@ -191,14 +249,18 @@ class EstablishedTable:
         """``sk`` (already hashed) became a TIME_WAIT sock; ``hard``: never reusable by tcp_tw_reuse."""
         t = sk.tkey
         assert t is not None
-        d = self.dests[(t[0], t[2], t[3])]
+        d = self.dests[(t[0], t[2], t[3], t[4])]
         bit = 1 << t[1]
         d.live &= ~bit
         d.tw |= bit
         if hard:
             d.tw_hard |= bit
+            d.young &= ~bit
         else:
             d.tw_hard &= ~bit
+            assert sk.ts_stamp is not None
+            d.young |= bit
+            d.young_q.append((sk.ts_stamp, t[1], sk))
 
     def remove(self, sk: Sock) -> None:
         """Unhash ``sk``."""
@@ -207,12 +269,13 @@ class EstablishedTable:
             return
         if self.by_tuple.get(t) is sk:
             del self.by_tuple[t]
-            dk = (t[0], t[2], t[3])
+            dk = (t[0], t[2], t[3], t[4])
             d = self.dests[dk]
             bit = ~(1 << t[1])
             d.live &= bit
             d.tw &= bit
             d.tw_hard &= bit
+            d.young &= bit
             if not (d.live or d.tw):
                 del self.dests[dk]
         sk.hashed = False
