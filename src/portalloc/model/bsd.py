@@ -1,0 +1,1124 @@
+# The BSD-family kernels (FreeBSD, OpenBSD, NetBSD, macOS/XNU) as one model kernel, BsdStack.
+#
+# Rules:
+# - Every decision reads a field of the profile's BsdRules (kernels/bsd.py); the OS name is never tested
+#   except through `rules.family` where a function is one OS's own (its bind check, its port order).
+# - A BSD kernel keeps one PCB table per protocol, and asks it three questions (in_pcb.c):
+#     in_pcblookup_local(laddr, lport, WILDCARD)  "does any PCB use lport on laddr, ANY or (for an ANY
+#                                                   query) anywhere?" - connected and TIME_WAIT ones too;
+#     in_pcblookup_local(laddr, lport, 0)         "is an unconnected PCB bound to exactly laddr:lport?";
+#     in_pcblookup_hash(faddr, fport, laddr, lport[, WILDCARD])  "does this 4-tuple exist [or does an
+#                                                   unconnected PCB hold laddr|ANY:lport]?".
+#   The model answers them with bitsets: `self.tcp`/`self.udp` (PortTable, every PCB with a port, by local
+#   address), `self.unconn` (the unconnected PCBs only: bound, listening, pre-bound), and the established
+#   tables (`self.ehash` for TCP, `self.uehash` for UDP) for 4-tuples. A port search builds one bitset of
+#   usable ports and walks it in the OS's order (search.py's scan_wrapped, or a downward scan), so filling
+#   a range costs word operations, not a Python step per port, and the kernel's probe count is reported.
+# - Explicit bind() conflicts are decided PCB by PCB, as the kernel does, with `lookup_local` (best-fit
+#   scoring of in_pcblookup_local, newest PCB first).
+# - Theory of operation of connect() (BsdRules.connect_port): FreeBSD <= 12 and XNU bind first with
+#   laddr = ANY (in_pcbbind(inp, NULL)) and check the 4-tuple afterwards (EADDRINUSE, no retry, the port
+#   stays bound); FreeBSD >= 13 chooses the port after the source address against the 4-tuple
+#   (in_pcb_lport_dest); OpenBSD binds with the chosen source address; NetBSD checks the 4-tuple, then
+#   binds with laddr = ANY. Time moves only in advance(); FreeBSD's once-a-second ipport_tick is replayed
+#   lazily, tick by tick, before each port allocation.
+# - OS-specific socket options (SO_REUSEPORT_LB, IP_PORTRANGE, IP_BINDANY, SO_BINDANY) live on BsdSock;
+#   `os_setsockopt`/`os_getsockopt` handle them and refuse the Linux-only options with ENOPROTOOPT.
+#   Until model/host.py calls those hooks, use this module's `setsockopt`/`getsockopt` helpers.
+"""BSD-family model kernel: PCB lookups, bind rules, port orders and connect() variants."""
+
+from __future__ import annotations
+
+import errno
+import math
+import socket as _socket
+from collections import deque
+from ipaddress import IPv4Address, IPv6Address
+from typing import TYPE_CHECKING, Any
+
+from portalloc.constants import IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_LOCAL_PORT_RANGE, SO_BINDTODEVICE
+from portalloc.kernels.bsd import BsdRules, rules_of
+from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.sysctls import SysctlSpec, parse_port_list
+from portalloc.model.addr import ANY4, ANY6, IPAddress, is_any, wire_address
+from portalloc.model.errors import fail
+from portalloc.model.reuseport import ReuseportGroup
+from portalloc.model.search import PortSpace, range_mask, scan_wrapped
+from portalloc.model.sock import CLOSE, ESTABLISHED, LISTEN, TIME_WAIT, Sock
+from portalloc.model.stack import Stack, mapped
+from portalloc.model.tables import EstablishedTable, PortTable, addr_key
+
+if TYPE_CHECKING:
+    from portalloc.model.host import Socket
+
+SOL_SOCKET = _socket.SOL_SOCKET
+SOL_IP = 0
+
+# --- option numbers. Linux's numbers (Python's socket module) keep their meaning; an OS-only option
+# takes its own OS's number unless that number is a Linux option the facade knows, then a private one.
+#: FreeBSD sys/socket.h SO_REUSEPORT_LB (12.0+, D11003).
+SO_REUSEPORT_LB = 0x00010000
+#: OpenBSD sys/socket.h SO_BINDANY.
+SO_BINDANY = 0x1000
+#: FreeBSD/OpenBSD/NetBSD/XNU netinet/in.h IP_PORTRANGE (19) and its values.
+IP_PORTRANGE = 19
+IP_PORTRANGE_DEFAULT, IP_PORTRANGE_HIGH, IP_PORTRANGE_LOW = 0, 1, 2
+#: FreeBSD IP_BINDANY is 24, which is IP_BIND_ADDRESS_NO_PORT on the Linux host: portalloc's number.
+IP_BINDANY = 0x10018
+
+# --- option bits as FreeBSD's so_options has them (sys/socket.h).
+OPT_REUSEADDR = 0x0004
+OPT_REUSEPORT = 0x0200
+OPT_REUSEPORT_LB = 0x00010000
+
+#: INPCBLBGROUP_SIZMAX: members beyond this are silently left out of an LB group.
+LB_GROUP_MAX = 256
+#: random_pick: real per-try draws before the remaining tries are sampled in one go.
+RANDOM_PICK_EXACT_TRIES = 64
+
+
+class BsdSock(Sock):
+    """A PCB: the Linux Sock record plus the BSD socket options and flags port allocation reads."""
+
+    __slots__ = ("reuseport_lb", "portrange", "bindany", "bindportonsend", "exclusive", "reuse_unicast",
+                 "port_scalability", "randomize_port", "accepted")
+
+    def __init__(self, sid: int, family: int, proto: str, uid: int) -> None:
+        super().__init__(sid, family, proto, uid)
+        self.reuseport_lb = False     # SO_REUSEPORT_LB (FreeBSD)
+        self.portrange = IP_PORTRANGE_DEFAULT
+        self.bindany = False          # IP_BINDANY (FreeBSD) / SO_BINDANY (OpenBSD)
+        self.bindportonsend = False   # NetBSD inp_bindportonsend: hash algorithms bind at connect
+        self.exclusive = False        # Windows SO_EXCLUSIVEADDRUSE
+        self.reuse_unicast = False    # Windows SO_REUSE_UNICASTPORT
+        self.port_scalability = False  # Windows SO_PORT_SCALABILITY
+        self.randomize_port = False   # Windows SO_RANDOMIZE_PORT
+        self.accepted = False         # an accept()ed child: shares its listener's port, never binds
+
+
+def so_options(sk: Sock) -> int:
+    """The socket's so_options bits that port sharing reads (for a TIME_WAIT PCB: tw_so_options)."""
+    bits = OPT_REUSEADDR if sk.reuseaddr else 0
+    if sk.reuseport:
+        bits |= OPT_REUSEPORT
+    if isinstance(sk, BsdSock) and sk.reuseport_lb:
+        bits |= OPT_REUSEPORT_LB
+    return bits
+
+
+def any_of(wire: int) -> IPAddress:
+    """The wildcard address of a wire family."""
+    return ANY4 if wire == 4 else ANY6
+
+
+def pcb_view(family: int, laddr: IPAddress, v6only: bool, wire: int) -> IPAddress | None:
+    """The PCB's local address as a lookup of ``wire`` family sees it; None when the PCB is not in that
+    family (inp_vflag lacks INP_IPV4/INP_IPV6): an AF_INET6 PCB answers IPv4 lookups only when it is not
+    v6only and bound to :: (as 0.0.0.0) or to a v4-mapped address."""
+    if family == 4:
+        return laddr if wire == 4 else None
+    assert isinstance(laddr, IPv6Address)
+    if wire == 4:
+        if laddr == ANY6:
+            return None if v6only else ANY4
+        return laddr.ipv4_mapped
+    return None if laddr.ipv4_mapped is not None else laddr
+
+
+def query_view(addr: IPAddress, wire: int) -> IPAddress:
+    """A bind or lookup address in ``wire`` family form (:: is 0.0.0.0 for the IPv4 side)."""
+    if wire == 4:
+        if isinstance(addr, IPv4Address):
+            return addr
+        m = addr.ipv4_mapped
+        return m if m is not None else ANY4
+    return addr if isinstance(addr, IPv6Address) else ANY6
+
+
+def scan_down(free: int, start: int, low: int, high: int, count: int) -> tuple[int | None, int]:
+    """A downward walk from ``start`` wrapping from ``low`` to ``high``, at most ``count`` ports: the first
+    free port and the number of ports examined (NetBSD algo_bsd, XNU's counting-down branch)."""
+    below = free & range_mask(low, start)
+    if below:
+        port = below.bit_length() - 1
+        k = start - port + 1
+        return (port, k) if k <= count else (None, count)
+    above = free & range_mask(start + 1, high)
+    if above:
+        port = above.bit_length() - 1
+        k = (start - low + 1) + (high - port + 1)
+        return (port, k) if k <= count else (None, count)
+    return None, count
+
+
+def mod_walk(free: int, low: int, num: int, counter: int, offset: int, count: int) -> tuple[int | None, int]:
+    """Ports ``low + (((counter + k) & 0xFFFF) + offset) % num`` for k < count (RFC 6056 algorithms 3 and
+    4 with NetBSD's uint16_t counters): the first free one and the probes, or (None, count)."""
+    k0 = 0
+    space = PortSpace(free)
+    while k0 < count:
+        c = (counter + k0) & 0xFFFF
+        seg = min(count - k0, 0x10000 - c, num)
+        port, k = scan_wrapped(space, low + (c + offset) % num, 1, seg, low + num, num)
+        if port is not None:
+            return port, k0 + k + 1
+        k0 += seg
+    return None, count
+
+
+class BsdStack(Stack):
+    """One BSD-family kernel (its profile's BsdRules decide which)."""
+
+
+    def sockname_port(self, sk: Sock) -> int:
+        """getsockname(): inp_lport, which the BSDs clear when a port is given back."""
+        return sk.lport
+
+    def __init__(self, profile: KernelProfile, seed: int | None, addresses: tuple[str, ...] | list[str],
+                 sysctls: dict[str, Any] | None, devices: tuple[str, ...] | list[str]) -> None:
+        self.rules: BsdRules = rules_of(profile)
+        self.unconn = {"tcp": PortTable(False), "udp": PortTable(False)}
+        self.uehash = EstablishedTable()
+        self._unconn_ids: set[int] = set()
+        self.cursors: dict[str, int] = {}       # ipi_lastport / ipi_lasthi / ipi_lastlow, per protocol
+        self.netbsd_next: dict[str, int] = {}   # portalgo_next_ephemeral[proto][af][range][algo]
+        self.netbsd_dhtable: list[int] = []     # algo_doublehash's static dhtable[8]
+        # ipport_tick state (FreeBSD <= 13): allocations, the count at the last tick, ticks left sequential.
+        self.tcpallocs = 0
+        self.tcplastcount = 0
+        self.stoprandom = 0
+        self.last_tick = 0
+        super().__init__(profile, seed, addresses, sysctls, devices)
+
+    # ------------------------------------------------------------------ sysctls, ranges, sockets
+
+    def sysctl_specs(self, profile: KernelProfile) -> dict[str, SysctlSpec]:
+        """The OS's own sysctls (kernels/bsd.py): names, defaults, write checks."""
+        return {s.name: s for s in rules_of(profile).sysctls}
+
+    def port_range(self) -> tuple[int, int]:
+        """The default ephemeral range of TCP over IPv4 (low, high)."""
+        lo, hi, _ = self.range_for("tcp", 4, IP_PORTRANGE_DEFAULT, uid=0)
+        return (lo, hi) if lo <= hi else (hi, lo)
+
+    def local_port_range(self, sk: Sock) -> tuple[int, int, bool]:
+        """The range the socket's searches use (IP_PORTRANGE aware); never an IP_LOCAL_PORT_RANGE."""
+        lo, hi, _ = self.range_for(sk.proto, self._af(sk), self._portrange(sk), sk.uid)
+        return (lo, hi, False) if lo <= hi else (hi, lo, False)
+
+    def new_sock(self, family: int, proto: str, uid: int) -> Sock:
+        """socket(2): a PCB with the OS's IPV6_V6ONLY default (net.inet6.ip6.v6only on FreeBSD)."""
+        sk = BsdSock(self.next_id, family, proto, uid)
+        self.next_id += 1
+        self.socks[sk.id] = sk
+        if family == 6:
+            v6 = self.sc.get("net.inet6.ip6.v6only")
+            sk.v6only = bool(v6) if isinstance(v6, int) else self.rules.v6only_default
+        return sk
+
+    @staticmethod
+    def _portrange(sk: Sock) -> int:
+        return sk.portrange if isinstance(sk, BsdSock) else IP_PORTRANGE_DEFAULT
+
+    @staticmethod
+    def _af(sk: Sock) -> int:
+        """The address family whose sysctls apply: 6 only for a socket that talks IPv6."""
+        if sk.family == 6 and sk.laddr is not None and isinstance(sk.laddr, IPv6Address) \
+                and sk.laddr.ipv4_mapped is not None:
+            return 4
+        return sk.family
+
+    def _int(self, name: str, default: int) -> int:
+        v = self.sc.get(name, default)
+        return v if isinstance(v, int) else default
+
+    def range_for(self, proto: str, af: int, portrange: int, uid: int) -> tuple[int, int, str]:
+        """(first, last, cursor name) for a search, in the OS's own terms; first may exceed last (XNU's
+        low range counts down). A privileged range for a non-root user fails as the OS fails."""
+        fam = self.rules.family
+        if fam in ("freebsd", "macos"):
+            pr = "net.inet.ip.portrange."
+            if portrange == IP_PORTRANGE_HIGH:
+                return self._int(pr + "hifirst", 49152), self._int(pr + "hilast", 65535), proto + ":hi"
+            if portrange == IP_PORTRANGE_LOW:
+                if uid != 0:
+                    # FreeBSD in_pcb_lport: priv_check_cred(PRIV_NETINET_RESERVEDPORT) -> EPERM.
+                    fail(errno.EPERM if fam == "freebsd" else errno.EACCES)
+                return self._int(pr + "lowfirst", 1023), self._int(pr + "lowlast", 600), proto + ":low"
+            return self._int(pr + "first", 10000), self._int(pr + "last", 65535), proto + ":default"
+        if fam == "openbsd":
+            if portrange == IP_PORTRANGE_HIGH:
+                return (self._int("net.inet.ip.porthifirst", 49152), self._int("net.inet.ip.porthilast", 65535),
+                        proto + ":hi")
+            if portrange == IP_PORTRANGE_LOW:
+                if uid != 0:
+                    fail(errno.EACCES)
+                return 600, 1023, proto + ":low"
+            return self._int("net.inet.ip.portfirst", 1024), self._int("net.inet.ip.portlast", 49151), \
+                proto + ":default"
+        if fam == "netbsd":
+            prefix = "net.inet.ip." if af == 4 else "net.inet6.ip6."
+            if portrange == IP_PORTRANGE_LOW:
+                if uid != 0:
+                    fail(errno.EACCES)
+                return self._int(prefix + "lowportmin", 600), self._int(prefix + "lowportmax", 1023), \
+                    f"{proto}:{af}:low"
+            return self._int(prefix + "anonportmin", 49152), self._int(prefix + "anonportmax", 65535), \
+                f"{proto}:{af}:high"
+        value = self.sc.get(f"netsh.int.ipv{af}.dynamicport.{proto}", (49152, 16384))
+        assert isinstance(value, tuple)
+        return value[0], value[0] + value[1] - 1, f"{proto}:{af}"
+
+    # ------------------------------------------------------------------ socket options
+
+    def os_setsockopt(self, sk: Sock, level: int, optname: int, num: int, raw: bytes) -> bool:
+        """setsockopt for this OS's own options and the Linux-only ones it lacks (ENOPROTOOPT). True when
+        handled here; False to let the socket facade go on (SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY)."""
+        assert isinstance(sk, BsdSock)
+        have = self.rules.options
+        if level == SOL_SOCKET:
+            if optname == SO_REUSEPORT_LB:
+                if "SO_REUSEPORT_LB" not in have:
+                    fail(errno.ENOPROTOOPT)
+                sk.reuseport_lb = self._int_option(raw) != 0
+                return True
+            if optname == SO_BINDANY:
+                if "SO_BINDANY" not in have:
+                    fail(errno.ENOPROTOOPT)
+                if sk.uid != 0:
+                    fail(errno.EPERM)          # OpenBSD: suser() for SO_BINDANY
+                sk.bindany = self._int_option(raw) != 0
+                return True
+            if optname == SO_BINDTODEVICE:
+                fail(errno.ENOPROTOOPT)        # Linux only
+            return False
+        if level == SOL_IP:
+            if optname == IP_PORTRANGE:
+                if "IP_PORTRANGE" not in have:
+                    fail(errno.ENOPROTOOPT)
+                if self._int_option(raw) not in (IP_PORTRANGE_DEFAULT, IP_PORTRANGE_HIGH, IP_PORTRANGE_LOW):
+                    fail(errno.EINVAL)
+                sk.portrange = self._int_option(raw)
+                return True
+            if optname == IP_BINDANY:
+                if "IP_BINDANY" not in have:
+                    fail(errno.ENOPROTOOPT)
+                if sk.uid != 0:
+                    fail(errno.EPERM)          # FreeBSD: priv_check(PRIV_NETINET_BINDANY)
+                sk.bindany = self._int_option(raw) != 0
+                return True
+            if optname in (IP_FREEBIND, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE):
+                fail(errno.ENOPROTOOPT)        # Linux only: ip_ctloutput's default case
+            return False
+        return False
+
+    @staticmethod
+    def _int_option(raw: bytes) -> int:
+        if len(raw) < 4:
+            fail(errno.EINVAL)                 # sooptcopyin: optlen < sizeof(int)
+        return int.from_bytes(raw[:4], "little", signed=True)
+
+    def os_getsockopt(self, sk: Sock, level: int, optname: int) -> int | None:
+        """getsockopt for the options os_setsockopt handles; None for the facade's own."""
+        assert isinstance(sk, BsdSock)
+        have = self.rules.options
+        if level == SOL_SOCKET:
+            if optname == SO_REUSEPORT_LB and "SO_REUSEPORT_LB" in have:
+                return OPT_REUSEPORT_LB if sk.reuseport_lb else 0
+            if optname == SO_BINDANY and "SO_BINDANY" in have:
+                return int(sk.bindany)
+            if optname in (SO_REUSEPORT_LB, SO_BINDANY, SO_BINDTODEVICE):
+                fail(errno.ENOPROTOOPT)
+        if level == SOL_IP:
+            if optname == IP_PORTRANGE and "IP_PORTRANGE" in have:
+                return sk.portrange
+            if optname == IP_BINDANY and "IP_BINDANY" in have:
+                return int(sk.bindany)
+            if optname in (IP_PORTRANGE, IP_BINDANY, IP_FREEBIND, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE):
+                fail(errno.ENOPROTOOPT)
+        return None
+
+    # ------------------------------------------------------------------ the PCB tables
+
+    def _hash_port(self, sk: Sock, laddr: IPAddress, port: int, connected: bool) -> None:
+        """in_pcbinshash: the PCB takes ``port`` on ``laddr``; an unconnected one also enters the
+        wildcard hash that exact-address (non-wildcard) lookups read."""
+        sk.laddr = laddr
+        self.table(sk).add(sk, port)
+        if not connected:
+            self.unconn[sk.proto].add(sk, port)
+            self._unconn_ids.add(sk.id)
+
+    def _unhash_unconnected(self, sk: Sock) -> None:
+        """The PCB leaves the wildcard hash (it connected, or is freed)."""
+        if sk.id in self._unconn_ids:
+            self.unconn[sk.proto].remove(sk)
+            self._unconn_ids.discard(sk.id)
+
+    def _etable(self, sk: Sock) -> EstablishedTable:
+        return self.ehash if sk.proto == "tcp" else self.uehash
+
+    @staticmethod
+    def _used(table: PortTable, wire: int, addr: IPAddress, exact: bool) -> int:
+        """Ports held in ``table`` by PCBs that a lookup for ``addr`` (``wire`` family) matches: with
+        ``exact`` only PCBs bound to exactly ``addr``; otherwise PCBs on ``addr`` or ANY, and every PCB
+        of the family when ``addr`` is ANY (in_pcblookup_local's wildcard rule)."""
+        mask = 0
+        wild_query = is_any(addr)
+        for key, slot in table.slots.items():
+            view = pcb_view(key.family, key.addr, key.v6only, wire)
+            if view is None:
+                continue
+            if exact:
+                hit = view == addr
+            else:
+                hit = wild_query or view == addr or is_any(view)
+            if hit:
+                mask |= slot.mask
+        return mask
+
+    def _families(self, sk: Sock, laddr: IPAddress) -> tuple[int, ...]:
+        """The lookup families of a PCB (inp_vflag): IPv4, IPv6, or both for a dual-stack :: socket."""
+        if sk.family == 4:
+            return (4,)
+        assert isinstance(laddr, IPv6Address)
+        if laddr.ipv4_mapped is not None:
+            return (4,)
+        if sk.v6only or not is_any(laddr):
+            return (6,)
+        return (6, 4)
+
+    def used_by_lookup_local(self, sk: Sock, laddr: IPAddress, wildcard: bool) -> int:
+        """Bitset of ports for which in_pcblookup_local(laddr, port, WILDCARD or 0) finds a PCB."""
+        mask = 0
+        for wire in self._families(sk, laddr):
+            addr = query_view(laddr, wire)
+            if wildcard:
+                mask |= self._used(self.table(sk), wire, addr, exact=False)
+            else:
+                mask |= self._used(self.unconn[sk.proto], wire, addr, exact=True)
+        return mask
+
+    def used_by_hash_lookup(self, sk: Sock, src: IPAddress, daddr: IPAddress, dport: int) -> int:
+        """Bitset of ports for which in_pcblookup_hash_locked(daddr, dport, src, port, WILDCARD) finds a PCB:
+        the 4-tuple exists (TIME_WAIT included), or an unconnected PCB (listener, bound socket, LB group
+        member) holds src:port or ANY:port."""
+        wire = 4 if isinstance(src, IPv4Address) else 6
+        mask = self._used(self.unconn[sk.proto], wire, src, exact=False)
+        d = self._etable(sk).dest_masks(addr_key(src), addr_key(daddr), dport, 0)
+        if d is not None:
+            mask |= d[0] | d[1]
+        return mask
+
+    def lookup_local(self, sk: Sock, wire: int, addr: IPAddress, port: int, wildcard: bool) -> Sock | None:
+        """in_pcblookup_local: with ``wildcard`` the best-fit PCB using ``port`` (connected PCBs cost 1,
+        an address/wildcard mismatch 1, an AF_INET6 PCB answering an IPv4 lookup 3 on FreeBSD; different
+        specific addresses never match); without it only an unconnected PCB on exactly ``addr``. Newest
+        PCB first, as the port list is head-inserted."""
+        best: Sock | None = None
+        best_score = 3 + (3 if self.rules.family == "freebsd" else 0)
+        for p in reversed(self.table(sk).owners(port)):
+            if p is sk or p.laddr is None:
+                continue
+            view = pcb_view(p.family, p.laddr, p.v6only, wire)
+            if view is None:
+                continue
+            connected = p.raddr is not None
+            if not wildcard:
+                if not connected and view == addr:
+                    return p
+                continue
+            score = 3 if (self.rules.family == "freebsd" and wire == 4 and p.family == 6) else 0
+            if connected:
+                score += 1
+            if not is_any(view):
+                if is_any(addr):
+                    score += 1
+                elif view != addr:
+                    continue
+            elif not is_any(addr):
+                score += 1
+            if score < best_score:
+                best, best_score = p, score
+                if score == 0:
+                    break
+        return best
+
+    def tuple_taken(self, sk: Sock, src: IPAddress, lport: int, daddr: IPAddress, dport: int) -> bool:
+        """in_pcblookup_hash(faddr, fport, laddr, lport, 0): does this exact 4-tuple exist?"""
+        return self._etable(sk).match(addr_key(src), lport, addr_key(daddr), dport, 0) is not None
+
+    # ------------------------------------------------------------------ bind()
+
+    def bind(self, sk: Sock, addr: IPAddress, port: int) -> None:
+        """in_pcbbind / in6_pcbbind with an address: the OS's checks in its order, then the port."""
+        assert isinstance(sk, BsdSock)
+        if sk.lport or sk.bindportonsend or (sk.laddr is not None and not is_any(sk.laddr)) or sk.state != CLOSE:
+            fail(errno.EINVAL)
+        if sk.family == 6 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None and sk.v6only:
+            fail(errno.EINVAL)
+        self.check_bind_address(sk, addr)
+        if port:
+            err = self.explicit_port_error(sk, addr, port)
+            if err:
+                fail(err)
+            self._hash_port(sk, addr, port, connected=False)
+            sk.bindaddr_lock, sk.bindport_lock = not is_any(addr), True
+            return
+        sk.laddr = addr
+        try:
+            self.autobind(sk, addr, honour_reuse=True)
+        except OSError:
+            sk.laddr = None
+            raise
+        sk.bindaddr_lock = not is_any(addr)
+
+    def check_bind_address(self, sk: BsdSock, addr: IPAddress) -> None:
+        """The address part of in_pcbbind_setup: ANY, a local address, a multicast group (not for TCP on
+        FreeBSD/XNU: tcp_usr_bind's EAFNOSUPPORT), or anything with IP_BINDANY/SO_BINDANY."""
+        w = wire_address(addr)
+        if is_any(w):
+            return
+        if w.is_multicast:
+            if sk.proto == "tcp" and self.rules.family in ("freebsd", "macos"):
+                fail(errno.EAFNOSUPPORT)
+            return
+        if sk.bindany or self.addresses.is_local(w):
+            return
+        if sk.proto == "udp" and isinstance(w, IPv4Address) and w == IPv4Address("255.255.255.255") \
+                and self.rules.family == "openbsd":
+            return
+        fail(errno.EADDRNOTAVAIL)
+
+    def privileged_port_error(self, sk: Sock, addr: IPAddress, port: int) -> int:
+        """The reserved-port rule for an explicit port: EACCES for a non-root user (0 when allowed)."""
+        if sk.uid == 0:
+            return 0
+        rule = self.rules.privileged_ports
+        if rule == "reserved-sysctls":
+            low = self._int("net.inet.ip.portrange.reservedlow", 0)
+            high = self._int("net.inet.ip.portrange.reservedhigh", 1023)
+            return errno.EACCES if low <= port <= high else 0
+        if rule == "below-1024":
+            return errno.EACCES if port < 1024 else 0
+        if rule == "below-1024-specific-address":
+            return errno.EACCES if port < 1024 and not is_any(wire_address(addr)) else 0
+        return 0
+
+    def explicit_port_error(self, sk: BsdSock, addr: IPAddress, port: int) -> int:
+        """bind() to an explicit port: the OS's privilege and conflict checks in its order; 0 if allowed."""
+        fam = self.rules.family
+        priv = self.privileged_port_error(sk, addr, port)
+        if fam != "openbsd" and priv:
+            return priv                         # FreeBSD, NetBSD, XNU check privilege first
+        for wire in self._families(sk, addr):
+            view = query_view(addr, wire)
+            if fam == "freebsd":
+                err = self.freebsd_bind_conflict(sk, wire, view, port)
+            elif fam == "openbsd":
+                err = self.openbsd_bind_conflict(sk, wire, view, port)
+            elif fam == "netbsd":
+                err = self.netbsd_bind_conflict(sk, wire, view, port)
+            else:
+                err = self.xnu_bind_conflict(sk, wire, view, port)
+            if err:
+                return err
+        return priv                             # OpenBSD: in_rootonly() after in_pcbaddrisavail
+
+    def _reuse_bits(self, sk: Sock, addr: IPAddress) -> tuple[int, int]:
+        """(reuseport, reuseport_lb) of in_pcbbind_setup: SO_REUSEADDR counts as SO_REUSEPORT (and as
+        SO_REUSEPORT_LB on FreeBSD) for a multicast address."""
+        opts = so_options(sk)
+        reuseport = opts & OPT_REUSEPORT
+        reuseport_lb = opts & OPT_REUSEPORT_LB
+        if addr.is_multicast:
+            if opts & (OPT_REUSEADDR | OPT_REUSEPORT):
+                reuseport = OPT_REUSEADDR | OPT_REUSEPORT
+            if self.rules.family == "freebsd" and opts & (OPT_REUSEADDR | OPT_REUSEPORT_LB):
+                reuseport_lb = OPT_REUSEADDR | OPT_REUSEPORT_LB
+        return reuseport, reuseport_lb
+
+    def _wild_for_bind(self, sk: Sock) -> bool:
+        """lookupflags of in_pcbbind_setup: WILDCARD unless SO_REUSEADDR/SO_REUSEPORT(/_LB) is set."""
+        return not so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT | OPT_REUSEPORT_LB)
+
+    def freebsd_bind_conflict(self, sk: BsdSock, wire: int, addr: IPAddress, port: int) -> int:
+        """in_pcbbind_setup, explicit port (S3 14.x; S1 12.x is equivalent here): the different-uid check
+        for non-root callers, then the general check with the new socket's SO_REUSEPORT/_LB bits against
+        the found PCB's options; two AF_INET6 sockets both on the wildcard pass (INET6 exception)."""
+        reuseport, reuseport_lb = self._reuse_bits(sk, addr)
+        if not addr.is_multicast and sk.uid != 0:
+            t = self.lookup_local(sk, wire, addr, port, wildcard=True)
+            if t is not None:
+                assert t.laddr is not None
+                t_opts = so_options(t)
+                t_any = is_any(t.laddr)
+                if ((sk.proto != "tcp" or t.raddr is None)
+                        and (not is_any(addr) or not t_any or t_opts & OPT_REUSEPORT
+                             or not t_opts & OPT_REUSEPORT_LB)
+                        and sk.uid != t.uid):
+                    return errno.EADDRINUSE
+        t = self.lookup_local(sk, wire, addr, port, wildcard=self._wild_for_bind(sk))
+        if t is not None and not reuseport & so_options(t) and not reuseport_lb & so_options(t):
+            assert t.laddr is not None
+            if not (wire == 4 and is_any(addr) and is_any(t.laddr) and sk.family == 6 and t.family == 6):
+                return errno.EADDRINUSE
+        return 0
+
+    def openbsd_bind_conflict(self, sk: BsdSock, wire: int, addr: IPAddress, port: int) -> int:
+        """in_pcbaddrisavail (S5): a non-root euid never shares a port with another euid on an overlapping
+        address (whatever the options or the other PCB's state); then the general check, in which
+        SO_REUSEADDR only narrows the lookup and SO_REUSEPORT must be on the found PCB too."""
+        reuseport, _ = self._reuse_bits(sk, addr)
+        if sk.uid != 0 and not addr.is_multicast:
+            t = self.lookup_local(sk, wire, addr, port, wildcard=True)
+            if t is not None and t.uid != sk.uid:
+                return errno.EADDRINUSE
+        wild = not so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT) and \
+            (sk.proto != "tcp" or sk.state != LISTEN)
+        t = self.lookup_local(sk, wire, addr, port, wildcard=wild)
+        if t is not None and not reuseport & so_options(t):
+            return errno.EADDRINUSE
+        return 0
+
+    def netbsd_bind_conflict(self, sk: BsdSock, wire: int, addr: IPAddress, port: int) -> int:
+        """inpcb_bind_port (NetBSD in_pcb.c): the different-uid check (a wildcard pair passes only if the
+        found PCB has SO_REUSEPORT), then the general check with SO_REUSEPORT on both."""
+        reuseport, _ = self._reuse_bits(sk, addr)
+        if sk.uid != 0 and not addr.is_multicast:
+            t = self.lookup_local(sk, wire, addr, port, wildcard=True)
+            if t is not None:
+                assert t.laddr is not None
+                if (not is_any(addr) or not is_any(t.laddr) or not so_options(t) & OPT_REUSEPORT) \
+                        and sk.uid != t.uid:
+                    return errno.EADDRINUSE
+        t = self.lookup_local(sk, wire, addr, port, wildcard=self._wild_for_bind(sk))
+        if t is not None and not reuseport & so_options(t):
+            return errno.EADDRINUSE
+        return 0
+
+    def xnu_bind_conflict(self, sk: BsdSock, wire: int, addr: IPAddress, port: int) -> int:
+        """XNU in_pcbbind, explicit port (S6): the different-uid check applies only when one side is a
+        specific address (SOF_REUSESHAREUID and NECP owners not modelled); the general check as
+        FreeBSD's without SO_REUSEPORT_LB, two AF_INET6 wildcard sockets passing."""
+        reuseport, _ = self._reuse_bits(sk, addr)
+        if sk.uid != 0 and not addr.is_multicast:
+            t = self.lookup_local(sk, wire, addr, port, wildcard=True)
+            if t is not None:
+                assert t.laddr is not None
+                if (not is_any(addr) or not is_any(t.laddr)) and sk.uid != t.uid:
+                    return errno.EADDRINUSE
+        t = self.lookup_local(sk, wire, addr, port, wildcard=self._wild_for_bind(sk))
+        if t is not None and not reuseport & so_options(t):
+            assert t.laddr is not None
+            if not (is_any(addr) and is_any(t.laddr) and sk.family == 6 and t.family == 6):
+                return errno.EADDRINUSE
+        return 0
+
+    # ------------------------------------------------------------------ port choice
+
+    def exhausted_errno(self, sk: Sock) -> int:
+        """What an exhausted search returns: EADDRNOTAVAIL, but NetBSD's algo_bsd gives EAGAIN and its
+        other algorithms EINVAL (portalgo.c)."""
+        if self.rules.family == "netbsd":
+            return errno.EAGAIN if self._netbsd_algorithm_name(self._af(sk)) == "bsd" else errno.EINVAL
+        return errno.EADDRNOTAVAIL
+
+    def autobind(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
+        """in_pcbbind(inp, NULL) / bind(addr, 0) / listen() autobind: a port no PCB found by
+        in_pcblookup_local(laddr, port, lookupflags) uses, in the OS's order. With ``honour_reuse`` the
+        lookup is non-wildcard when the socket has SO_REUSEADDR/SO_REUSEPORT (in_pcbbind_setup) on
+        kernels whose rules say so; XNU ("override wild = 1 ... REUSEADDR|REUSEPORT don't apply") and
+        NetBSD IPv4 (check_suitable_port passes 1) always look up wildcard. Raises the exhaustion errno."""
+        assert isinstance(sk, BsdSock)
+        lo, hi, cursor = self.range_for(sk.proto, self._af(sk), self._portrange(sk), sk.uid)
+        reuse = so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT | OPT_REUSEPORT_LB)
+        wildcard = not (honour_reuse and self.rules.implicit_bind_honours_reuse and reuse)
+        if self.rules.family == "netbsd" and sk.family == 4:
+            wildcard = True                     # check_suitable_port: in_pcblookup_port(..., 1)
+        if self.rules.family == "netbsd" and self._netbsd_algorithm_name(self._af(sk)) in ("hash", "doublehash"):
+            sk.bindportonsend = True            # iscompletetuple() false: port 0 now, bound at connect
+            return 0
+        used = self.used_by_lookup_local(sk, laddr, wildcard)
+        if self.rules.family == "openbsd":
+            used |= self._baddynamic(sk.proto)
+        port, probes = self.choose_port(sk, lo, hi, cursor, used, dest=None)
+        self.stats["bind_probes"] += probes
+        if port is None:
+            fail(self.exhausted_errno(sk))
+        self._hash_port(sk, laddr, port, connected=False)
+        return port
+
+    def _baddynamic(self, proto: str) -> int:
+        text = self.sc.get(f"net.inet.{proto}.baddynamic", "")
+        mask = 0
+        for p in parse_port_list(str(text)):
+            mask |= 1 << p
+        return mask
+
+    def choose_port(self, sk: Sock, first: int, last: int, cursor: str, used: int,
+                    dest: tuple[IPAddress, IPAddress, int] | None) -> tuple[int | None, int]:
+        """Walk the range in the OS's order over the ports not in ``used``: (port or None, probes)."""
+        order = self.rules.order
+        if order == "freebsd":
+            return self.freebsd_order(sk, first, last, cursor, used)
+        if order == "xnu":
+            return self.xnu_order(sk, first, last, cursor, used)
+        if order == "openbsd":
+            return self.openbsd_order(first, last, used)
+        if order == "netbsd":
+            return self.netbsd_order(sk, first, last, cursor, used)
+        raise NotImplementedError(order)
+
+    def ipport_tick(self) -> None:
+        """ipport_tick() (FreeBSD <= 13.x, S1), replayed for every whole second since the last replay:
+        more than randomcps allocations since the previous tick make allocation sequential for
+        randomtime ticks; ticks without that many count stoprandom down."""
+        now_tick = int(self.now)
+        pending = now_tick - self.last_tick
+        if pending <= 0:
+            return
+        cps = self._int("net.inet.ip.portrange.randomcps", 10)
+        randomtime = self._int("net.inet.ip.portrange.randomtime", 45)
+        if self.tcpallocs <= self.tcplastcount + cps:
+            if self.stoprandom > 0:
+                self.stoprandom -= 1
+        else:
+            self.stoprandom = randomtime
+        self.tcplastcount = self.tcpallocs
+        rest = pending - 1                      # later ticks saw no allocation: each one the same step
+        if rest:
+            self.stoprandom = max(0, self.stoprandom - rest) if cps >= 0 else randomtime
+        self.last_tick = now_tick
+
+    def freebsd_order(self, sk: Sock, first: int, last: int, cursor: str, used: int) -> tuple[int | None, int]:
+        """in_pcb_lport (S1) / in_pcb_lport_dest (S3): first and last swapped into order; a random cursor
+        `first + arc4random() % (last - first)` when randomized (not while ipport_tick has stopped
+        randomness for TCP, <= 13.x; never when first == last), else the shared cursor; then
+        `++cursor` with wrap-around, every port of the range tried once, the cursor left on the last
+        probe. (14.x divides by last - first unguarded; the model keeps 12.x's guard.)"""
+        if first > last:
+            first, last = last, first
+        randomized = self._int("net.inet.ip.portrange.randomized", 1) != 0
+        if self.rules.throttle:
+            self.ipport_tick()
+            dorandom = randomized and (not self.stoprandom or sk.proto == "udp")
+            self.tcpallocs += 1                 # "pcbinfo != udbinfo || != ulitecbinfo": UDP counts too
+        else:
+            dorandom = randomized
+        if first == last:
+            dorandom = False
+        cur = self.cursors.get(cursor, 0)
+        if dorandom:
+            cur = first + self.rng.getrandbits(32) % (last - first)
+        return self._ascending(first, last, cursor, cur, used)
+
+    def _ascending(self, first: int, last: int, cursor: str, cur: int, used: int) -> tuple[int | None, int]:
+        """`do { if (count-- < 0) fail; if (++cur < first || cur > last) cur = first; } while (in use)`."""
+        n = last - first + 1
+        start = cur + 1
+        if start < first or start > last:
+            start = first
+        port, k = scan_wrapped(PortSpace(self._range_mask(first, last) & ~used), start, 1, n, last + 1, n)
+        if port is None:
+            self.cursors[cursor] = first + (start - first + n - 1) % n
+            return None, n
+        self.cursors[cursor] = port
+        return port, k + 1
+
+    def xnu_order(self, sk: Sock, first: int, last: int, cursor: str, used: int) -> tuple[int | None, int]:
+        """XNU in_pcbbind, lport == 0 (S6): a random cursor `first + rand_port % (first - last)` (u_short
+        rand_port, C remainder) when net.inet.{tcp,udp}.randomize_ports is set, else the shared cursor;
+        counting up (first < last) or down (first > last), every port tried once. Restricted ports
+        (IS_RESTRICTED_IN_PORT) and Skywalk's netns reservation are not modelled."""
+        randomize = self._int(f"net.inet.{sk.proto}.randomize_ports", 1 if sk.proto == "udp" else 0)
+        cur = self.cursors.get(cursor, 0)
+        if first <= last:
+            if randomize and first != last:
+                cur = first + self.rng.getrandbits(16) % (last - first)
+            return self._ascending(first, last, cursor, cur, used)
+        if randomize:
+            cur = first - self.rng.getrandbits(16) % (first - last)
+        n = first - last + 1
+        start = cur - 1
+        if start > first or start < last:
+            start = first
+        port, probes = scan_down(range_mask(last, first) & ~used, start, last, first, n)
+        if port is not None:
+            self.cursors[cursor] = port
+        return port, probes
+
+    def openbsd_order(self, first: int, last: int, used: int) -> tuple[int | None, int]:
+        """in_pcbpickport (S5): candidate = lower + arc4random_uniform(higher - lower), then ++candidate
+        with wrap-around; baddynamic ports (already in ``used``) cost a probe each; no cursor is kept."""
+        lower, higher = (first, last) if first <= last else (last, first)
+        count = higher - lower
+        candidate = lower + (self.rng.randrange(count) if count > 0 else 0)
+        start = candidate + 1
+        if start > higher:
+            start = lower
+        n = higher - lower + 1
+        port, k = scan_wrapped(PortSpace(range_mask(lower, higher) & ~used), start, 1, n, higher + 1, n)
+        return (None, n) if port is None else (port, k + 1)
+
+    # --- NetBSD portalgo.c
+
+    def _netbsd_algorithm_name(self, af: int) -> str:
+        prefix = "net.inet.ip." if af == 4 else "net.inet6.ip6."
+        return str(self.sc.get(prefix + "anonportalgo.selected", self.rules.netbsd_algorithm))
+
+    def netbsd_order(self, sk: Sock, first: int, last: int, cursor: str, used: int) -> tuple[int | None, int]:
+        """portalgo_randport: the selected algorithm over check_suitable_port (ports not in ``used``).
+        Each algorithm keeps its uint16_t next_ephemeral per protocol, family and range."""
+        mymin, mymax = (first, last) if first <= last else (last, first)
+        algo = self._netbsd_algorithm_name(self._af(sk))
+        free = range_mask(mymin, mymax) & ~used
+        num = mymax - mymin + 1
+        key = f"{cursor}:{algo}"
+        nxt = self.netbsd_next.get(key, 0)
+        if algo == "bsd":
+            return self._netbsd_bsd(free, mymin, mymax, key, nxt)
+        if algo == "random_start":
+            start = mymin + self.rng.getrandbits(32) % num
+            port, k = scan_wrapped(PortSpace(free), start, 1, num, mymax + 1, num)
+            self.netbsd_next[key] = port if port is not None else start
+            return (None, num) if port is None else (port, k + 1)
+        if algo == "random_pick":
+            return self._netbsd_random_pick(free, mymin, num)
+        if algo == "hash":
+            offset = self.rng.getrandbits(16)   # Fhash(): MD5 under a secret drawn anew on every call
+            port, probes = mod_walk(free, mymin, num, nxt, offset, num)
+            self.netbsd_next[key] = (nxt + probes) & 0xFFFF
+            return port, probes
+        if algo == "doublehash":
+            if not self.netbsd_dhtable or self.netbsd_dhtable[0] == 0:
+                self.netbsd_dhtable = [self.rng.getrandbits(16) for _ in range(8)]
+            offset = self.rng.getrandbits(16)
+            idx = self.rng.getrandbits(16) % 8  # G = Fhash() % 8, also re-keyed per call
+            port, probes = mod_walk(free, mymin, num, self.netbsd_dhtable[idx], offset, num)
+            self.netbsd_dhtable[idx] = (self.netbsd_dhtable[idx] + probes) & 0xFFFF
+            return port, probes
+        return self._netbsd_randinc(free, mymin, num, key, nxt)
+
+    def _netbsd_bsd(self, free: int, mymin: int, mymax: int, key: str, nxt: int) -> tuple[int | None, int]:
+        """algo_bsd: `myport = next; if out of range myport = max; next = myport - 1`, counting down."""
+        start = nxt if mymin <= nxt <= mymax else mymax
+        num = mymax - mymin + 1
+        port, probes = scan_down(free, start, mymin, mymax, num)
+        if port is None:
+            self.netbsd_next[key] = (start - 1) & 0xFFFF
+            return None, num
+        self.netbsd_next[key] = (port - 1) & 0xFFFF
+        return port, probes
+
+    def _netbsd_random_pick(self, free: int, mymin: int, num: int) -> tuple[int | None, int]:
+        """algo_random_pick (RFC 6056 algorithm 1): a fresh uniform pick per try, at most num tries. The
+        first RANDOM_PICK_EXACT_TRIES tries are drawn one by one; after that the number of further misses
+        is drawn from its geometric law and the port uniformly among the free ones (the same
+        distribution, without a Python step per try)."""
+        for k in range(min(num, RANDOM_PICK_EXACT_TRIES)):
+            port = mymin + self.rng.getrandbits(32) % num
+            if free >> port & 1:
+                return port, k + 1
+        done = min(num, RANDOM_PICK_EXACT_TRIES)
+        nfree = free.bit_count()
+        if done >= num or nfree == 0:
+            return None, num
+        p = nfree / num
+        misses = 0 if p >= 1.0 else int(math.log(1.0 - self.rng.random()) / math.log(1.0 - p))
+        if done + misses >= num:
+            return None, num
+        index = self.rng.randrange(nfree)
+        m = free
+        for _ in range(index):
+            m &= m - 1
+        return (m & -m).bit_length() - 1, done + misses + 1
+
+    def _netbsd_randinc(self, free: int, mymin: int, num: int, key: str, nxt: int) -> tuple[int | None, int]:
+        """algo_randinc (RFC 6056 algorithm 5, N = 500): next += random() % N + 1 per try (uint16_t),
+        port = min + next % num; a random 16-bit start when next is 0. One Python step per try, as the
+        algorithm itself has no shortcut."""
+        if nxt == 0:
+            nxt = self.rng.getrandbits(32) & 0xFFFF
+        for k in range(num):
+            nxt = (nxt + self.rng.getrandbits(32) % 500 + 1) & 0xFFFF
+            port = mymin + nxt % num
+            if free >> port & 1:
+                self.netbsd_next[key] = nxt
+                return port, k + 1
+        self.netbsd_next[key] = nxt
+        return None, num
+
+    # ------------------------------------------------------------------ connect()
+
+    def _source(self, sk: Sock, daddr: IPAddress) -> IPAddress:
+        """in_pcbladdr / in_selectsrc: the bound address, or the route's (ENETUNREACH without one)."""
+        return self.route_source(sk, daddr)
+
+    def _family_form(self, sk: Sock, addr: IPAddress) -> IPAddress:
+        return addr if sk.family == 4 or isinstance(addr, IPv6Address) else mapped(addr)
+
+    def _establish(self, sk: Sock, src: IPAddress, daddr: IPAddress, dport: int) -> None:
+        """in_pcbconnect's commit: the PCB takes its source address and peer, leaves the wildcard hash and
+        enters the exact one."""
+        self._unhash_unconnected(sk)
+        if sk.laddr is None or is_any(sk.laddr):
+            self._rehash_laddr(sk, self._family_form(sk, src))
+        sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
+        self._etable(sk).insert(sk)
+
+    def _connect_style(self, sk: Sock) -> str:
+        """Which connect() variant runs: the profile's, with FreeBSD >= 13's require_unique_port=1 turning
+        TCP back to the pre-bind (tcp_connect, S4), and FreeBSD 12's UDP binding with the source address
+        (in_pcbconnect_setup -> in_pcbbind_setup with laddr chosen, S1)."""
+        style = self.rules.connect_port
+        if sk.proto == "tcp":
+            if style == "lport-dest" and self.rules.require_unique_port and \
+                    self._int("net.inet.tcp.require_unique_port", 0) and not sk.lport:
+                return "prebind-wildcard"
+            return style
+        if self.rules.family == "freebsd" and style == "prebind-wildcard":
+            return "bind-source"
+        if style == "prebind-wildcard":
+            return "check-then-bind"            # XNU UDP: 4.4BSD in_pcbconnect (⚠ not re-read)
+        return style
+
+    def tcp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """tcp_connect / tcp6_connect up to the handshake, in the profile's variant; then the SYN."""
+        daddr = wire_address(daddr)
+        self.connect_pcb(sk, daddr, dport)
+        self.stats["connects"] += 1
+        self._handshake(sk, daddr, dport)
+
+    def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """The SYN meets a listener or a simulated peer; a child created here is marked accepted."""
+        super()._handshake(sk, daddr, dport)
+        if isinstance(sk.peer, BsdSock) and sk.peer.parent is not None:
+            sk.peer.accepted = True
+
+    def connect_pcb(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """Give the PCB its port, source address and peer, or fail as the OS fails."""
+        assert isinstance(sk, BsdSock)
+        if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
+            fail(errno.EINVAL)                  # a v4-mapped peer on an IPV6_V6ONLY socket
+        style = self._connect_style(sk)
+        if style == "prebind-wildcard":
+            self.connect_prebind(sk, daddr, dport)
+        elif style == "lport-dest":
+            self.connect_lport_dest(sk, daddr, dport)
+        elif style == "after-source":
+            self.connect_after_source(sk, daddr, dport)
+        elif style == "bind-source":
+            self.connect_bind_source(sk, daddr, dport)
+        else:
+            self.connect_check_then_bind(sk, daddr, dport)
+
+    def connect_prebind(self, sk: BsdSock, daddr: IPAddress, dport: int) -> None:
+        """FreeBSD <= 12 tcp_connect (S2) and XNU: in_pcbbind(inp, NULL) with laddr = ANY picks the port
+        before the destination is looked at (the lookup honours SO_REUSEADDR on FreeBSD, not on XNU);
+        in_pcbconnect_setup then finds a duplicate 4-tuple only by its exact hash lookup: EADDRINUSE, no
+        retry, and the socket keeps its ANY:port binding."""
+        if not sk.lport:
+            laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
+            self.autobind(sk, laddr, honour_reuse=True)
+        if dport == 0:
+            fail(errno.EADDRNOTAVAIL)
+        src = self._source(sk, daddr)
+        if self.tuple_taken(sk, src, sk.lport, daddr, dport):
+            fail(errno.EADDRINUSE)
+        self._establish(sk, src, daddr, dport)
+
+    def connect_lport_dest(self, sk: BsdSock, daddr: IPAddress, dport: int) -> None:
+        """FreeBSD >= 13 in_pcbconnect_setup (S3): the source address first; a bound port is checked
+        against the exact 4-tuple (EADDRINUSE); otherwise in_pcb_lport_dest takes a port whose 4-tuple is
+        free and that no unconnected PCB holds on the source address or ANY. Options are not read."""
+        if dport == 0:
+            fail(errno.EADDRNOTAVAIL)
+        src = self._source(sk, daddr)
+        if sk.lport:
+            if self.tuple_taken(sk, src, sk.lport, daddr, dport):
+                fail(errno.EADDRINUSE)
+        else:
+            self._search_for_connect(sk, src, self.used_by_hash_lookup(sk, src, daddr, dport))
+        self._establish(sk, src, daddr, dport)
+
+    def _search_for_connect(self, sk: BsdSock, src: IPAddress, used: int) -> int:
+        lo, hi, cursor = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6,
+                                        self._portrange(sk), sk.uid)
+        port, probes = self.choose_port(sk, lo, hi, cursor, used, dest=None)
+        self.stats["connect_searches"] += 1
+        self.stats["connect_probes"] += probes
+        self.last_probes = probes
+        if port is None:
+            fail(self.exhausted_errno(sk))
+        sk.connect_bind = True
+        self._hash_port(sk, self._family_form(sk, src), port, connected=True)
+        return port
+
+    def connect_after_source(self, sk: BsdSock, daddr: IPAddress, dport: int) -> None:
+        """OpenBSD in_pcbconnect (S5): the source address first; in_pcbbind with that address picks a
+        port unique on it (a wildcard lookup, or, with SO_REUSEADDR/SO_REUSEPORT, one that only avoids
+        unconnected sockets on exactly that address); a duplicate 4-tuple then fails with EADDRINUSE and
+        the port is given back."""
+        if dport == 0:
+            fail(errno.EADDRNOTAVAIL)
+        src = self._source(sk, daddr)
+        if sk.lport and self.tuple_taken(sk, src, sk.lport, daddr, dport):
+            fail(errno.EADDRINUSE)
+        if not sk.lport:
+            wild = not so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT)
+            used = self.used_by_lookup_local(sk, self._family_form(sk, src), wild) | self._baddynamic(sk.proto)
+            port = self._search_for_connect(sk, src, used)
+            if self.tuple_taken(sk, src, port, daddr, dport):
+                self.table(sk).remove(sk)
+                sk.lport = 0
+                sk.connect_bind = False
+                sk.laddr = None if not sk.bindaddr_lock else sk.laddr
+                fail(errno.EADDRINUSE)
+        self._establish(sk, src, daddr, dport)
+
+    def connect_bind_source(self, sk: BsdSock, daddr: IPAddress, dport: int) -> None:
+        """FreeBSD 12 UDP connect (in_pcbconnect_setup, S1): the source address, the exact 4-tuple check
+        of a bound port, then in_pcbbind_setup(NULL) with that address: a port unique on it, or with
+        SO_REUSEADDR one only unconnected sockets on exactly it do not hold."""
+        if dport == 0:
+            fail(errno.EADDRNOTAVAIL)
+        src = self._source(sk, daddr)
+        if sk.lport:
+            if self.tuple_taken(sk, src, sk.lport, daddr, dport):
+                fail(errno.EADDRINUSE)
+        else:
+            wild = self._wild_for_bind(sk)
+            self._search_for_connect(sk, src, self.used_by_lookup_local(sk, self._family_form(sk, src), wild))
+        self._establish(sk, src, daddr, dport)
+
+    def connect_check_then_bind(self, sk: BsdSock, daddr: IPAddress, dport: int) -> None:
+        """NetBSD inpcb_connect (4.4BSD): the 4-tuple of a bound port is checked first (EADDRINUSE), then
+        an unbound socket is bound with laddr still ANY (host-wide unique port), then the source address
+        is set; a hash/doublehash socket gets its port now, after the source (late bind)."""
+        if dport == 0:
+            fail(errno.EADDRNOTAVAIL)
+        src = self._source(sk, daddr)
+        if sk.lport and self.tuple_taken(sk, src, sk.lport, daddr, dport):
+            fail(errno.EADDRINUSE)
+        if (sk.laddr is None or is_any(sk.laddr)) and not sk.lport and not sk.bindportonsend:
+            laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
+            self.autobind(sk, laddr, honour_reuse=True)
+        if sk.bindportonsend:
+            wild = sk.family == 4 or self._wild_for_bind(sk)
+            self._search_for_connect(sk, src, self.used_by_lookup_local(sk, self._family_form(sk, src), wild))
+            sk.bindportonsend = False
+        self._establish(sk, src, daddr, dport)
+
+    # ------------------------------------------------------------------ UDP
+
+    def udp_autobind(self, sk: Sock) -> None:
+        """The first sendto() of an unbound socket: in_pcbbind_setup with laddr ANY (udp_output)."""
+        if sk.lport:
+            return
+        laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
+        self.autobind(sk, laddr, honour_reuse=True)
+        if isinstance(sk, BsdSock) and sk.bindportonsend:
+            # NetBSD hash algorithms with no peer: the port is chosen now on the bound address (⚠ model).
+            sk.bindportonsend = False
+            self._search_for_connect(sk, laddr, self.used_by_lookup_local(sk, laddr, True))
+            self._hash_port_unconnected_again(sk)
+
+    def _hash_port_unconnected_again(self, sk: Sock) -> None:
+        self.unconn[sk.proto].add(sk, sk.lport)
+        self._unconn_ids.add(sk.id)
+
+    def udp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """udp_connect / in_pcbconnect: EISCONN when connected; else the profile's connect variant."""
+        if sk.raddr is not None:
+            fail(errno.EISCONN)
+        self.connect_pcb(sk, wire_address(daddr), dport)
+        sk.state = ESTABLISHED
+
+    # ------------------------------------------------------------------ listen()
+
+    def listen(self, sk: Sock, backlog: int) -> None:
+        """tcp_usr_listen: an unbound socket is bound first (in_pcbbind(inp, NULL)); no conflict re-check."""
+        if sk.state == LISTEN:
+            sk.backlog = backlog
+            return
+        if sk.state != CLOSE or sk.raddr is not None:
+            fail(errno.EINVAL)
+        if not sk.lport:
+            laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
+            self.autobind(sk, laddr, honour_reuse=True)
+        sk.state = LISTEN
+        sk.backlog = backlog
+        sk.accept_queue = deque()
+        self._hash_listener(sk)
+
+    def _hash_listener(self, sk: Sock) -> None:
+        """in_pcbinslbgrouphash: a SO_REUSEPORT_LB listener joins the group of its (family, address, port),
+        up to 256 members; plain SO_REUSEPORT listeners share the port without load balancing."""
+        lst = self.listeners.setdefault(sk.lport, [])
+        if isinstance(sk, BsdSock) and sk.reuseport_lb:
+            for other in lst:
+                if other.group is not None and other.family == sk.family and other.laddr == sk.laddr:
+                    if len(other.group.members) < LB_GROUP_MAX:
+                        other.group.add(sk)
+                    break
+            else:
+                ReuseportGroup().add(sk)
+        lst.append(sk)
+
+    # ------------------------------------------------------------------ teardown
+
+    def _destroy(self, sk: Sock) -> None:
+        """in_pcbfree: out of every table."""
+        self._unhash_unconnected(sk)
+        if sk.proto == "udp" and sk.hashed:
+            self.uehash.remove(sk)
+        super()._destroy(sk)
+
+    def timewait_seconds(self) -> float:
+        """2 * MSL: net.inet.tcp.msl (ms) on FreeBSD and XNU; TcpTimedWaitDelay on Windows; else the rule's."""
+        msl = self.sc.get("net.inet.tcp.msl")
+        if isinstance(msl, int):
+            return 2 * msl / 1000.0
+        delay = self.sc.get("tcpip.parameters.TcpTimedWaitDelay")
+        if isinstance(delay, int):
+            return float(delay)
+        return self.rules.timewait
+
+    def _enter_timewait(self, sk: Sock, substate: str, lifetime: float) -> None:
+        """tcp_twstart: TIME_WAIT lasts 2 * MSL on this OS (FIN_WAIT2 orphans keep the given lifetime)."""
+        if substate == TIME_WAIT:
+            lifetime = self.timewait_seconds()
+        super()._enter_timewait(sk, substate, lifetime)
+
+
+# ------------------------------------------------------------------ option helpers for callers
+
+def _stack_of(sock: Socket) -> Stack:
+    return sock._host._stack
+
+
+def setsockopt(sock: Socket, level: int, optname: int, value: object) -> None:
+    """``sock.setsockopt(level, optname, value)`` that also knows the OS's own options (SO_REUSEPORT_LB,
+    IP_PORTRANGE, SO_EXCLUSIVEADDRUSE, ...) and refuses Linux-only ones with ENOPROTOOPT, as the model's
+    OS would. Needed until model/host.py's Socket.setsockopt consults the stack's os_setsockopt."""
+    from portalloc.model.host import _option_value
+
+    stack = _stack_of(sock)
+    hook = getattr(stack, "os_setsockopt", None)
+    if hook is not None:
+        num, raw = _option_value(value)
+        if hook(sock._live(), level, optname, num, raw):
+            return
+    sock.setsockopt(level, optname, value)
+
+
+def getsockopt(sock: Socket, level: int, optname: int) -> int | bytes:
+    """``sock.getsockopt(level, optname)`` that also knows the OS's own options (see setsockopt)."""
+    stack = _stack_of(sock)
+    hook = getattr(stack, "os_getsockopt", None)
+    if hook is not None:
+        found = hook(sock._live(), level, optname)
+        if found is not None:
+            return int(found)
+    return sock.getsockopt(level, optname)

@@ -1,0 +1,252 @@
+# Windows (Vista / Server 2008 and later) as a model kernel, from Microsoft's documentation only.
+#
+# Rules:
+# - The PCB tables, TIME_WAIT and the 4-tuple machinery are BsdStack's; what differs is decided here:
+#   who may bind next to whom (the documented SO_REUSEADDR / SO_EXCLUSIVEADDRUSE result tables, W3),
+#   and how ports are chosen (W1, W4, W5).
+# - bind() to an explicit port: every socket already holding the port (bound, listening, connected or in
+#   TIME_WAIT; accept()ed children excepted) is a "first bind", the new socket the "second"; each pair is
+#   looked up in the table for the same account or for different accounts (uid), with W = bound to the
+#   wildcard, S = bound to a specific address. Two different specific addresses never conflict (W6).
+#   INUSE is EADDRINUSE (WSAEADDRINUSE), ACCESS is EACCES (WSAEACCES). Dual-stack sockets are not modelled.
+# - Ports: connect() without bind() takes an "auto-reuse" port (SO_REUSE_UNICASTPORT is on for implicit
+#   binds, W4): unique per 4-tuple, never one an explicit binder holds, randomized (W4 SO_RANDOMIZE_PORT).
+#   bind(addr, 0) takes a port no socket uses (per local address with SO_PORT_SCALABILITY, W5); with
+#   SO_REUSE_UNICASTPORT the port is chosen at connect() instead. The selection orders are undocumented:
+#   the model uses a random start + linear probe where the docs say "randomized", and a sequential cursor
+#   for a plain bind(0) (⚠ model choice). Exhaustion is ENOBUFS (WSAENOBUFS, ⚠ partly remembered).
+"""Windows model kernel: the documented bind tables and the implicit/explicit bind split."""
+
+from __future__ import annotations
+
+import errno
+from ipaddress import IPv4Address
+
+from portalloc.model.addr import ANY4, ANY6, IPAddress, is_any, wire_address
+from portalloc.model.bsd import SOL_IP, SOL_SOCKET, BsdSock, BsdStack, pcb_view, query_view
+from portalloc.model.errors import fail
+from portalloc.model.search import PortSpace, scan_wrapped
+from portalloc.model.sock import CLOSE, Sock
+
+#: Winsock option numbers (winsock2.h / ws2def.h; SO_EXCLUSIVEADDRUSE is ((int)(~SO_REUSEADDR))).
+SO_EXCLUSIVEADDRUSE = ~4
+SO_RANDOMIZE_PORT = 0x3005
+SO_PORT_SCALABILITY = 0x3006
+SO_REUSE_UNICASTPORT = 0x3007
+
+# Result cells: S = success, U = INUSE (WSAEADDRINUSE), A = ACCESS (WSAEACCES).
+# Order of rows (first bind) and columns (second bind): Default W, Default S, REUSEADDR W, REUSEADDR S,
+# EXCLUSIVE W, EXCLUSIVE S. Transcribed from W3 (MicrosoftDocs/win32 08f5ed21d569) via others.md §3.4.
+SAME_ACCOUNT = (
+    "USASUS",
+    "SUSAUU",
+    "USSSUS",
+    "SUSSUU",
+    "UAAAUA",
+    "SUSAUU",
+)
+DIFFERENT_ACCOUNTS = (
+    "UAAAUA",
+    "SUSAUU",
+    "UASSUA",
+    "SUSSUU",
+    "UAAAUA",
+    "SUSAUU",
+)
+_CELL_ERRNO = {"S": 0, "U": errno.EADDRINUSE, "A": errno.EACCES}
+
+
+def bind_category(sk: Sock) -> int:
+    """The table row/column of a socket: option (default, SO_REUSEADDR, SO_EXCLUSIVEADDRUSE) times
+    address (W = wildcard, S = specific). An implicit (connect) binding counts as a default wildcard one."""
+    exclusive = isinstance(sk, BsdSock) and sk.exclusive
+    option = 2 if exclusive else (1 if sk.reuseaddr else 0)
+    specific = sk.bindaddr_lock
+    return option * 2 + (1 if specific else 0)
+
+
+def table_result(first: Sock, second: Sock) -> int:
+    """The errno the documented table gives for ``second`` binding the port ``first`` holds (0: allowed)."""
+    table = SAME_ACCOUNT if first.uid == second.uid else DIFFERENT_ACCOUNTS
+    return _CELL_ERRNO[table[bind_category(first)][bind_category(second)]]
+
+
+class WindowsStack(BsdStack):
+    """Windows: the documented tables and port rules over the BSD PCB machinery."""
+
+    # ------------------------------------------------------------------ options
+
+    def os_setsockopt(self, sk: Sock, level: int, optname: int, num: int, raw: bytes) -> bool:
+        """SO_EXCLUSIVEADDRUSE, SO_REUSE_UNICASTPORT, SO_PORT_SCALABILITY, SO_RANDOMIZE_PORT (set before
+        bind, W3/W4; after bind: EINVAL ⚠ errno undocumented); SO_RANDOMIZE_PORT after
+        SO_REUSE_UNICASTPORT "fails" (W4; EINVAL ⚠). Linux-only and BSD-only options: ENOPROTOOPT."""
+        assert isinstance(sk, BsdSock)
+        if level == SOL_SOCKET and optname in (SO_EXCLUSIVEADDRUSE, SO_RANDOMIZE_PORT, SO_PORT_SCALABILITY,
+                                               SO_REUSE_UNICASTPORT):
+            on = self._int_option(raw) != 0
+            if sk.lport or sk.bindportonsend:
+                fail(errno.EINVAL)
+            if optname == SO_EXCLUSIVEADDRUSE:
+                sk.exclusive = on
+            elif optname == SO_RANDOMIZE_PORT:
+                if on and sk.reuse_unicast:
+                    fail(errno.EINVAL)
+                sk.randomize_port = on
+            elif optname == SO_PORT_SCALABILITY:
+                sk.port_scalability = on
+            else:
+                sk.reuse_unicast = on
+            return True
+        if level == SOL_IP and optname not in (1, 2, 3, 4):   # IP_OPTIONS, IP_HDRINCL, IP_TOS, IP_TTL
+            fail(errno.ENOPROTOOPT)
+        return super().os_setsockopt(sk, level, optname, num, raw)
+
+    def os_getsockopt(self, sk: Sock, level: int, optname: int) -> int | None:
+        """getsockopt for the Windows options."""
+        assert isinstance(sk, BsdSock)
+        if level == SOL_SOCKET:
+            values = {SO_EXCLUSIVEADDRUSE: sk.exclusive, SO_RANDOMIZE_PORT: sk.randomize_port,
+                      SO_PORT_SCALABILITY: sk.port_scalability, SO_REUSE_UNICASTPORT: sk.reuse_unicast}
+            if optname in values:
+                return int(values[optname])
+        return super().os_getsockopt(sk, level, optname)
+
+    # ------------------------------------------------------------------ bind()
+
+    def bind(self, sk: Sock, addr: IPAddress, port: int) -> None:
+        """bind(): EINVAL when bound; a local address or EADDRNOTAVAIL; an explicit port decided by the
+        tables; port 0 a unique port (or, with SO_REUSE_UNICASTPORT, none until connect())."""
+        assert isinstance(sk, BsdSock)
+        if sk.lport or sk.bindportonsend or (sk.laddr is not None and not is_any(sk.laddr)) or sk.state != CLOSE:
+            fail(errno.EINVAL)
+        w = wire_address(addr)
+        if not is_any(w) and not w.is_multicast and not self.addresses.is_local(w):
+            fail(errno.EADDRNOTAVAIL)
+        sk.bindaddr_lock = not is_any(addr)
+        if port:
+            err = self.bind_table_error(sk, addr, port)
+            if err:
+                sk.bindaddr_lock = False
+                fail(err)
+            self._hash_port(sk, addr, port, connected=False)
+            sk.bindport_lock = True
+            return
+        if sk.reuse_unicast:
+            sk.laddr = addr
+            sk.bindportonsend = True            # the port is picked by connect(), shareable (W4)
+            return
+        self.explicit_ephemeral(sk, addr)
+
+    def bind_table_error(self, sk: BsdSock, addr: IPAddress, port: int) -> int:
+        """W3's tables for every socket already holding ``port`` on an overlapping address: the first that
+        refuses decides (EADDRINUSE or EACCES)."""
+        for first in self.table(sk).owners(port):
+            if first is sk or first.laddr is None or (isinstance(first, BsdSock) and first.accepted):
+                continue
+            if not self._overlap(first, addr):
+                continue
+            err = table_result(first, sk)
+            if err:
+                return err
+        return 0
+
+    def _overlap(self, first: Sock, addr: IPAddress) -> bool:
+        """Same family and wildcard-or-equal bind addresses (two different specific addresses never meet)."""
+        assert first.laddr is not None
+        bound = first.laddr if first.bindaddr_lock else (ANY4 if first.family == 4 else ANY6)
+        for wire in self._families(first, bound):
+            view = pcb_view(first.family, bound, first.v6only, wire)
+            q = query_view(addr, wire)
+            if view is None or (wire == 4) != isinstance(wire_address(addr), IPv4Address):
+                continue
+            if is_any(view) or is_any(q) or view == q:
+                return True
+        return False
+
+    def explicit_ephemeral(self, sk: BsdSock, addr: IPAddress) -> int:
+        """bind(addr, 0): a port no socket of the protocol uses (on ``addr`` or the wildcard only, with
+        SO_PORT_SCALABILITY and a specific address, W5); randomized with SO_RANDOMIZE_PORT, otherwise the
+        next port after the last one handed out (⚠ undocumented order, model choice)."""
+        lo, hi, cursor = self.range_for(sk.proto, self._af(sk), 0, sk.uid)
+        narrow = sk.port_scalability and not is_any(addr)
+        used = self.used_by_lookup_local(sk, addr if narrow else (ANY4 if sk.family == 4 else ANY6), True)
+        port, probes = self.windows_order(lo, hi, cursor, used, randomize=sk.randomize_port)
+        self.stats["bind_probes"] += probes
+        if port is None:
+            fail(errno.ENOBUFS)
+        self._hash_port(sk, addr, port, connected=False)
+        return port
+
+    def windows_order(self, lo: int, hi: int, cursor: str, used: int, randomize: bool) -> tuple[int | None, int]:
+        """A random start and a linear probe when randomized, else the shared cursor plus one (model)."""
+        n = hi - lo + 1
+        if randomize:
+            start = lo + self.rng.randrange(n)
+        else:
+            start = self.cursors.get(cursor, lo - 1) + 1
+            if start > hi or start < lo:
+                start = lo
+        port, k = scan_wrapped(PortSpace(self._range_mask(lo, hi) & ~used), start, 1, n, hi + 1, n)
+        if port is None:
+            return None, n
+        if not randomize:
+            self.cursors[cursor] = port
+        return port, k + 1
+
+    def autobind(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
+        """Every implicit bind that is not connect()'s auto-reuse (UDP, sendto) takes a unique port."""
+        assert isinstance(sk, BsdSock)
+        return self.explicit_ephemeral(sk, laddr)
+
+    def listen(self, sk: Sock, backlog: int) -> None:
+        """listen() needs a bound socket: WSAEINVAL otherwise."""
+        if not sk.lport:
+            fail(errno.EINVAL)
+        super().listen(sk, backlog)
+
+    # ------------------------------------------------------------------ connect()
+
+    def connect_pcb(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """connect(): a bound port is checked against the 4-tuple (EADDRINUSE); an unbound TCP socket (or
+        one bound with SO_REUSE_UNICASTPORT) takes an auto-reuse port: free toward this destination
+        (TIME_WAIT included, the 4227 event's case), not held by an explicit binder, randomized. UDP
+        connect() takes a unique port (⚠ undocumented)."""
+        assert isinstance(sk, BsdSock)
+        if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
+            fail(errno.EINVAL)
+        if dport == 0:
+            fail(errno.EADDRNOTAVAIL)
+        src = self._source(sk, daddr)
+        if sk.lport:
+            if self.tuple_taken(sk, src, sk.lport, daddr, dport):
+                fail(errno.EADDRINUSE)
+        elif sk.proto == "tcp":
+            self.auto_reuse_port(sk, src, daddr, dport)
+            sk.bindportonsend = False
+        else:
+            laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
+            self.explicit_ephemeral(sk, laddr)
+        self._establish(sk, src, daddr, dport)
+
+    def auto_reuse_port(self, sk: BsdSock, src: IPAddress, daddr: IPAddress, dport: int) -> int:
+        """The implicit bind of connect() with SO_REUSE_UNICASTPORT: a port shareable across destinations."""
+        lo, hi, _ = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6, 0, sk.uid)
+        used = self.table(sk).explicit_mask
+        d = self._etable(sk).dest_masks(self._key(src), self._key(daddr), dport, 0)
+        if d is not None:
+            used |= d[0] | d[1]
+        port, probes = self.windows_order(lo, hi, "auto-reuse", used, randomize=True)
+        self.stats["connect_searches"] += 1
+        self.stats["connect_probes"] += probes
+        self.last_probes = probes
+        if port is None:
+            fail(errno.ENOBUFS)
+        sk.connect_bind = True
+        self._hash_port(sk, self._family_form(sk, src), port, connected=True)
+        return port
+
+    @staticmethod
+    def _key(addr: IPAddress) -> int:
+        from portalloc.model.tables import addr_key
+
+        return addr_key(addr)
