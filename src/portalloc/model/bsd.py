@@ -932,15 +932,20 @@ class BsdStack(Stack):
         """FreeBSD >= 13 in_pcbconnect_setup (S3): the source address first; a bound port is checked
         against the exact 4-tuple (EADDRINUSE); otherwise in_pcb_lport_dest takes a port whose 4-tuple is
         free and that no unconnected PCB holds on the source address or ANY. Options are not read."""
+        src = self.connect_source(sk, daddr, dport)
+        if not sk.lport:
+            self._search_for_connect(sk, src, self.used_by_hash_lookup(sk, src, daddr, dport))
+        self._establish(sk, src, daddr, dport)
+
+    def connect_source(self, sk: BsdSock, daddr: IPAddress, dport: int) -> IPAddress:
+        """What every in_pcbconnect variant does first: port 0 is refused (EADDRNOTAVAIL), the source address
+        is chosen, and a socket that already has a port needs its exact 4-tuple free (EADDRINUSE)."""
         if dport == 0:
             fail(errno.EADDRNOTAVAIL)
         src = self._source(sk, daddr)
-        if sk.lport:
-            if self.tuple_taken(sk, src, sk.lport, daddr, dport):
-                fail(errno.EADDRINUSE)
-        else:
-            self._search_for_connect(sk, src, self.used_by_hash_lookup(sk, src, daddr, dport))
-        self._establish(sk, src, daddr, dport)
+        if sk.lport and self.tuple_taken(sk, src, sk.lport, daddr, dport):
+            fail(errno.EADDRINUSE)
+        return src
 
     def _search_for_connect(self, sk: BsdSock, src: IPAddress, used: int) -> int:
         lo, hi, cursor = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6,
@@ -960,11 +965,7 @@ class BsdStack(Stack):
         port unique on it (a wildcard lookup, or, with SO_REUSEADDR/SO_REUSEPORT, one that only avoids
         unconnected sockets on exactly that address); a duplicate 4-tuple then fails with EADDRINUSE and
         the port is given back."""
-        if dport == 0:
-            fail(errno.EADDRNOTAVAIL)
-        src = self._source(sk, daddr)
-        if sk.lport and self.tuple_taken(sk, src, sk.lport, daddr, dport):
-            fail(errno.EADDRINUSE)
+        src = self.connect_source(sk, daddr, dport)
         if not sk.lport:
             wild = not so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT)
             used = self.used_by_lookup_local(sk, self._family_form(sk, src), wild) | self._baddynamic(sk.proto)
@@ -981,13 +982,8 @@ class BsdStack(Stack):
         """FreeBSD 12 UDP connect (in_pcbconnect_setup, S1): the source address, the exact 4-tuple check
         of a bound port, then in_pcbbind_setup(NULL) with that address: a port unique on it, or with
         SO_REUSEADDR one only unconnected sockets on exactly it do not hold."""
-        if dport == 0:
-            fail(errno.EADDRNOTAVAIL)
-        src = self._source(sk, daddr)
-        if sk.lport:
-            if self.tuple_taken(sk, src, sk.lport, daddr, dport):
-                fail(errno.EADDRINUSE)
-        else:
+        src = self.connect_source(sk, daddr, dport)
+        if not sk.lport:
             wild = self._wild_for_bind(sk)
             self._search_for_connect(sk, src, self.used_by_lookup_local(sk, self._family_form(sk, src), wild))
         self._establish(sk, src, daddr, dport)

@@ -214,16 +214,11 @@ class WindowsStack(BsdStack):
         assert isinstance(sk, BsdSock)
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.EINVAL)
-        if dport == 0:
-            fail(errno.EADDRNOTAVAIL)
-        src = self._source(sk, daddr)
-        if sk.lport:
-            if self.tuple_taken(sk, src, sk.lport, daddr, dport):
-                fail(errno.EADDRINUSE)
-        elif sk.proto == "tcp":
+        src = self.connect_source(sk, daddr, dport)
+        if not sk.lport and sk.proto == "tcp":
             self.auto_reuse_port(sk, src, daddr, dport)
             sk.bindportonsend = False
-        else:
+        elif not sk.lport:
             laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
             self.explicit_ephemeral(sk, laddr)
         self._establish(sk, src, daddr, dport)
