@@ -330,16 +330,14 @@ class Socket:
             fail(errno.ENOPROTOOPT)
 
     def _bind_to_device(self, sk: Sock, raw: bytes) -> None:
-        """sock_setbindtodevice: a known interface name (ENODEV otherwise), empty to unbind."""
+        """sock_setbindtodevice: a known interface name (ENODEV otherwise), empty to unbind; once bound, an
+        unprivileged socket may change neither (EPERM)."""
         name = raw.split(b"\0", 1)[0].decode(errors="replace")
-        if not name:
-            self._stack.set_bound_device(sk, 0)
-            return
-        index = self._stack.devices.get(name)
+        index = self._stack.devices.get(name) if name else 0
         if index is None:
             fail(errno.ENODEV)                 # sock_setbindtodevice looks the name up first
         if sk.dev and sk.uid != 0:
-            fail(errno.EPERM)                  # then sock_bindtoindex_locked: rebinding needs CAP_NET_RAW
+            fail(errno.EPERM)                  # sock_bindtoindex_locked: any change, unbinding too, needs CAP_NET_RAW
         self._stack.set_bound_device(sk, index)
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
