@@ -30,7 +30,7 @@ from portalloc.kernels.strategies import (
     BindRequest,
     ConnectRequest,
 )
-from portalloc.kernels.sysctls import SysctlSpec, specs_for, unknown_sysctl
+from portalloc.kernels.sysctls import SysctlSpec, parse_port_list, specs_for, unknown_sysctl
 from portalloc.model.addr import (
     ANY4,
     ANY6,
@@ -149,7 +149,6 @@ class Stack:
         if n == "net.ipv4.tcp_tw_reuse_delay":
             self.ehash.rebuild_young(self._tw_delay_passed)
         if n == "net.ipv4.ip_local_reserved_ports":
-            from portalloc.kernels.sysctls import parse_port_list
             self.reserved_mask = sum(1 << p for p in parse_port_list(str(parsed)))
 
     def sysctl_int(self, name: str, default: int = 0) -> int:
@@ -524,19 +523,13 @@ class Stack:
             return bool(reuse)
         return dev == LOOPBACK_IFINDEX or is_loopback(daddr) or is_loopback(saddr)
 
-    def _tw_reuse_setting(self, tw: Sock) -> int:
-        """tcp_twsk_unique's `reuse`: the sysctl, zeroed for FIN_WAIT2 (6.12) and, when 2, off loopback."""
-        reuse = self.sysctl_int("net.ipv4.tcp_tw_reuse", 0)
-        if not self.profile.tw_reuse_loopback_mode:
-            return 1 if reuse else 0          # before 4.18 any non-zero value means "on", everywhere
+    def _tw_reuse_setting(self, tw: Sock) -> bool:
+        """tcp_twsk_unique's `reuse` for one TIME_WAIT: never for a FIN_WAIT2 substate (6.12, 0d9e5df4a257),
+        otherwise as for its destination."""
         if tw.tw_substate == FIN_WAIT2 and self.profile.fin_wait2_not_reused:
-            return 0
-        if reuse == 2:
-            assert tw.raddr is not None and tw.saddr_wire is not None
-            loop = tw.dev == LOOPBACK_IFINDEX or is_loopback(tw.raddr) or is_loopback(tw.saddr_wire)
-            if not loop:
-                return 0
-        return reuse
+            return False
+        assert tw.saddr_wire is not None and tw.raddr is not None
+        return self._tw_reuse_for(tw.saddr_wire, tw.raddr, tw.dev)
 
     def _tw_delay_passed(self, stamp: float) -> bool:
         """6.14+: tcp_clock_ms() > stamp + tcp_tw_reuse_delay; 4.19-6.13: ktime_get_seconds() > stamp (1 s
@@ -558,7 +551,7 @@ class Stack:
             return False
         if bound_port:
             return True
-        return bool(self._tw_reuse_setting(tw)) and self._tw_delay_passed(tw.ts_stamp)
+        return self._tw_reuse_setting(tw) and self._tw_delay_passed(tw.ts_stamp)
 
     def _tw_hard(self, tw: Sock) -> bool:
         """Can no tcp_tw_reuse setting ever take this TIME_WAIT over (for the search bitsets)?"""
@@ -702,9 +695,7 @@ class Stack:
                 # EALREADY from the kernel; a blocking call then waits, and (bounded, as LiveHost) times out.
                 fail(errno.ETIMEDOUT if sk.blocking else errno.EALREADY)
             if sk.state == CLOSE:
-                err, sk.so_error = sk.so_error, 0
-                sk.sock_state = "unconnected"
-                return err or errno.ECONNABORTED
+                return self._sock_error(sk) or errno.ECONNABORTED
             sk.sock_state = "connected"
             return 0
         if sk.state != CLOSE:
@@ -719,10 +710,18 @@ class Stack:
             sk.sock_state = "connecting"
             fail(errno.ETIMEDOUT)
         if sk.state == CLOSE:
-            err, sk.so_error = sk.so_error, 0
-            return err
+            return self._sock_error(sk)
         sk.sock_state = "connected"
         return 0
+
+    def _sock_error(self, sk: Sock) -> int:
+        """__inet_stream_connect's sock_error path: report the pending error, then tcp_disconnect(), which
+        forgets a source address the user did not bind (inet_reset_saddr; found by verify, seed 2027)."""
+        err, sk.so_error = sk.so_error, 0
+        sk.sock_state = "unconnected"
+        if not sk.bindaddr_lock:
+            self._rehash_laddr(sk, None)
+        return err
 
     def tcp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
