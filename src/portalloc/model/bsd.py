@@ -890,11 +890,13 @@ class BsdStack(Stack):
         self.stats["connects"] += 1
         self._handshake(sk, daddr, dport)
 
-    def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
-        """The SYN meets a listener or a simulated peer; a child created here is marked accepted."""
-        super()._handshake(sk, daddr, dport)
-        if isinstance(sk.peer, BsdSock) and sk.peer.parent is not None:
-            sk.peer.accepted = True
+    def _new_child(self, listener: Sock, daddr: IPAddress, raddr: IPAddress, rport: int) -> Sock:
+        """A listener's child (a local connect() or Host.inbound) is marked accepted: it shares the
+        listener's port and never binds."""
+        child = super()._new_child(listener, daddr, raddr, rport)
+        assert isinstance(child, BsdSock)
+        child.accepted = True
+        return child
 
     def connect_pcb(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """Give the PCB its port, source address and peer, or fail as the OS fails."""

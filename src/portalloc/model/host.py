@@ -453,6 +453,32 @@ class Host:
         connection: "accept" (default), "refuse", "close_first" or "hold"."""
         self._stack.set_peer(address, behaviour, port)
 
+    def inbound(self, src: tuple[str, int], dst: tuple[str, int], ts_clock: float | None = 0.0) -> str:
+        """A remote client at ``src`` (an address this host does not own) opens a TCP connection to ``dst``
+        (an address and port of this host). Returns:
+
+        - ``"accepted"``: the handshake completed; the connection waits in the listener's accept queue and
+          ``accept()`` returns it with ``getpeername() == src``. The client closes right after the server
+          does, so the server's ``close()`` leaves it in TIME_WAIT (the classic HTTP server);
+        - ``"refused"``: no listener, the client gets an RST;
+        - ``"dropped"``: the SYN was dropped (the client's connect() would time out): the accept queue is
+          full, a TIME_WAIT of the same 4-tuple rejects it by PAWS, or, on Linux <= 4.11 with
+          ``net.ipv4.tcp_tw_recycle=1``, the per-peer timestamp check (tcp_peer_is_proven) rejects it.
+
+        ``ts_clock`` is the client's TCP timestamp clock offset in seconds: its TSval is (now + ts_clock)
+        in ms, mod 2^32 (clients behind one NAT share ``src``'s address but not their clocks; a Linux
+        4.10+ client picks an offset per connection, 95a22caee396); ``None``: it sends no timestamps.
+        No data flows and nothing is retransmitted: a dropped SYN is not retried.
+        """
+        def family(addr: object) -> int:
+            return 6 if isinstance(addr, tuple) and addr and isinstance(addr[0], str) and ":" in addr[0] else 4
+
+        saddr, sport = parse_sockaddr(src, family(src), "inbound")
+        daddr, dport = parse_sockaddr(dst, family(dst), "inbound")
+        if ts_clock is not None and not isinstance(ts_clock, (int, float)):
+            raise TypeError(f"ts_clock must be a number of seconds or None, not {type(ts_clock).__name__}")
+        return self._stack.inbound(saddr, sport, daddr, dport, None if ts_clock is None else float(ts_clock))
+
     def sockets(self) -> list[SocketInfo]:
         """An ``ss``-like snapshot: every socket that holds a port, TIME_WAIT and orphans included."""
         rows = []

@@ -74,17 +74,37 @@ LOOPBACK_IFINDEX = 1
 #: What a simulated remote peer does with a connection.
 PEER_BEHAVIOURS = ("accept", "refuse", "close_first", "hold")
 
+#: TCP_RTO_MIN (include/net/tcp.h): 200 ms, the RTO of a connection with a loopback-scale RTT.
+TCP_RTO_MIN_MS = 200
+#: tcp_tw_recycle's TIME_WAIT: tcp_time_wait sets tw_timeout = rto = (icsk_rto << 2) - (icsk_rto >> 1), 3.5 RTO,
+#: when recycle_ok. The model has no RTT, so it takes icsk_rto to be TCP_RTO_MIN: 700 ms.
+TW_RECYCLE_TIMEOUT = ((TCP_RTO_MIN_MS << 2) - (TCP_RTO_MIN_MS >> 1)) / 1000
+#: TCP_PAWS_MSL (include/net/tcp.h): a remembered per-host timestamp is trusted for 60 s.
+TCP_PAWS_MSL = 60
+#: TCP_PAWS_WINDOW: how far (in timestamp ticks) a SYN's TSval may lag the remembered one.
+TCP_PAWS_WINDOW = 1
+
+
+def s32(value: int) -> int:
+    """The C cast (s32) of a difference of two u32 timestamps."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
 
 @dataclass
 class RemotePeer:
-    """A simulated host out on the network, for connect() to addresses this host does not own.
+    """A simulated host out on the network, for connect() to addresses this host does not own, and for
+    clients that connect to this host (``Host.inbound``).
 
     ``accept``: accepts, and closes right after we do (we end in TIME_WAIT); ``refuse``: answers RST
     (ECONNREFUSED); ``close_first``: accepts and closes first (we end in CLOSE_WAIT, no TIME_WAIT for
     us); ``hold``: accepts and never closes (after our close we sit in FIN_WAIT2 for tcp_fin_timeout).
+    ``ts_clock``: the offset in seconds of the peer's TCP timestamp clock from this host's (its TSval at
+    time t is (t + ts_clock) in ms, mod 2^32); None: the peer sends no timestamps.
     """
 
     behaviour: str = "accept"
+    ts_clock: float | None = 0.0
 
 
 class Stack:
@@ -117,6 +137,9 @@ class Stack:
         self.socks: dict[int, Sock] = {}
         self.next_id = 1
         self.peers: list[tuple[Any, int | None, RemotePeer]] = []
+        # tcp_metrics (inet_peer before 3.6): per peer address, (tcpm_ts, tcpm_ts_stamp) = the peer's last
+        # TSval seen by a connection that ended in TIME_WAIT, and when it came (get_seconds()).
+        self.peer_stamps: dict[IPAddress, tuple[int, int]] = {}
         self.default_peer = RemotePeer("accept")
         self.stats: Counter[str] = Counter()
         self._offset_cache: dict[tuple[Any, ...], int] = {}
@@ -158,8 +181,9 @@ class Stack:
 
     def sockname_port(self, sk: Sock) -> int:
         """The port getsockname() shows: inet_sport, which keeps a port that a failed connect() released
-        (tcp_set_state(CLOSE) → inet_put_port clears inet_num only; linux.md section 6)."""
-        return sk.lport or (sk.sport if sk.laddr is not None else 0)
+        (tcp_set_state(CLOSE) → inet_put_port clears inet_num only; tcp_disconnect resets the address but not
+        the port; linux.md section 6, verify seed 2027 trace 158)."""
+        return sk.lport or sk.sport
 
     def os_setsockopt(self, sk: Sock, level: int, optname: int, num: int, raw: bytes) -> bool:
         """Options only another OS has (a Stack subclass handles them and returns True); Linux: none."""
@@ -837,15 +861,7 @@ class Stack:
                 # sk_acceptq_is_full: the SYN is dropped; a blocking connect() times out.
                 self._reset_received(sk, errno.ETIMEDOUT)
                 return
-            child = self.new_sock(listener.family, "tcp", listener.uid)
-            child.reuseaddr, child.reuseport, child.dev = listener.reuseaddr, listener.reuseport, listener.dev
-            child.v6only = listener.v6only
-            child.laddr = daddr if listener.family == 4 or isinstance(daddr, IPv6Address) else mapped(daddr)
-            child.saddr_wire, child.raddr, child.rport = daddr, sk.saddr_wire, sk.lport
-            child.state = ESTABLISHED
-            child.parent = listener
-            self.tcp.add(child, listener.lport)        # __inet_inherit_port
-            self.ehash.insert(child)
+            child = self._new_child(listener, daddr, sk.saddr_wire, sk.lport)
             child.peer, sk.peer = sk, child
             child.ts_stamp = sk.ts_stamp = (self.now if ts else None)
             assert listener.accept_queue is not None
@@ -860,6 +876,20 @@ class Stack:
         sk.state = ESTABLISHED
         if isinstance(sk.peer, RemotePeer) and sk.peer.behaviour == "close_first":
             sk.state = CLOSE_WAIT
+
+    def _new_child(self, listener: Sock, daddr: IPAddress, raddr: IPAddress, rport: int) -> Sock:
+        """tcp_create_openreq_child + __inet_inherit_port: the established child of ``listener`` for a
+        connection from raddr:rport to daddr, holding the listener's port and hashed in ehash."""
+        child = self.new_sock(listener.family, "tcp", listener.uid)
+        child.reuseaddr, child.reuseport, child.dev = listener.reuseaddr, listener.reuseport, listener.dev
+        child.v6only = listener.v6only
+        child.laddr = daddr if listener.family == 4 or isinstance(daddr, IPv6Address) else mapped(daddr)
+        child.saddr_wire, child.raddr, child.rport = daddr, raddr, rport
+        child.state = ESTABLISHED
+        child.parent = listener
+        self.tcp.add(child, listener.lport)        # __inet_inherit_port
+        self.ehash.insert(child)
+        return child
 
     def _reset_received(self, sk: Sock, err: int) -> None:
         """tcp_reset → tcp_done: the connection fails with ``err``; an autobound port is released."""
@@ -982,13 +1012,140 @@ class Stack:
                 self._destroy(peer)
 
     def _enter_timewait(self, sk: Sock, substate: str, lifetime: float) -> None:
-        """tcp_time_wait: the socket becomes a timewait sock holding its port and 4-tuple."""
+        """tcp_time_wait: the socket becomes a timewait sock holding its port and 4-tuple.
+
+        With tcp_tw_recycle (<= 4.11) and a peer that sent timestamps, tcp_time_wait first remembers the
+        peer's timestamp (recycle_ok = tcp_remember_stamp(sk)), and so does tcp_timewait_state_process when
+        a FIN_WAIT2-substate timewait gets the peer's FIN (tcp_tw_remember_stamp); the timewait then lasts
+        tw_timeout = 3.5 RTO (TW_RECYCLE_TIMEOUT) instead of TCP_TIMEWAIT_LEN. A FIN_WAIT2 substate keeps
+        its own timeout, raised to that RTO if shorter (``if (timeo < rto) timeo = rto``)."""
         sk.state = TIME_WAIT
         sk.tw_substate = substate
         if sk.ts_stamp is not None:
             sk.ts_stamp = self.now
+        if self.tw_recycle_enabled() and sk.ts_stamp is not None and self.remember_peer_stamp(sk):
+            lifetime = TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
         self.ehash.set_timewait(sk, self._tw_hard(sk))
         self.timers.arm(sk, self.now + lifetime)
+
+    # ------------------------------------------------------------------ tcp_tw_recycle (<= 4.11)
+
+    def tw_recycle_enabled(self) -> bool:
+        """tcp_death_row.sysctl_tw_recycle: the profile has tcp_tw_recycle (removed in 4.12, 4396e46187ca)
+        and it is set to 1."""
+        return self.profile.tw_recycle and self.sysctl_int("net.ipv4.tcp_tw_recycle", 0) == 1
+
+    def get_seconds(self, t: float) -> int:
+        """get_seconds() at simulated time ``t``: whole seconds of a wall clock (boot fell at boot_phase)."""
+        return int(t + self.boot_phase)
+
+    def peer_tsval(self, peer: object, at: float) -> int | None:
+        """The TSval a peer's segment carries at time ``at``: its timestamp clock in 1 ms ticks (jiffies at
+        HZ=1000) plus its offset, mod 2^32; None when it sends no timestamps. A peer on this host (a Sock)
+        uses this host's clock (offset 0)."""
+        clock = peer.ts_clock if isinstance(peer, RemotePeer) else 0.0
+        if clock is None:
+            return None
+        return int(round((at + clock) * 1000)) & 0xFFFFFFFF
+
+    def remember_peer_stamp(self, sk: Sock) -> bool:
+        """tcp_remember_stamp (tcp_time_wait) / tcp_tw_remember_stamp (tcp_timewait_state_process),
+        tcp_metrics.c up to 4.11 (tcp_v4_remember_stamp with inet_peer before 3.6).
+
+        The per-peer entry takes this connection's ts_recent and ts_recent_stamp when
+        ``(s32)(tcpm_ts - ts_recent) <= 0`` (the new TSval is not older) or when the entry is more than
+        TCP_PAWS_MSL seconds old (``get_seconds() - tcpm_ts_stamp > TCP_PAWS_MSL && tcpm_ts_stamp <=
+        ts_recent_stamp``). A new entry starts zeroed, so the first TIME_WAIT always fills it. Returns True
+        (recycle_ok: the kernel found or created the entry). Keyed by the peer's address alone, as inet_peer
+        was; tcp_metrics also keys on the local address, which is the same for a server on one address."""
+        assert sk.raddr is not None and sk.ts_stamp is not None
+        ts_recent = self.peer_tsval(sk.peer, sk.ts_stamp)
+        if ts_recent is None:
+            return False
+        stamp = self.get_seconds(sk.ts_stamp)
+        tcpm_ts, tcpm_ts_stamp = self.peer_stamps.get(sk.raddr, (0, 0))
+        if s32(tcpm_ts - ts_recent) <= 0 or (
+                self.get_seconds(self.now) - tcpm_ts_stamp > TCP_PAWS_MSL and tcpm_ts_stamp <= stamp):
+            self.peer_stamps[sk.raddr] = (ts_recent, stamp)
+        return True
+
+    def syn_dropped_by_tw_recycle(self, saddr: IPAddress, tsval: int | None) -> bool:
+        """tcp_v4_conn_request (3.x) / tcp_conn_request → tcp_peer_is_proven(req, dst, true, ...) (4.x): with
+        tcp_tw_recycle on, a SYN carrying a timestamp is dropped (LINUX_MIB_PAWSPASSIVEREJECTED) when the
+        peer address's remembered stamp is younger than TCP_PAWS_MSL (``get_seconds() - tcpm_ts_stamp <
+        TCP_PAWS_MSL``) and the SYN's TSval lags the remembered one by more than TCP_PAWS_WINDOW
+        (``(s32)(tcpm_ts - req->ts_recent) > TCP_PAWS_WINDOW``).
+
+        A SYN without timestamps passes, as in 3.x's ``if (tmp_opt.saw_tstamp && sysctl_tw_recycle && ...)``.
+        Not modelled: a26552afe894 ("tcp: don't allow syn packets without timestamps to pass tcp_tw_recycle
+        logic", 3.17 by a secondary source) added ``|| !timestamps`` to tcp_peer_is_proven, so later kernels
+        also drop a SYN without timestamps from a peer with a fresh stamp; that needs a profile switch."""
+        if not self.tw_recycle_enabled() or tsval is None:
+            return False
+        entry = self.peer_stamps.get(saddr)
+        if entry is None:
+            return False
+        tcpm_ts, tcpm_ts_stamp = entry
+        return (self.get_seconds(self.now) - tcpm_ts_stamp < TCP_PAWS_MSL
+                and s32(tcpm_ts - tsval) > TCP_PAWS_WINDOW)
+
+    def _tw_syn_paws_reject(self, tw: Sock, tsval: int | None) -> bool:
+        """tcp_timewait_state_process for a SYN that hits a TIME_WAIT of its own 4-tuple: tcp_paws_reject
+        when both sides have timestamps and ``(s32)(tw_ts_recent - rcv_tsval) > TCP_PAWS_WINDOW``; the
+        timewait then answers with an ACK and is rescheduled for TCP_TIMEWAIT_LEN. Otherwise the SYN is
+        taken as TCP_TW_SYN (the model assumes the client's ISN is after tw_rcv_nxt, as a clock-driven ISN
+        for the same 4-tuple is): the timewait is killed and the SYN goes to the listener."""
+        if tw.ts_stamp is None or tsval is None:
+            return False
+        tw_ts_recent = self.peer_tsval(tw.peer, tw.ts_stamp)
+        return tw_ts_recent is not None and s32(tw_ts_recent - tsval) > TCP_PAWS_WINDOW
+
+    def inbound(self, saddr: IPAddress, sport: int, daddr: IPAddress, dport: int, ts_clock: float | None) -> str:
+        """A remote client's SYN from saddr:sport to daddr:dport on this host, as tcp_v4_rcv/tcp_v6_rcv meet it:
+        a TIME_WAIT of the same 4-tuple first (tcp_timewait_state_process), then the listener
+        (__inet_lookup_listener; none: RST, "refused"), the full accept queue (sk_acceptq_is_full: "dropped")
+        and tcp_tw_recycle's per-peer check (``syn_dropped_by_tw_recycle``: "dropped"). Otherwise the
+        handshake completes at once and the child waits in the accept queue ("accepted"); its peer is a
+        RemotePeer that closes right after this host does. ``ts_clock``: the client's timestamp offset
+        (seconds), None for no timestamps; with tcp_timestamps=0 here the options are not parsed."""
+        saddr, daddr = wire_address(saddr), wire_address(daddr)
+        if isinstance(saddr, IPv4Address) != isinstance(daddr, IPv4Address):
+            raise ValueError("inbound(): source and destination must be of the same family")
+        if is_any(saddr) or self.addresses.is_local(saddr):
+            raise ValueError(f"inbound(): {saddr} is not a remote address (this host owns it)")
+        if not self.addresses.is_local(daddr):
+            raise ValueError(f"inbound(): {daddr} is not an address of this host")
+        if not 0 < sport <= 0xFFFF or not 0 < dport <= 0xFFFF:
+            raise ValueError("inbound(): ports must be 1-65535")
+        timestamps = bool(self.sysctl_int("net.ipv4.tcp_timestamps", 1))
+        peer = RemotePeer("accept", ts_clock if timestamps else None)
+        tsval = self.peer_tsval(peer, self.now)
+        tw = self.ehash.match(addr_key(daddr), dport, addr_key(saddr), sport, 0)
+        if tw is not None and tw.state != TIME_WAIT:
+            raise ValueError(f"inbound(): {saddr}:{sport} already has a connection to {daddr}:{dport}")
+        if tw is not None and self._tw_syn_paws_reject(tw, tsval):
+            self.stats["paws_estab_rejected"] += 1
+            self.timers.arm(tw, self.now + TCP_TIMEWAIT_LEN)     # inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN)
+            return "dropped"
+        listener = self.lookup_listener(daddr, dport, saddr, sport)
+        if listener is None:
+            # No listener: RST; a TCP_TW_SYN without a listener falls through to TCP_TW_ACK instead.
+            return "dropped" if tw is not None else "refused"
+        if tw is not None:
+            self._destroy(tw)                     # inet_twsk_deschedule_put: the SYN skips the recycle check
+        assert listener.accept_queue is not None
+        if len(listener.accept_queue) > min(listener.backlog, self.sysctl_int("net.core.somaxconn", 4096)):
+            self.stats["listen_overflows"] += 1
+            return "dropped"
+        if tw is None and self.syn_dropped_by_tw_recycle(saddr, tsval):
+            self.stats["paws_passive_rejected"] += 1
+            return "dropped"
+        child = self._new_child(listener, daddr, saddr, sport)
+        child.peer = peer
+        child.ts_stamp = self.now if tsval is not None else None
+        listener.accept_queue.append(child)
+        self.stats["inbound_accepted"] += 1
+        return "accepted"
 
     def _active_close(self, sk: Sock) -> None:
         """tcp_close as the active closer: FIN_WAIT2 until the peer closes, kept as a timewait sock with substate
