@@ -111,6 +111,17 @@ def test_client_without_timestamps_passes_on_3x() -> None:
     assert host.inbound((NAT, 50001), SERVER, ts_clock=None) == "accepted"
 
 
+def test_client_without_timestamps_dropped_since_a26552afe894() -> None:
+    """a26552afe894 (3.17 per a secondary source; the 4.x text reads ``(s32)(tm->tcpm_ts - req->ts_recent) >
+    TCP_PAWS_WINDOW || !timestamps`` in tcp_peer_is_proven): on 4.11 a SYN without timestamps from an address
+    whose stamp is under TCP_PAWS_MSL old is dropped too, and accepted once the stamp is older."""
+    host, lst = server("linux-4.11")
+    serve_and_close(host, lst, (NAT, 50000), ts_clock=AHEAD)
+    assert host.inbound((NAT, 50001), SERVER, ts_clock=None) == "dropped"
+    host.sleep(61)
+    assert host.inbound((NAT, 50002), SERVER, ts_clock=None) == "accepted"
+
+
 @pytest.mark.parametrize("kernel", RECYCLE_KERNELS)
 def test_no_timestamps_nothing_remembered(kernel: str) -> None:
     """tcp_time_wait runs tcp_remember_stamp only ``if (sysctl_tw_recycle && tp->rx_opt.ts_recent_stamp)``: a

@@ -55,6 +55,10 @@ BASE = KernelProfile(
 
 SWITCHES: tuple[Switch, ...] = (
     Switch((3, 9), ("c617f398edd4",), "SO_REUSEPORT for TCP and UDP", {"so_reuseport": True}),
+    Switch((3, 17), ("a26552afe894",),
+           "tcp_tw_recycle also drops SYNs without timestamps from a peer seen less than 60 s ago "
+           "(release from a secondary source; the 4.x tcp_peer_is_proven text has the rule)",
+           {"tw_recycle_drops_untimestamped": True}),
     Switch((4, 2), ("07f4c90062f8", "90c337da1524"),
            "connect() starts at an even offset, hint += (i+2)&~1; default range 32768-60999; "
            "IP_BIND_ADDRESS_NO_PORT",

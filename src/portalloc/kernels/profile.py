@@ -62,6 +62,9 @@ class KernelProfile:
     #: monotonic-clock change (cca9bab1b72c, 4.19), ktime_get_seconds() > stamp after it
     tw_reuse_tick_margin: int = 0
     tw_recycle: bool = False                   # tcp_tw_recycle (removed in 4.12, 4396e46187ca)
+    #: tcp_tw_recycle also drops SYNs *without* timestamps from a peer with a fresh stamp
+    #: (tcp_peer_is_proven's ``|| !timestamps``, a26552afe894)
+    tw_recycle_drops_untimestamped: bool = False
     default_port_range: tuple[int, int] = (32768, 60999)   # 32768-61000 before 4.2 (07f4c90062f8)
 
     # --- TIME_WAIT and port release ---

@@ -1076,18 +1076,20 @@ class Stack:
         TCP_PAWS_MSL``) and the SYN's TSval lags the remembered one by more than TCP_PAWS_WINDOW
         (``(s32)(tcpm_ts - req->ts_recent) > TCP_PAWS_WINDOW``).
 
-        A SYN without timestamps passes, as in 3.x's ``if (tmp_opt.saw_tstamp && sysctl_tw_recycle && ...)``.
-        Not modelled: a26552afe894 ("tcp: don't allow syn packets without timestamps to pass tcp_tw_recycle
-        logic", 3.17 by a secondary source) added ``|| !timestamps`` to tcp_peer_is_proven, so later kernels
-        also drop a SYN without timestamps from a peer with a fresh stamp; that needs a profile switch."""
-        if not self.tw_recycle_enabled() or tsval is None:
+        A SYN without timestamps passes on early kernels (3.x's ``if (tmp_opt.saw_tstamp && sysctl_tw_recycle
+        && ...)``); since a26552afe894 (profile.tw_recycle_drops_untimestamped) tcp_peer_is_proven's
+        ``|| !timestamps`` drops it too while the peer's stamp is fresh."""
+        if not self.tw_recycle_enabled():
+            return False
+        if tsval is None and not self.profile.tw_recycle_drops_untimestamped:
             return False
         entry = self.peer_stamps.get(saddr)
         if entry is None:
             return False
         tcpm_ts, tcpm_ts_stamp = entry
-        return (self.get_seconds(self.now) - tcpm_ts_stamp < TCP_PAWS_MSL
-                and s32(tcpm_ts - tsval) > TCP_PAWS_WINDOW)
+        if self.get_seconds(self.now) - tcpm_ts_stamp >= TCP_PAWS_MSL:
+            return False
+        return tsval is None or s32(tcpm_ts - tsval) > TCP_PAWS_WINDOW
 
     def _tw_syn_paws_reject(self, tw: Sock, tsval: int | None) -> bool:
         """tcp_timewait_state_process for a SYN that hits a TIME_WAIT of its own 4-tuple: tcp_paws_reject
