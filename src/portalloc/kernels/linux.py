@@ -102,7 +102,7 @@ SWITCHES: tuple[Switch, ...] = (
 NEWEST: tuple[int, int] = SWITCHES[-1].version
 
 
-def _version_name(v: tuple[int, int]) -> str:
+def _version_name(v: tuple[int, ...]) -> str:
     return f"linux-{v[0]}.{v[1]}"
 
 

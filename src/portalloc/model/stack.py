@@ -20,7 +20,7 @@ import random
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Any
 
 from portalloc.kernels.profile import KernelProfile
@@ -136,7 +136,7 @@ class Stack:
         self.listeners: dict[int, list[Sock]] = {}
         self.socks: dict[int, Sock] = {}
         self.next_id = 1
-        self.peers: list[tuple[Any, int | None, RemotePeer]] = []
+        self.peers: list[tuple[IPv4Network | IPv6Network, int | None, RemotePeer]] = []
         # tcp_metrics (inet_peer before 3.6): per peer address, (tcpm_ts, tcpm_ts_stamp) = the peer's last
         # TSval seen by a connection that ended in TIME_WAIT, and when it came (get_seconds()).
         self.peer_stamps: dict[IPAddress, tuple[int, int]] = {}
@@ -658,16 +658,16 @@ class Stack:
             return IPv6Address("::ffff:127.0.0.1")
         return IPv6Address(1)
 
-    def device_blackhole(self, sk: Sock, daddr: IPAddress) -> bool:
+    def device_blackhole(self, sk: Sock, daddr: IPAddress, wildcard: bool = False) -> bool:
         """Routing for a socket tied to a non-loopback device (SO_BINDTODEVICE) toward this host's own
         (loopback) addresses, measured on 6.18: IPv6 finds no route (ENETUNREACH); IPv4 from a loopback
-        source is refused by __mkroute_output (EINVAL); IPv4 otherwise leaves by that device from 0.0.0.0
-        and nobody answers (True: a black hole)."""
+        source, or toward 0.0.0.0 (whose source becomes 127.0.0.1), is refused by __mkroute_output (EINVAL);
+        IPv4 otherwise leaves by that device from 0.0.0.0 and nobody answers (True: a black hole)."""
         if not sk.dev or sk.dev == LOOPBACK_IFINDEX or not self.addresses.is_local(daddr):
             return False
         if isinstance(daddr, IPv6Address):
             fail(errno.ENETUNREACH)
-        if sk.laddr is not None and not is_any(sk.laddr) and is_loopback(wire_address(sk.laddr)):
+        if wildcard or (sk.laddr is not None and not is_any(sk.laddr) and is_loopback(wire_address(sk.laddr))):
             fail(errno.EINVAL)
         return True
 
@@ -751,11 +751,12 @@ class Stack:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
         (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
         handshake leaves the socket CLOSE with so_error set."""
+        wildcard = is_any(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.ENETUNREACH)
         src: IPAddress
-        if self.device_blackhole(sk, daddr):
+        if self.device_blackhole(sk, daddr, wildcard):
             blackhole, src = True, ANY4
         else:
             blackhole = self.v4_ops_to_v6(sk, daddr)
@@ -826,8 +827,8 @@ class Stack:
         sk.raddr, sk.rport, sk.saddr_wire = None, 0, None
 
     def _peer_for(self, daddr: IPAddress, dport: int) -> RemotePeer:
-        peer: RemotePeer
-        for net, port, peer in reversed(self.peers):
+        for i in range(len(self.peers) - 1, -1, -1):
+            net, port, peer = self.peers[i]
             if daddr in net and (port is None or port == dport):
                 return peer
         return self.default_peer
@@ -853,6 +854,7 @@ class Stack:
                 sk.ts_stamp = self.now if ts else None
                 sk.state = ESTABLISHED
                 return
+            self._syn_meets_existing(sk, daddr, dport)
             listener = self.lookup_listener(daddr, dport, sk.saddr_wire, sk.lport)
             if listener is None:
                 self._reset_received(sk, errno.ECONNREFUSED)
@@ -891,6 +893,26 @@ class Stack:
         self.ehash.insert(child)
         return child
 
+    def _syn_meets_existing(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
+        """The SYN reaches a socket that already holds its 4-tuple on this host (possible when the other
+        client is bound to a device, see EstablishedTable.match). A TIME_WAIT takes it as TCP_TW_SYN (the
+        loopback clock only grows) and dies; a live socket answers a challenge ACK (RFC 5961, tcp_validate_
+        incoming), the client's RST resets it (ECONNRESET, its autobound port released), and the client's
+        retransmitted SYN goes on to the listener. Found by verify (seed 4242, trace 33)."""
+        assert sk.saddr_wire is not None
+        other = self.ehash.match(addr_key(daddr), dport, addr_key(sk.saddr_wire), sk.lport, LOOPBACK_IFINDEX)
+        if other is None or other is sk:
+            return
+        if other.state == TIME_WAIT:
+            self._destroy(other)
+            return
+        if isinstance(other.peer, Sock) and other.peer.peer is other:
+            other.peer.peer = None
+        other.peer = None
+        self._reset_received(other, errno.ECONNRESET)
+        if other.orphan:
+            self._destroy(other)
+
     def _reset_received(self, sk: Sock, err: int) -> None:
         """tcp_reset → tcp_done: the connection fails with ``err``; an autobound port is released."""
         self.ehash.remove(sk)
@@ -914,15 +936,15 @@ class Stack:
     def udp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """inet_dgram_connect + __ip4_datagram_connect: autobind (on the bound address, else the wildcard),
         then take the route's source address."""
-        target = self.any_to_loopback(sk, daddr)
-        daddr = wire_address(target)
+        wildcard = is_any(daddr)
+        daddr = wire_address(self.any_to_loopback(sk, daddr))
         self.udp_autobind(sk)
         if sk.family == 6:
             if isinstance(daddr, IPv4Address) and sk.v6only:
                 fail(errno.ENETUNREACH)       # __ip6_datagram_connect: a v6-only socket has no IPv4 path
             if isinstance(daddr, IPv6Address) and self.mapped_source_to_v6(sk, daddr):
                 fail(errno.EAFNOSUPPORT)      # ip6_dst_lookup_tail: a v4-mapped source, a native destination
-        src = ANY4 if self.device_blackhole(sk, daddr) else self.route_source(sk, daddr)
+        src = ANY4 if self.device_blackhole(sk, daddr, wildcard) else self.route_source(sk, daddr)
         self._set_rcv_saddr(sk, src)
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
         sk.state = ESTABLISHED
