@@ -32,7 +32,7 @@ from portalloc.kernels.profile import KernelProfile
 from portalloc.model.addr import ANY4, ANY6, IPAddress, family_number, format_host, parse_sockaddr
 from portalloc.model.errors import fail, kernel_error
 from portalloc.model.info import SocketInfo
-from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, TIME_WAIT, Sock
+from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
 from portalloc.model.sysctl import SysctlValue
 
@@ -191,8 +191,10 @@ class Socket:
         if sk.proto != "tcp":
             fail(errno.EOPNOTSUPP)
         child = self._stack.accept(sk)
+        child.sock_state = "connected"
         conn = Socket(self._host, child, self._af, _socket.SOCK_STREAM)
-        return conn, conn.getpeername()
+        # inet_getname(peer=2): the address even of a child that was reset while it waited.
+        return conn, conn._sockaddr(child.raddr, child.rport)
 
     def close(self) -> None:
         """close(2). The kernel may keep the port (TIME_WAIT, FIN_WAIT2) after the handle is gone."""
@@ -212,9 +214,8 @@ class Socket:
     def getpeername(self) -> tuple[Any, ...]:
         """The peer's address; ENOTCONN when there is none."""
         sk = self._live()
-        if sk.raddr is None or (sk.proto == "tcp" and sk.sock_state == "unconnected" and sk.parent is None
-                                and sk.state == CLOSE):
-            fail(errno.ENOTCONN)
+        if sk.raddr is None or (sk.proto == "tcp" and sk.state in (CLOSE, SYN_SENT)):
+            fail(errno.ENOTCONN)           # inet_getname(peer=1)
         return self._sockaddr(sk.raddr, sk.rport)
 
     def setblocking(self, flag: bool) -> None:

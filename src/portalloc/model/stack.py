@@ -743,6 +743,7 @@ class Stack:
         forgets a source address the user did not bind (inet_reset_saddr; found by verify, seed 2027)."""
         err, sk.so_error = sk.so_error, 0
         sk.sock_state = "unconnected"
+        sk.raddr, sk.rport = None, 0
         if not sk.bindaddr_lock:
             self._rehash_laddr(sk, None)
         return err
@@ -914,7 +915,8 @@ class Stack:
             self._destroy(other)
 
     def _reset_received(self, sk: Sock, err: int) -> None:
-        """tcp_reset → tcp_done: the connection fails with ``err``; an autobound port is released."""
+        """tcp_reset → tcp_done: the connection fails with ``err``; an autobound port is released. The peer's
+        address stays (inet_dport is cleared by tcp_disconnect, not here): accept() still reports it."""
         self.ehash.remove(sk)
         sk.state = CLOSE
         sk.so_error = err
@@ -922,7 +924,6 @@ class Stack:
             self.table(sk).remove(sk)
             sk.lport = 0
             sk.connect_bind = False
-        sk.raddr, sk.rport = None, 0
 
     # ------------------------------------------------------------------ UDP
 
