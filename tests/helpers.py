@@ -12,7 +12,10 @@ import errno
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from portalloc.constants import (
     IP_BIND_ADDRESS_NO_PORT,
@@ -307,3 +310,19 @@ def even_then_odd(ports: list[int], evens: Iterable[int], odds: Iterable[int]) -
 def parities(ports: Iterable[int]) -> str:
     """'e'/'o' string of the ports' parities (readable in assertion messages)."""
     return "".join("e" if p % 2 == 0 else "o" for p in ports)
+
+
+TRACES = Path(__file__).parent / "traces"
+
+
+def trace_file_params() -> list[Any]:
+    """Every checked-in trace (the section-12 vectors, then the regressions) as pytest params; a regression
+    whose first line starts with ``# open:`` is a strict xfail until the model is fixed."""
+    params = []
+    for path in sorted(TRACES.glob("tv*.jsonl")) + sorted((TRACES / "regressions").glob("*.jsonl")):
+        first = path.read_text().splitlines()[:1]
+        marks = []
+        if first and first[0].startswith("# open:"):
+            marks.append(pytest.mark.xfail(reason=first[0][2:], strict=True))
+        params.append(pytest.param(path, id=str(path.relative_to(TRACES)), marks=marks))
+    return params

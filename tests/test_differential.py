@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
+from helpers import trace_file_params
 from portalloc.trace import TraceResult, dumps_trace, load_trace, minimize, run_differential
 from portalloc.trace.strategies import seeded_traces
 
 pytestmark = pytest.mark.live
 
-TRACES = Path(__file__).parent / "traces"
 RUNS = 3
 
 
@@ -71,18 +71,9 @@ def test_random_traces_agree(t: Any) -> None:
         raise AssertionError(_report(r))
 
 
-def _files() -> list[Any]:
-    params = []
-    for path in sorted(TRACES.glob("tv*.jsonl")) + sorted((TRACES / "regressions").glob("*.jsonl")):
-        first = path.read_text().splitlines()[:1]
-        marks = []
-        if first and first[0].startswith("# open:"):
-            marks.append(pytest.mark.xfail(reason=first[0][2:], strict=True))
-        params.append(pytest.param(path, id=str(path.relative_to(TRACES)), marks=marks))
-    return params
 
 
-@pytest.mark.parametrize("path", _files())
+@pytest.mark.parametrize("path", trace_file_params())
 def test_trace_files_agree(path: Path) -> None:
     """Section-12 vectors and regressions: model == live on deterministic outcomes, and every "expect"
     holds on every run of both backends."""

@@ -20,6 +20,7 @@ import typer
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
+from helpers import trace_file_params
 from portalloc.cli import trace_cmds
 from portalloc.trace import (
     Outcome,
@@ -347,22 +348,13 @@ def test_hypothesis_traces_are_valid_and_run_on_the_model(t: Any) -> None:
 # --- the checked-in traces, on the model ----------------------------------------------------------------
 
 
-def _trace_files() -> list[Any]:
-    params = []
-    for path in sorted(TRACES.glob("tv*.jsonl")) + sorted((TRACES / "regressions").glob("*.jsonl")):
-        first = path.read_text().splitlines()[:1]
-        marks = []
-        if first and first[0].startswith("# open:"):
-            marks.append(pytest.mark.xfail(reason=first[0][2:], strict=True))
-        params.append(pytest.param(path, id=str(path.relative_to(TRACES)), marks=marks))
-    return params
 
 
 def test_at_least_15_section_12_vectors_are_traces() -> None:
     assert len({p.name[:4] for p in TRACES.glob("tv*.jsonl")}) >= 15
 
 
-@pytest.mark.parametrize("path", _trace_files())
+@pytest.mark.parametrize("path", trace_file_params())
 def test_trace_expectations_hold_on_the_model(path: Path) -> None:
     """Every "expect" of the checked-in traces (the live kernel's outcomes) holds on the model, seeds 0-2."""
     t = load_trace(path)
