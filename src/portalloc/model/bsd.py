@@ -955,7 +955,6 @@ class BsdStack(Stack):
         port, probes = self.choose_port(sk, lo, hi, cursor, used, dest=None)
         self.stats["connect_searches"] += 1
         self.stats["connect_probes"] += probes
-        self.last_probes = probes
         if port is None:
             fail(self.exhausted_errno(sk))
         sk.connect_bind = True

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import errno as _errno
 import os
 from typing import NoReturn
 
@@ -24,7 +23,3 @@ def fail(code: int) -> NoReturn:
     """Raise the OSError for errno ``code``."""
     raise kernel_error(code)
 
-
-def errno_name(code: int) -> str:
-    """``EADDRINUSE`` for 98, and so on; ``E<n>`` for an unknown number."""
-    return _errno.errorcode.get(code, f"E{code}")

@@ -9,12 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: TCP state names as `ss` prints them (net/ipv4/tcp.c tcp_state_names order is not needed here).
-TCP_STATE_NAMES: tuple[str, ...] = (
-    "ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
-    "UNCONN", "CLOSE-WAIT", "LAST-ACK", "LISTEN", "CLOSING",
-)
-
 
 @dataclass(frozen=True, order=True)
 class SocketInfo:

@@ -25,14 +25,6 @@ def range_mask(low: int, high: int) -> int:
     return ((1 << (high - low + 1)) - 1) << low
 
 
-def ports_mask(ports: object) -> int:
-    """Bitset of an iterable of ports."""
-    m = 0
-    for p in ports:  # type: ignore[attr-defined]
-        m |= 1 << p
-    return m
-
-
 class PortSpace:
     """The ports a search may take: ``free`` pass outright, ``soft`` pass if ``soft_ok(port)`` says so.
 
@@ -44,7 +36,7 @@ class PortSpace:
     candidate is taken. ``quick`` must be exact: True means the port passes.
     """
 
-    __slots__ = ("_free", "soft", "soft_ok", "soft_checks", "_build", "_quick")
+    __slots__ = ("_free", "soft", "soft_ok", "_build", "_quick")
 
     def __init__(self, free: int = 0, soft: int = 0, soft_ok: Callable[[int], bool] | None = None, *,
                  build: Callable[[], tuple[int, int]] | None = None,
@@ -52,7 +44,6 @@ class PortSpace:
         self._free: int | None = None if build is not None else free | soft
         self.soft = soft
         self.soft_ok = soft_ok
-        self.soft_checks = 0
         self._build = build
         self._quick = quick
 
@@ -76,7 +67,6 @@ class PortSpace:
         if not (self.free >> port) & 1:
             return False
         if (self.soft >> port) & 1:
-            self.soft_checks += 1
             assert self.soft_ok is not None
             if not self.soft_ok(port):
                 self.free &= ~(1 << port)

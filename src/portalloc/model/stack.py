@@ -206,10 +206,10 @@ class Stack:
         target = self.now + seconds
         while True:
             # Fire timers one instant at a time so each sees the clock at its own expiry.
-            h = self.timers._heap
-            if not h or h[0][0] > target:
+            nxt = self.timers.next_expiry()
+            if nxt is None or nxt > target:
                 break
-            self.now = max(self.now, h[0][0])
+            self.now = max(self.now, nxt)
             self.timers.run_until(self.now, self._timer_fired)
         self.now = target
 
@@ -604,9 +604,10 @@ class Stack:
         skey, rkey, rport = addr_key(sk.saddr_wire), addr_key(sk.raddr), sk.rport
         dev = sk.dev
         d = self.ehash.dest_masks(skey, rkey, rport, dev)
-        # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (the loopback test reads
-        # the addresses and the device, all part of the key; FIN_WAIT2 and no-timestamp ones are tw_hard),
-        # and the delay only leaves the `young` ones; so the search needs no per-port TIME_WAIT look.
+        # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (FIN_WAIT2 and no-timestamp
+        # ones are tw_hard; the delay leaves the `young` ones), so the search needs no per-port look. One
+        # approximation: tcp_tw_reuse=2's loopback test reads each TIME_WAIT's own device, here the new
+        # socket's; they differ only for non-loopback addresses with SO_BINDTODEVICE lo on one side.
         reuse = bool(d and d[1]) and self._tw_reuse_for(sk.saddr_wire, sk.raddr, dev)
         young = self.ehash.young_mask(skey, rkey, rport, dev, self._tw_delay_passed) if reuse else 0
 
@@ -636,7 +637,6 @@ class Stack:
         result = CONNECT_SEARCHES[self.profile.connect_search](req)
         self.stats["connect_searches"] += 1
         self.stats["connect_probes"] += result.probes
-        self.last_probes = result.probes
         if result.port is None:
             return None
         self.check_established(sk, result.port, bound_port=False)   # takes over the TIME_WAIT, if one

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -126,11 +126,6 @@ class PortTable:
             if devices_compatible(key.dev, k.dev) and rcv_saddr_equal(key, k, True):
                 mask |= slot.mask
         return mask
-
-    def all_owners(self) -> Iterator[Sock]:
-        """Every socket in the table."""
-        for b in self.buckets.values():
-            yield from b.owners
 
 
 class DestPorts:
@@ -295,6 +290,10 @@ class TimerQueue:
         self._seq += 1
         heapq.heappush(self._heap, (expires, self._seq, sk))
 
+    def next_expiry(self) -> float | None:
+        """When the earliest armed timer fires (a stale entry may answer early; run_until skips it)."""
+        return self._heap[0][0] if self._heap else None
+
     def run_until(self, now: float, fire: Callable[[Sock], None]) -> None:
         """Fire, in order, every timer whose expiry is at or before ``now``."""
         h = self._heap
@@ -304,5 +303,3 @@ class TimerQueue:
                 sk.expires = None
                 fire(sk)
 
-    def __len__(self) -> int:
-        return len(self._heap)

@@ -233,7 +233,6 @@ class WindowsStack(BsdStack):
         port, probes = self.windows_order(lo, hi, "auto-reuse", used, randomize=True)
         self.stats["connect_searches"] += 1
         self.stats["connect_probes"] += probes
-        self.last_probes = probes
         if port is None:
             fail(errno.ENOBUFS)
         sk.connect_bind = True
