@@ -601,35 +601,31 @@ class Stack:
         TIME_WAIT that tcp_tw_reuse may take over). Returns the port, with the bucket taken."""
         assert sk.saddr_wire is not None and sk.raddr is not None
         lo, hi, local_ports = self.local_port_range(sk)
-        skey, rkey, rport = addr_key(sk.saddr_wire), addr_key(sk.raddr), sk.rport
-        dev = sk.dev
-        d = self.ehash.dest_masks(skey, rkey, rport, dev)
+        rport = sk.rport
+        dests = self.ehash.dest_ports(addr_key(sk.saddr_wire), addr_key(sk.raddr), rport, sk.dev)
         # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (FIN_WAIT2 and no-timestamp
         # ones are tw_hard; the delay leaves the `young` ones), so the search needs no per-port look. One
         # approximation: tcp_tw_reuse=2's loopback test reads each TIME_WAIT's own device, here the new
         # socket's; they differ only for non-loopback addresses with SO_BINDTODEVICE lo on one side.
-        reuse = bool(d and d[1]) and self._tw_reuse_for(sk.saddr_wire, sk.raddr, dev)
-        young = self.ehash.young_mask(skey, rkey, rport, dev, self._tw_delay_passed) if reuse else 0
+        reuse = any(d.tw for d in dests) and self._tw_reuse_for(sk.saddr_wire, sk.raddr, sk.dev)
+        if reuse:
+            for d in dests:
+                d.age(self._tw_delay_passed)
+        reserved, explicit = self.reserved_mask, self.tcp.explicit
 
         def build() -> tuple[int, int]:
-            full = self._range_mask(lo, hi)
-            blocked = self.reserved_mask | self.tcp.explicit_mask
-            if d is not None:
-                live, tw, tw_hard = d
-                blocked |= live | ((tw_hard | young) if reuse else tw)
-            return full & ~blocked, 0
+            blocked = reserved | explicit.bits
+            for d in dests:
+                blocked |= d.live.bits | ((d.tw_hard.bits | d.young.bits) if reuse else d.tw.bits)
+            return self._range_mask(lo, hi) & ~blocked, 0
 
         def quick(port: int) -> bool:
-            if not lo <= port <= hi or (self.reserved_mask >> port) & 1 or self.tcp.is_explicit(port):
+            if not lo <= port <= hi or (reserved and (reserved >> port) & 1) or port in explicit:
                 return False
-            if d is None:
-                return True
-            live, tw, tw_hard = d
-            if (live >> port) & 1:
-                return False
-            if not (tw >> port) & 1:
-                return True
-            return reuse and not ((tw_hard | young) >> port) & 1
+            for d in dests:
+                if port in d.live or port in d.tw_hard or port in d.young or (not reuse and port in d.tw):
+                    return False
+            return True
 
         space = PortSpace(build=build, quick=quick)
         req = ConnectRequest(lo, hi, local_ports, self._port_offset(sk.saddr_wire, sk.raddr, rport), space,

@@ -1,6 +1,9 @@
 # The kernel's lookup tables, kept as bitsets so that searches cost C-level word operations, not
 # Python steps per port.
 #
+# - PortBits is the one bitset type: a bytearray (setting or clearing a port is O(1), whatever the range)
+#   whose integer form, for the whole-range searches, is built only when a search asks for it and kept
+#   until the next change. (A Python int updated in place would copy its 8 KB on every change.)
 # - PortTable is bhash (one per protocol): port -> BindBucket with its owners. It also keeps, per bound
 #   address "slot" (family, address, v6only, device), a bitset of the ports that slot holds, and for
 #   TCP the bitset of ports whose bucket is "explicit" (fastreuse >= 0 or fastreuseport >= 0: some
@@ -17,11 +20,59 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from portalloc.model.addr import AddrKey, IPAddress, devices_compatible, rcv_saddr_equal
 from portalloc.model.sock import Sock
+
+
+class PortBits:
+    """A set of ports 0-65535: O(1) add, discard and membership; ``bits`` is the integer bitset (bit p = port
+    p), built on demand and cached until the next change; ``count`` is the number of ports in the set."""
+
+    __slots__ = ("_bytes", "_int", "count")
+
+    def __init__(self) -> None:
+        self._bytes = bytearray()
+        self._int: int | None = 0
+        self.count = 0
+
+    def add(self, port: int) -> None:
+        """Put ``port`` in the set."""
+        b = self._bytes
+        i = port >> 3
+        if i >= len(b):
+            b.extend(bytes(i + 1 - len(b)))
+        m = 1 << (port & 7)
+        if not b[i] & m:
+            b[i] |= m
+            self.count += 1
+            self._int = None
+
+    def discard(self, port: int) -> None:
+        """Take ``port`` out of the set (nothing happens if it is not in it)."""
+        b = self._bytes
+        i = port >> 3
+        if i < len(b) and b[i] >> (port & 7) & 1:
+            b[i] ^= 1 << (port & 7)
+            self.count -= 1
+            self._int = None
+
+    def __contains__(self, port: int) -> bool:
+        b = self._bytes
+        i = port >> 3
+        return i < len(b) and bool(b[i] >> (port & 7) & 1)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    @property
+    def bits(self) -> int:
+        """The set as an integer bitset."""
+        v = self._int
+        if v is None:
+            v = self._int = int.from_bytes(self._bytes, "little")
+        return v
 
 
 class BindBucket:
@@ -36,10 +87,19 @@ class BindBucket:
         self.ever_explicit = False    # fastreuse/fastreuseport left -1 at some point
 
 
-@dataclass
 class _Slot:
-    counts: dict[int, int] = field(default_factory=dict)
-    mask: int = 0
+    """The ports one bound address slot holds: how many owners per port, and the ports as a bitset."""
+
+    __slots__ = ("counts", "ports")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.ports = PortBits()
+
+    @property
+    def mask(self) -> int:
+        """The ports as an integer bitset."""
+        return self.ports.bits
 
 
 class PortTable:
@@ -53,27 +113,29 @@ class PortTable:
         self.release_resets_bucket = release_resets_bucket
         self.buckets: dict[int, BindBucket] = {}
         self.slots: dict[AddrKey, _Slot] = {}
-        self.explicit_mask = 0
+        self.explicit = PortBits()
 
     def owners(self, port: int) -> list[Sock]:
         """Every socket holding ``port`` (bound, listening, connected, TIME_WAIT)."""
         b = self.buckets.get(port)
         return b.owners if b else []
 
+    @property
+    def explicit_mask(self) -> int:
+        """Bitset of the ports __inet_hash_connect skips (tb->fastreuse >= 0 || tb->fastreuseport >= 0)."""
+        return self.explicit.bits
+
     def is_explicit(self, port: int) -> bool:
-        """Would __inet_hash_connect skip this port (tb->fastreuse >= 0 || tb->fastreuseport >= 0)?"""
-        return bool(self.explicit_mask >> port & 1)
+        """Would __inet_hash_connect skip this port?"""
+        return port in self.explicit
 
     def _refresh_explicit(self, b: BindBucket | None, port: int) -> None:
         if b is None:
-            explicit = False
-        elif self.release_resets_bucket:
-            explicit = b.explicit_owners > 0
+            self.explicit.discard(port)
+        elif b.explicit_owners > 0 if self.release_resets_bucket else b.ever_explicit:
+            self.explicit.add(port)
         else:
-            explicit = b.ever_explicit
-        bit = 1 << port
-        if explicit != bool(self.explicit_mask & bit):
-            self.explicit_mask ^= bit
+            self.explicit.discard(port)
 
     def add(self, sk: Sock, port: int) -> None:
         """inet_bind_hash: ``sk`` (its laddr already set) now holds ``port``."""
@@ -84,14 +146,15 @@ class PortTable:
         if not sk.connect_bind:
             b.explicit_owners += 1
             b.ever_explicit = True
-        self._refresh_explicit(b, port)
-        slot = self.slots.get(sk.key())
+            self.explicit.add(port)
+        key = sk.key()
+        slot = self.slots.get(key)
         if slot is None:
-            slot = self.slots[sk.key()] = _Slot()
+            slot = self.slots[key] = _Slot()
         n = slot.counts.get(port, 0)
         slot.counts[port] = n + 1
         if n == 0:
-            slot.mask |= 1 << port
+            slot.ports.add(port)
         sk.lport = sk.sport = port
 
     def remove(self, sk: Sock) -> None:
@@ -106,7 +169,7 @@ class PortTable:
         if not b.owners:
             del self.buckets[port]
             self._refresh_explicit(None, port)
-        else:
+        elif not sk.connect_bind:
             self._refresh_explicit(b, port)
         key = sk.key()
         slot = self.slots[key]
@@ -115,7 +178,7 @@ class PortTable:
             slot.counts[port] = n
         else:
             del slot.counts[port]
-            slot.mask &= ~(1 << port)
+            slot.ports.discard(port)
             if not slot.counts:
                 del self.slots[key]
 
@@ -138,10 +201,10 @@ class DestPorts:
     __slots__ = ("live", "tw", "tw_hard", "young", "young_q")
 
     def __init__(self) -> None:
-        self.live = 0      # non-TIME_WAIT sockets: the 4-tuple is taken
-        self.tw = 0        # TIME_WAIT sockets (either substate)
-        self.tw_hard = 0   # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
-        self.young = 0
+        self.live = PortBits()      # non-TIME_WAIT sockets: the 4-tuple is taken
+        self.tw = PortBits()        # TIME_WAIT sockets (either substate)
+        self.tw_hard = PortBits()   # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
+        self.young = PortBits()
         self.young_q: deque[tuple[float, int, Sock]] = deque()
 
     def age(self, passed: Callable[[float], bool]) -> None:
@@ -150,7 +213,7 @@ class DestPorts:
         while q and passed(q[0][0]):
             stamp, port, sk = q.popleft()
             if sk.state == "TIME_WAIT" and sk.ts_stamp == stamp and sk.tkey is not None:
-                self.young &= ~(1 << port)
+                self.young.discard(port)
 
 
 TupleKey = tuple[int, int, int, int, int]
@@ -193,41 +256,41 @@ class EstablishedTable:
                 found = other
         return found
 
-    def young_mask(self, skey: int, rkey: int, rport: int, dev: int, passed: Callable[[float], bool]) -> int:
-        """TIME_WAITs toward this destination (as a socket bound to ``dev`` sees it) still inside their reuse
-        delay, after ageing the queues with ``passed(stamp)``."""
-        mask = 0
-        for k in ((skey, rkey, rport, 0), (skey, rkey, rport, dev)) if dev else ((skey, rkey, rport, 0),):
-            d = self.dests.get(k)
-            if d is not None and d.young:
-                d.age(passed)
-                mask |= d.young
-        return mask
-
     def rebuild_young(self, passed: Callable[[float], bool]) -> None:
         """Recompute every ``young`` set from scratch (after the reuse delay itself changed)."""
         for d in self.dests.values():
-            d.young, d.young_q = 0, deque()
+            d.young, d.young_q = PortBits(), deque()
         tws = sorted((sk for sk in self.by_tuple.values() if sk.state == "TIME_WAIT" and sk.ts_stamp is not None),
                      key=lambda sk: sk.ts_stamp or 0.0)
         for sk in tws:
             t = sk.tkey
             assert t is not None and sk.ts_stamp is not None
             d = self.dests[(t[0], t[2], t[3], t[4])]
-            if not (d.tw_hard >> t[1]) & 1 and not passed(sk.ts_stamp):
-                d.young |= 1 << t[1]
+            if t[1] not in d.tw_hard and not passed(sk.ts_stamp):
+                d.young.add(t[1])
                 d.young_q.append((sk.ts_stamp, t[1], sk))
+
+    def dest_ports(self, skey: int, rkey: int, rport: int, dev: int) -> tuple[DestPorts, ...]:
+        """The DestPorts a new socket bound to ``dev`` meets toward (local address, remote address, remote
+        port): the device-less entry and, for a bound device, that device's (empty when none is in use)."""
+        d = self.dests.get((skey, rkey, rport, 0))
+        e = self.dests.get((skey, rkey, rport, dev)) if dev else None
+        if e is None:
+            return () if d is None else (d,)
+        return (e,) if d is None else (d, e)
 
     def dest_masks(self, skey: int, rkey: int, rport: int, dev: int) -> tuple[int, int, int] | None:
         """(live, tw, tw_hard) bitsets of the ports a new socket bound to ``dev`` finds taken toward
         (local address, remote address, remote port); None when nothing uses that destination."""
-        d = self.dests.get((skey, rkey, rport, 0))
-        e = self.dests.get((skey, rkey, rport, dev)) if dev else None
-        if e is None:
-            return None if d is None else (d.live, d.tw, d.tw_hard)
-        if d is None:
-            return e.live, e.tw, e.tw_hard
-        return d.live | e.live, d.tw | e.tw, d.tw_hard | e.tw_hard
+        found = self.dest_ports(skey, rkey, rport, dev)
+        if not found:
+            return None
+        live = tw = tw_hard = 0
+        for d in found:
+            live |= d.live.bits
+            tw |= d.tw.bits
+            tw_hard |= d.tw_hard.bits
+        return live, tw, tw_hard
 
     def insert(self, sk: Sock) -> None:
         """Hash a connected socket (live state)."""
@@ -237,7 +300,7 @@ class EstablishedTable:
         d = self.dests.get(dk)
         if d is None:
             d = self.dests[dk] = DestPorts()
-        d.live |= 1 << t[1]
+        d.live.add(t[1])
         sk.hashed = True
 
     def set_timewait(self, sk: Sock, hard: bool) -> None:
@@ -245,17 +308,17 @@ class EstablishedTable:
         t = sk.tkey
         assert t is not None
         d = self.dests[(t[0], t[2], t[3], t[4])]
-        bit = 1 << t[1]
-        d.live &= ~bit
-        d.tw |= bit
+        port = t[1]
+        d.live.discard(port)
+        d.tw.add(port)
         if hard:
-            d.tw_hard |= bit
-            d.young &= ~bit
+            d.tw_hard.add(port)
+            d.young.discard(port)
         else:
-            d.tw_hard &= ~bit
+            d.tw_hard.discard(port)
             assert sk.ts_stamp is not None
-            d.young |= bit
-            d.young_q.append((sk.ts_stamp, t[1], sk))
+            d.young.add(port)
+            d.young_q.append((sk.ts_stamp, port, sk))
 
     def remove(self, sk: Sock) -> None:
         """Unhash ``sk``."""
@@ -266,11 +329,11 @@ class EstablishedTable:
             del self.by_tuple[t]
             dk = (t[0], t[2], t[3], t[4])
             d = self.dests[dk]
-            bit = ~(1 << t[1])
-            d.live &= bit
-            d.tw &= bit
-            d.tw_hard &= bit
-            d.young &= bit
+            port = t[1]
+            d.live.discard(port)
+            d.tw.discard(port)
+            d.tw_hard.discard(port)
+            d.young.discard(port)
             if not (d.live or d.tw):
                 del self.dests[dk]
         sk.hashed = False
