@@ -33,6 +33,16 @@ class AddrKey(NamedTuple):
     dev: int
 
 
+_V6 = 1 << 128
+
+
+def addr_key(addr: IPAddress) -> int:
+    """A wire address as a dict key: its integer, IPv6 ones offset past the IPv4 space (ipaddress objects
+    hash slowly; this keeps the per-connect table work to integer hashing)."""
+    ip: int = addr._ip  # type: ignore[union-attr]  # the integer ipaddress keeps; int(addr) is slower
+    return ip if addr.__class__ is IPv4Address else ip | _V6
+
+
 def family_number(af: int) -> int:
     """4 for AF_INET, 6 for AF_INET6."""
     return 4 if af == socket.AF_INET else 6
@@ -119,15 +129,21 @@ def is_loopback(addr: IPAddress) -> bool:
 
 def is_any(addr: IPAddress) -> bool:
     """0.0.0.0 or ::."""
-    return int(addr) == 0
+    return addr._ip == 0  # type: ignore[union-attr]  # int(addr) costs a Python-level __int__
 
 
 def format_host(addr: IPAddress) -> str:
     """The host part as the kernel and the socket module print it (inet_ntop: ``::ffff:127.0.0.1``,
     where Python 3.11's ``str()`` would give ``::ffff:7f00:1``)."""
-    if isinstance(addr, IPv6Address):
-        return socket.inet_ntop(socket.AF_INET6, addr.packed)
-    return str(addr)
+    text = _HOST_TEXT.get(addr_key(addr))
+    if text is None:
+        text = socket.inet_ntop(socket.AF_INET6, addr.packed) if isinstance(addr, IPv6Address) else str(addr)
+        if len(_HOST_TEXT) < 100_000:
+            _HOST_TEXT[addr_key(addr)] = text
+    return text
+
+
+_HOST_TEXT: dict[int, str] = {}
 
 
 class HostAddresses:
@@ -139,8 +155,8 @@ class HostAddresses:
     """
 
     def __init__(self, specs: tuple[str, ...] | list[str]) -> None:
-        self._local: dict[IPAddress, bool] = {}
-        self._source: dict[IPAddress, IPAddress | None] = {}
+        self._local: dict[int, bool] = {}
+        self._source: dict[int, IPAddress | None] = {}
         self.interfaces = []
         for spec in specs:
             try:
@@ -155,9 +171,10 @@ class HostAddresses:
 
     def is_local(self, addr: IPAddress) -> bool:
         """Would the kernel's local routing table accept ``addr`` as one of this host's own?"""
-        known = self._local.get(addr)
+        key = addr_key(addr)
+        known = self._local.get(key)
         if known is None:
-            known = self._local[addr] = self._is_local(wire_address(addr))
+            known = self._local[key] = self._is_local(wire_address(addr))
         return known
 
     def _is_local(self, addr: IPAddress) -> bool:
@@ -178,9 +195,12 @@ class HostAddresses:
         other destination through the first non-loopback address of the family (the model's default
         route), or failing that the first address of the family. None: no address of that family.
         """
-        if daddr not in self._source:
-            self._source[daddr] = self._source_for(wire_address(daddr))
-        return self._source[daddr]
+        key = addr_key(daddr)
+        try:
+            return self._source[key]
+        except KeyError:
+            src = self._source[key] = self._source_for(wire_address(daddr))
+            return src
 
     def _source_for(self, daddr: IPAddress) -> IPAddress | None:
         same = [i for i in self.interfaces if i.version == daddr.version]

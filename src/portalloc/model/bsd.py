@@ -40,13 +40,13 @@ from portalloc.constants import IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_LOCAL_P
 from portalloc.kernels.bsd import BsdRules, rules_of
 from portalloc.kernels.profile import KernelProfile
 from portalloc.kernels.sysctls import SysctlSpec, parse_port_list
-from portalloc.model.addr import ANY4, ANY6, IPAddress, is_any, wire_address
+from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
 from portalloc.model.errors import fail
 from portalloc.model.reuseport import ReuseportGroup
 from portalloc.model.search import PortSpace, range_mask, scan_wrapped
 from portalloc.model.sock import CLOSE, ESTABLISHED, LISTEN, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
-from portalloc.model.tables import EstablishedTable, PortTable, addr_key
+from portalloc.model.tables import EstablishedTable, PortTable
 
 if TYPE_CHECKING:
     from portalloc.model.host import Socket

@@ -127,7 +127,7 @@ class Socket:
 
     def _sockaddr(self, addr: IPAddress | None, port: int) -> tuple[Any, ...]:
         if self._af == _socket.AF_INET:
-            return (str(addr if addr is not None else ANY4), port)
+            return (format_host(addr if addr is not None else ANY4), port)
         a = addr if addr is not None else ANY6
         return (format_host(mapped(a)), port, 0, 0)
 

@@ -32,6 +32,9 @@ SS_NAMES = {
 }
 
 
+_new_tuple = tuple.__new__   # builds an AddrKey without the NamedTuple constructor's Python frame
+
+
 class Sock:
     """One kernel socket (struct sock / inet_timewait_sock) as far as port accounting needs it."""
 
@@ -87,7 +90,7 @@ class Sock:
     def key(self) -> AddrKey:
         """The bind-overlap identity: family, local address, v6only, device."""
         assert self.laddr is not None
-        return AddrKey(self.family, self.laddr, self.v6only, self.dev)
+        return _new_tuple(AddrKey, (self.family, self.laddr, self.v6only, self.dev))
 
     def __repr__(self) -> str:
         return (f"<Sock {self.id} {self.proto}{self.family} {self.state} {self.laddr}:{self.lport}"

@@ -36,6 +36,7 @@ from portalloc.model.addr import (
     ANY6,
     HostAddresses,
     IPAddress,
+    addr_key,
     is_any,
     is_loopback,
     v4_view,
@@ -57,7 +58,7 @@ from portalloc.model.sock import (
     Sock,
 )
 from portalloc.model.sysctl import SysctlValue, normalize_name, to_text
-from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue, addr_key
+from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue
 
 
 def mapped(addr: IPAddress) -> IPv6Address:
@@ -145,6 +146,7 @@ class Stack:
         self._offset_cache: dict[tuple[Any, ...], int] = {}
         self._offset_seed = -1
         self._masks: dict[tuple[int, int], int] = {}
+        self._mirror_sysctls()
         for name, value in (sysctls or {}).items():
             self.set_sysctl(name, value)
 
@@ -173,6 +175,16 @@ class Stack:
             self.ehash.rebuild_young(self._tw_delay_passed)
         if n == "net.ipv4.ip_local_reserved_ports":
             self.reserved_mask = sum(1 << p for p in parse_port_list(str(parsed)))
+        self._mirror_sysctls()
+
+    def _mirror_sysctls(self) -> None:
+        """Mirror the sysctls read on every connection as attributes (a dict lookup per connection saved)."""
+        self.tw_reuse = self.sysctl_int("net.ipv4.tcp_tw_reuse", 0)
+        self.tw_reuse_delay = self.sysctl_int("net.ipv4.tcp_tw_reuse_delay", 1000)
+        self.timestamps = bool(self.sysctl_int("net.ipv4.tcp_timestamps", 1))
+        self.somaxconn = self.sysctl_int("net.core.somaxconn", 4096)
+        self.fin_timeout = float(self.sysctl_int("net.ipv4.tcp_fin_timeout", 60))
+        self.tw_recycle = self.profile.tw_recycle and self.sysctl_int("net.ipv4.tcp_tw_recycle", 0) == 1
 
     def sysctl_int(self, name: str, default: int = 0) -> int:
         """A scalar sysctl's value (``default`` when this profile has no such sysctl)."""
@@ -542,7 +554,7 @@ class Stack:
     def _tw_reuse_for(self, saddr: IPAddress, daddr: IPAddress, dev: int) -> bool:
         """tcp_twsk_unique's `reuse` toward one destination (before the per-socket FIN_WAIT2 and timestamp
         rules, which tw_hard carries): the sysctl, and for 2 a loopback address or device (4.18+)."""
-        reuse = self.sysctl_int("net.ipv4.tcp_tw_reuse", 0)
+        reuse = self.tw_reuse
         if not self.profile.tw_reuse_loopback_mode or reuse != 2:
             return bool(reuse)
         return dev == LOOPBACK_IFINDEX or is_loopback(daddr) or is_loopback(saddr)
@@ -559,7 +571,7 @@ class Stack:
         """6.14+: tcp_clock_ms() > stamp + tcp_tw_reuse_delay; 4.19-6.13: ktime_get_seconds() > stamp (1 s
         ticks); before 4.19: get_seconds() - stamp > 1 (two ticks)."""
         if self.profile.tw_reuse_delay_sysctl:
-            delay = self.sysctl_int("net.ipv4.tcp_tw_reuse_delay", 1000)
+            delay = self.tw_reuse_delay
             return int(self.now * 1000) > int(stamp * 1000) + delay
         return int(self.now + self.boot_phase) - int(stamp + self.boot_phase) > self.profile.tw_reuse_tick_margin
 
@@ -843,7 +855,7 @@ class Stack:
     def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """The SYN meets a listener on this host, or a simulated remote peer."""
         assert sk.saddr_wire is not None
-        ts = bool(self.sysctl_int("net.ipv4.tcp_timestamps", 1))
+        ts = self.timestamps
         if self.addresses.is_local(daddr):
             if daddr == sk.saddr_wire and dport == sk.lport:
                 # TCP simultaneous open with itself: the SYN meets its own socket (linux.md section 6).
@@ -856,7 +868,7 @@ class Stack:
             if listener is None:
                 self._reset_received(sk, errno.ECONNREFUSED)
                 return
-            if len(listener.accept_queue or ()) > min(listener.backlog, self.sysctl_int("net.core.somaxconn", 4096)):
+            if len(listener.accept_queue or ()) > min(listener.backlog, self.somaxconn):
                 # sk_acceptq_is_full: the SYN is dropped; a blocking connect() times out.
                 self._reset_received(sk, errno.ETIMEDOUT)
                 return
@@ -1052,7 +1064,7 @@ class Stack:
     def tw_recycle_enabled(self) -> bool:
         """tcp_death_row.sysctl_tw_recycle: the profile has tcp_tw_recycle (removed in 4.12, 4396e46187ca)
         and it is set to 1."""
-        return self.profile.tw_recycle and self.sysctl_int("net.ipv4.tcp_tw_recycle", 0) == 1
+        return self.tw_recycle
 
     def get_seconds(self, t: float) -> int:
         """get_seconds() at simulated time ``t``: whole seconds of a wall clock (boot fell at boot_phase)."""
@@ -1138,7 +1150,7 @@ class Stack:
             raise ValueError(f"inbound(): {daddr} is not an address of this host")
         if not 0 < sport <= 0xFFFF or not 0 < dport <= 0xFFFF:
             raise ValueError("inbound(): ports must be 1-65535")
-        timestamps = bool(self.sysctl_int("net.ipv4.tcp_timestamps", 1))
+        timestamps = self.timestamps
         peer = RemotePeer("accept", ts_clock if timestamps else None)
         tsval = self.peer_tsval(peer, self.now)
         tw = self.ehash.match(addr_key(daddr), dport, addr_key(saddr), sport, 0)
@@ -1155,7 +1167,7 @@ class Stack:
         if tw is not None:
             self._destroy(tw)                     # inet_twsk_deschedule_put: the SYN skips the recycle check
         assert listener.accept_queue is not None
-        if len(listener.accept_queue) > min(listener.backlog, self.sysctl_int("net.core.somaxconn", 4096)):
+        if len(listener.accept_queue) > min(listener.backlog, self.somaxconn):
             self.stats["listen_overflows"] += 1
             return "dropped"
         if tw is None and self.syn_dropped_by_tw_recycle(saddr, tsval):
@@ -1175,7 +1187,7 @@ class Stack:
         peer = sk.peer
         if isinstance(peer, RemotePeer):
             if peer.behaviour == "hold":
-                self._enter_timewait(sk, FIN_WAIT2, float(self.sysctl_int("net.ipv4.tcp_fin_timeout", 60)))
+                self._enter_timewait(sk, FIN_WAIT2, self.fin_timeout)
             else:
                 self._enter_timewait(sk, TIME_WAIT, TCP_TIMEWAIT_LEN)
             return
@@ -1185,7 +1197,7 @@ class Stack:
             return
         if isinstance(peer, Sock):
             peer.state = CLOSE_WAIT
-            self._enter_timewait(sk, FIN_WAIT2, float(self.sysctl_int("net.ipv4.tcp_fin_timeout", 60)))
+            self._enter_timewait(sk, FIN_WAIT2, self.fin_timeout)
             return
         self._destroy(sk)
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from ipaddress import IPv4Address
 
-from portalloc.model.addr import AddrKey, IPAddress, devices_compatible, rcv_saddr_equal
+from portalloc.model.addr import AddrKey, addr_key, devices_compatible, rcv_saddr_equal
 from portalloc.model.sock import Sock
 
 
@@ -218,16 +217,6 @@ class DestPorts:
 
 TupleKey = tuple[int, int, int, int, int]
 DestKey = tuple[int, int, int, int]
-_V6 = 1 << 128
-
-
-def addr_key(addr: IPAddress) -> int:
-    """A wire address as a dict key: its integer, IPv6 ones offset past the IPv4 space (ipaddress objects
-    hash slowly; this keeps the per-connect table work to integer hashing)."""
-    ip: int = addr._ip  # type: ignore[union-attr]  # the integer ipaddress keeps; int(addr) is slower
-    return ip if addr.__class__ is IPv4Address else ip | _V6
-
-
 class EstablishedTable:
     """ehash: 4-tuple uniqueness, with per-destination bitsets for the connect() search.
 

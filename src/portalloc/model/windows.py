@@ -241,6 +241,6 @@ class WindowsStack(BsdStack):
 
     @staticmethod
     def _key(addr: IPAddress) -> int:
-        from portalloc.model.tables import addr_key
+        from portalloc.model.addr import addr_key
 
         return addr_key(addr)
