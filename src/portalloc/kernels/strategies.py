@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from portalloc.kernels.profile import KernelProfile
@@ -21,7 +21,7 @@ M32 = 0xFFFFFFFF
 GOLDEN_RATIO_32 = 0x61C88647
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectRequest:
     """What __inet_hash_connect knows when it starts: range, hash, the space of usable ports."""
 
@@ -35,13 +35,12 @@ class ConnectRequest:
     profile: KernelProfile
 
 
-@dataclass
+@dataclass(slots=True)
 class SearchResult:
     """The port found (None: range exhausted) and the number of candidates examined."""
 
     port: int | None
     probes: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def hash_32(val: int, bits: int) -> int:
@@ -109,7 +108,7 @@ def connect_perturb_table(req: ConnectRequest) -> SearchResult:
     elif p.perturb_increment == "noise-1-in-16" and i == 0 and req.rng.randrange(16) == 0:
         i = 2
     table[index] = (table[index] + i + step) & M32
-    return SearchResult(port, probes, {"index": index})
+    return SearchResult(port, probes)
 
 
 def connect_hint_two_pass(req: ConnectRequest) -> SearchResult:

@@ -129,7 +129,8 @@ def is_loopback(addr: IPAddress) -> bool:
 
 def is_any(addr: IPAddress) -> bool:
     """0.0.0.0 or ::."""
-    return addr._ip == 0  # type: ignore[union-attr]  # int(addr) costs a Python-level __int__
+    ip: int = addr._ip  # type: ignore[union-attr]  # int(addr) costs a Python-level __int__
+    return ip == 0
 
 
 def format_host(addr: IPAddress) -> str:

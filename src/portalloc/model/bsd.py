@@ -365,7 +365,8 @@ class BsdStack(Stack):
         of the family when ``addr`` is ANY (in_pcblookup_local's wildcard rule)."""
         mask = 0
         wild_query = is_any(addr)
-        for key, slot in table.slots.items():
+        for slot in table.slots.values():
+            key = slot.key
             view = pcb_view(key.family, key.addr, key.v6only, wire)
             if view is None:
                 continue

@@ -619,7 +619,11 @@ class Stack:
         # ones are tw_hard; the delay leaves the `young` ones), so the search needs no per-port look. One
         # approximation: tcp_tw_reuse=2's loopback test reads each TIME_WAIT's own device, here the new
         # socket's; they differ only for non-loopback addresses with SO_BINDTODEVICE lo on one side.
-        reuse = any(d.tw for d in dests) and self._tw_reuse_for(sk.saddr_wire, sk.raddr, sk.dev)
+        reuse = False
+        for d in dests:
+            if d.tw:
+                reuse = self._tw_reuse_for(sk.saddr_wire, sk.raddr, sk.dev)
+                break
         if reuse:
             for d in dests:
                 d.age(self._tw_delay_passed)

@@ -40,20 +40,27 @@ class PortBits:
         """Put ``port`` in the set."""
         b = self._bytes
         i = port >> 3
-        if i >= len(b):
-            b.extend(bytes(i + 1 - len(b)))
         m = 1 << (port & 7)
-        if not b[i] & m:
-            b[i] |= m
+        try:
+            v = b[i]
+        except IndexError:
+            b.extend(bytes(i + 1 - len(b)))
+            v = 0
+        if not v & m:
+            b[i] = v | m
             self.count += 1
             self._int = None
 
     def discard(self, port: int) -> None:
         """Take ``port`` out of the set (nothing happens if it is not in it)."""
-        b = self._bytes
         i = port >> 3
-        if i < len(b) and b[i] >> (port & 7) & 1:
-            b[i] ^= 1 << (port & 7)
+        try:
+            v = self._bytes[i]
+        except IndexError:
+            return
+        m = 1 << (port & 7)
+        if v & m:
+            self._bytes[i] = v ^ m
             self.count -= 1
             self._int = None
 
@@ -74,6 +81,10 @@ class PortBits:
         return v
 
 
+#: The empty set that DestPorts share until they need a set of their own. Never add to it.
+NO_PORTS = PortBits()
+
+
 class BindBucket:
     """inet_bind_bucket: one port's owners and whether an explicit binder touched it."""
 
@@ -87,11 +98,13 @@ class BindBucket:
 
 
 class _Slot:
-    """The ports one bound address slot holds: how many owners per port, and the ports as a bitset."""
+    """The ports one bound address slot (family, address, v6only, device) holds: how many owners per port,
+    and the ports as a bitset."""
 
-    __slots__ = ("counts", "ports")
+    __slots__ = ("key", "counts", "ports")
 
-    def __init__(self) -> None:
+    def __init__(self, key: AddrKey) -> None:
+        self.key = key
         self.counts: dict[int, int] = {}
         self.ports = PortBits()
 
@@ -111,7 +124,8 @@ class PortTable:
     def __init__(self, release_resets_bucket: bool) -> None:
         self.release_resets_bucket = release_resets_bucket
         self.buckets: dict[int, BindBucket] = {}
-        self.slots: dict[AddrKey, _Slot] = {}
+        # Keyed by (family, addr_key, v6only, device): integers hash faster than ipaddress objects.
+        self.slots: dict[tuple[int, int, bool, int], _Slot] = {}
         self.explicit = PortBits()
 
     def owners(self, port: int) -> list[Sock]:
@@ -146,10 +160,11 @@ class PortTable:
             b.explicit_owners += 1
             b.ever_explicit = True
             self.explicit.add(port)
-        key = sk.key()
-        slot = self.slots.get(key)
+        assert sk.laddr is not None
+        ikey = (sk.family, addr_key(sk.laddr), sk.v6only, sk.dev)
+        slot = self.slots.get(ikey)
         if slot is None:
-            slot = self.slots[key] = _Slot()
+            slot = self.slots[ikey] = _Slot(sk.key())
         n = slot.counts.get(port, 0)
         slot.counts[port] = n + 1
         if n == 0:
@@ -170,8 +185,9 @@ class PortTable:
             self._refresh_explicit(None, port)
         elif not sk.connect_bind:
             self._refresh_explicit(b, port)
-        key = sk.key()
-        slot = self.slots[key]
+        assert sk.laddr is not None
+        ikey = (sk.family, addr_key(sk.laddr), sk.v6only, sk.dev)
+        slot = self.slots[ikey]
         n = slot.counts[port] - 1
         if n:
             slot.counts[port] = n
@@ -179,12 +195,13 @@ class PortTable:
             del slot.counts[port]
             slot.ports.discard(port)
             if not slot.counts:
-                del self.slots[key]
+                del self.slots[ikey]
 
     def overlap_mask(self, key: AddrKey) -> int:
         """Ports held by any socket whose address overlaps ``key`` (device-compatible, wildcard-aware)."""
         mask = 0
-        for k, slot in self.slots.items():
+        for slot in self.slots.values():
+            k = slot.key
             if devices_compatible(key.dev, k.dev) and rcv_saddr_equal(key, k, True):
                 mask |= slot.mask
         return mask
@@ -200,10 +217,12 @@ class DestPorts:
     __slots__ = ("live", "tw", "tw_hard", "young", "young_q")
 
     def __init__(self) -> None:
+        # The TIME_WAIT sets start as the shared empty NO_PORTS (most destinations of a server's children
+        # never see one) and get their own PortBits on their first TIME_WAIT.
         self.live = PortBits()      # non-TIME_WAIT sockets: the 4-tuple is taken
-        self.tw = PortBits()        # TIME_WAIT sockets (either substate)
-        self.tw_hard = PortBits()   # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
-        self.young = PortBits()
+        self.tw = NO_PORTS          # TIME_WAIT sockets (either substate)
+        self.tw_hard = NO_PORTS     # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
+        self.young = NO_PORTS
         self.young_q: deque[tuple[float, int, Sock]] = deque()
 
     def age(self, passed: Callable[[float], bool]) -> None:
@@ -248,7 +267,7 @@ class EstablishedTable:
     def rebuild_young(self, passed: Callable[[float], bool]) -> None:
         """Recompute every ``young`` set from scratch (after the reuse delay itself changed)."""
         for d in self.dests.values():
-            d.young, d.young_q = PortBits(), deque()
+            d.young, d.young_q = (NO_PORTS if d.tw is NO_PORTS else PortBits()), deque()
         tws = sorted((sk for sk in self.by_tuple.values() if sk.state == "TIME_WAIT" and sk.ts_stamp is not None),
                      key=lambda sk: sk.ts_stamp or 0.0)
         for sk in tws:
@@ -299,6 +318,8 @@ class EstablishedTable:
         d = self.dests[(t[0], t[2], t[3], t[4])]
         port = t[1]
         d.live.discard(port)
+        if d.tw is NO_PORTS:
+            d.tw, d.tw_hard, d.young = PortBits(), PortBits(), PortBits()
         d.tw.add(port)
         if hard:
             d.tw_hard.add(port)
