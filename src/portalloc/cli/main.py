@@ -119,6 +119,21 @@ def bench(
         else:
             table.add_row("live kernel", f"unavailable: {lv['unavailable']}")
     console.print(table)
+    fvk = res.get("fill_versus_kernel")
+    if fvk and "us_per_connect" in fvk:
+        size, parts = fvk["model"]["range"], len(fvk["model"]["slice_seconds"])
+        t2 = Table(title=f"connect() while {size:,} ports fill toward one destination, then fail "
+                         f"(µs per connect; kernel {fvk['live']['kernel']})")
+        for col in ("phase", "model µs", "kernel µs", "model speed-up"):
+            t2.add_column(col, justify="right" if col != "phase" else "left")
+        phases = [f"ports {i * size // parts:,}-{(i + 1) * size // parts:,} taken" for i in range(parts)]
+        phases.append(f"{fvk['model']['failed']:,} connects failing EADDRNOTAVAIL")
+        us = fvk["us_per_connect"]
+        for name, m, k, r in zip(phases, us["model"], us["kernel"], fvk["model_speedup"], strict=True):
+            t2.add_row(name, f"{m:,.1f}", f"{k:,.1f}", f"{r:.1f}x")
+        console.print(t2)
+    elif fvk:
+        console.print(f"fill versus kernel: live kernel unavailable: {fvk['live']['unavailable']}")
 
 
 def _register_optional(module: str, names: dict[str, str]) -> None:

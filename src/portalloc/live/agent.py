@@ -24,6 +24,7 @@ import fcntl
 import ipaddress
 import os
 import re
+import resource
 import select
 import shutil
 import signal
@@ -399,6 +400,60 @@ class Agent:
         finally:
             listener.close()
         return {"count": done, "seconds": elapsed, "ops_per_sec": done / elapsed if elapsed > 0 else 0.0}
+
+    def op_bench_fill(self, port: int, fails: int, parts: int, max_seconds: float) -> dict[str, Any]:
+        """Fill the namespace's ephemeral range toward one listener, then make ``fails`` connects that must
+        fail; each connect() timed here. The listener (127.0.0.1:``port``, backlog 65535) never accepts, so
+        the range costs one descriptor per port: the range must fit under RLIMIT_NOFILE's hard limit.
+        Returns the seconds spent in connect() per ``parts`` equal slices of the fill, and for the failures."""
+        self._check_private()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        size = hi - lo + 1
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        need = size + 64
+        if need > hard:
+            raise OSError(errno.EMFILE, f"filling {size} ports needs {need} descriptors; the hard limit is "
+                                        f"{hard}: give a smaller ip_local_port_range")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+        listener = socket.socket()
+        keep: list[socket.socket] = []
+        slices = [0.0] * parts
+        connected = failed = 0
+        fail_seconds = 0.0
+        first_error = 0
+        pc = time.perf_counter
+        deadline = pc() + max_seconds
+        try:
+            listener.bind(("127.0.0.1", port))
+            listener.listen(65535)
+            while connected < size and pc() < deadline:
+                c = socket.socket()
+                t = pc()
+                err = c.connect_ex(("127.0.0.1", port))
+                t = pc() - t
+                if err:
+                    c.close()
+                    first_error = err
+                    break
+                keep.append(c)
+                slices[min(parts - 1, connected * parts // size)] += t
+                connected += 1
+            while failed < fails and pc() < deadline:
+                with socket.socket() as c:
+                    t = pc()
+                    err = c.connect_ex(("127.0.0.1", port))
+                    fail_seconds += pc() - t
+                if err != errno.EADDRNOTAVAIL:
+                    break
+                failed += 1
+        finally:
+            for c in keep:
+                c.close()
+            listener.close()
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        return {"range": size, "connected": connected, "first_error": first_error, "slice_seconds": slices,
+                "failed": failed, "fail_seconds": fail_seconds}
 
     # -- loop ---------------------------------------------------------------------------------------
     def send(self, obj: dict[str, Any]) -> None:

@@ -30,3 +30,20 @@ def live_connect_rate(count: int = 2000, max_seconds: float = 20.0) -> dict[str,
         result = host._call("bench", count, 5000, float(max_seconds), timeout=max_seconds + 30.0)
         return {"ops_per_sec": float(result["ops_per_sec"]), "count": int(result["count"]),
                 "kernel": host.kernel_release}
+
+
+def live_fill(low: int = 40000, size: int = 16384, fails: int = 2000, parts: int = 4,
+              max_seconds: float = 120.0) -> dict[str, Any]:
+    """Fill ``size`` ports (``low``..) toward one loopback listener on the running kernel, then make ``fails``
+    connects that must fail with EADDRNOTAVAIL; connect() timed inside a fresh namespace's agent.
+
+    The listener never accepts (its children wait in a 65535-deep queue), so the clients hold one descriptor
+    each: ``size`` must stay under the open-files limit. Returns the agent's figures (see Agent.op_bench_fill)
+    and the kernel release.
+    """
+    if not 2 <= size <= 60000 or not 1024 <= low <= 65535 - size + 1:
+        raise ValueError(f"the range {low}+{size} must lie within 1024-65535 and hold 2-60000 ports")
+    sysctls = {"net.ipv4.ip_local_port_range": f"{low} {low + size - 1}", "net.core.somaxconn": 65535}
+    with LiveHost("linux-live", sysctls=sysctls) as host:
+        result = host._call("bench_fill", 5000, fails, parts, float(max_seconds), timeout=max_seconds + 60.0)
+        return dict(result, kernel=host.kernel_release)
