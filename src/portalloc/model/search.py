@@ -79,37 +79,26 @@ class PortSpace:
             return None
         if self._free is None and self._quick is not None and self._quick(start):
             return 0
-        if step == 1:
-            window = (1 << count) - 1
-        elif step == 2:
-            window = _every_other(count)
-        else:
+        if step not in (1, 2):
             for k in range(count):
                 if self.ok(start + step * k):
                     return k
             return None
+        # The candidates are bits 0, step, 2*step, ... of free >> start; the first set one below step*count wins.
+        limit = step * count
         while True:
-            m = (self.free >> start) & window
+            m = self.free >> start
+            if step == 2:
+                m &= _EVERY_OTHER
             if not m:
                 return None
             b = (m & -m).bit_length() - 1
+            if b >= limit:
+                return None
             port = start + b
             if (self.soft >> port) & 1 and not self.ok(port):
                 continue
             return b // step
-
-
-_WINDOWS: dict[int, int] = {}
-
-
-def _every_other(count: int) -> int:
-    """Bits 0, 2, ..., 2*(count-1): the step-2 window of ``count`` candidates (remembered)."""
-    w = _WINDOWS.get(count)
-    if w is None:
-        if len(_WINDOWS) > 1024:
-            _WINDOWS.clear()
-        w = _WINDOWS[count] = _EVERY_OTHER & ((1 << (2 * count - 1)) - 1)
-    return w
 
 
 def scan_wrapped(space: PortSpace, start: int, step: int, n: int, high: int, remaining: int) -> tuple[int | None, int]:

@@ -40,12 +40,10 @@ class PortBits:
         """Put ``port`` in the set."""
         b = self._bytes
         i = port >> 3
-        m = 1 << (port & 7)
-        try:
-            v = b[i]
-        except IndexError:
+        if i >= len(b):
             b.extend(bytes(i + 1 - len(b)))
-            v = 0
+        v = b[i]
+        m = 1 << (port & 7)
         if not v & m:
             b[i] = v | m
             self.count += 1
@@ -53,16 +51,15 @@ class PortBits:
 
     def discard(self, port: int) -> None:
         """Take ``port`` out of the set (nothing happens if it is not in it)."""
+        b = self._bytes
         i = port >> 3
-        try:
-            v = self._bytes[i]
-        except IndexError:
-            return
-        m = 1 << (port & 7)
-        if v & m:
-            self._bytes[i] = v ^ m
-            self.count -= 1
-            self._int = None
+        if i < len(b):
+            v = b[i]
+            m = 1 << (port & 7)
+            if v & m:
+                b[i] = v ^ m
+                self.count -= 1
+                self._int = None
 
     def __contains__(self, port: int) -> bool:
         b = self._bytes
