@@ -13,15 +13,13 @@
 from __future__ import annotations
 
 import socket
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from typing import NamedTuple
 
 IPAddress = IPv4Address | IPv6Address
 
 ANY4 = IPv4Address(0)
 ANY6 = IPv6Address(0)
-LOOPBACK4_NET = IPv4Network("127.0.0.0/8")
-MAPPED_LOOPBACK_NET = IPv6Network("::ffff:127.0.0.0/104")
 
 
 class AddrKey(NamedTuple):
@@ -121,10 +119,12 @@ def wire_address(addr: IPAddress) -> IPAddress:
 
 
 def is_loopback(addr: IPAddress) -> bool:
-    """127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104 (the tcp_tw_reuse=2 test in tcp_twsk_unique)."""
+    """127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104 (the tcp_tw_reuse=2 test in tcp_twsk_unique: ipv4_is_loopback,
+    ipv6_addr_loopback, ipv6_addr_v4mapped_loopback), on the address's integer."""
+    ip: int = addr._ip  # type: ignore[union-attr]
     if isinstance(addr, IPv4Address):
-        return addr in LOOPBACK4_NET
-    return addr == IPv6Address(1) or addr in MAPPED_LOOPBACK_NET
+        return ip >> 24 == 127
+    return ip == 1 or ip >> 24 == 0xFFFF7F
 
 
 def is_any(addr: IPAddress) -> bool:
