@@ -21,7 +21,7 @@ import pytest
 
 import portalloc.live.host as live_host_module
 from portalloc.live import LiveAgentError, LiveHost, LiveUnavailable, kernel_release, protocol
-from portalloc.live.bench import live_connect_rate
+from portalloc.live.bench import live_connect_rate, live_fill
 from portalloc.model.info import SocketInfo
 
 RANGE = {"net.ipv4.ip_local_port_range": "40000 40009"}
@@ -414,3 +414,21 @@ def test_bench_small() -> None:
     except LiveUnavailable as exc:
         pytest.skip(str(exc))
     assert res["count"] == 200 and res["ops_per_sec"] > 0 and res["kernel"] == os.uname().release
+
+
+@pytest.mark.live
+def test_bench_fill_small() -> None:
+    """The fill benchmark's loop on both backends: exactly the range's ports connect toward one destination,
+    then every further connect() fails with EADDRNOTAVAIL (the kernel's and the model's figures are timings
+    of that same outcome)."""
+    from portalloc.bench import model_fill
+
+    try:
+        live = live_fill(low=40000, size=64, fails=10, parts=4, max_seconds=30.0)
+    except LiveUnavailable as exc:
+        pytest.skip(str(exc))
+    model = model_fill(low=40000, size=64, fails=10, parts=4)
+    for res in (live, model):
+        assert (res["range"], res["connected"], res["first_error"], res["failed"]) == (64, 64, 0, 10)
+        assert len(res["slice_seconds"]) == 4 and all(s > 0 for s in res["slice_seconds"])
+    assert model["kernel_probes"] > 64       # the failures each examined the whole range
