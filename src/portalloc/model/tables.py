@@ -215,12 +215,12 @@ class DestPorts:
 
     def __init__(self) -> None:
         # The TIME_WAIT sets start as the shared empty NO_PORTS (most destinations of a server's children
-        # never see one) and get their own PortBits on their first TIME_WAIT.
+        # never see one) and get their own PortBits, and young_q its deque, on their first TIME_WAIT.
         self.live = PortBits()      # non-TIME_WAIT sockets: the 4-tuple is taken
         self.tw = NO_PORTS          # TIME_WAIT sockets (either substate)
         self.tw_hard = NO_PORTS     # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
         self.young = NO_PORTS
-        self.young_q: deque[tuple[float, int, Sock]] = deque()
+        self.young_q: deque[tuple[float, int, Sock]] | None = None
 
     def age(self, passed: Callable[[float], bool]) -> None:
         """Drop from ``young`` every TIME_WAIT whose reuse delay has passed (``passed(stamp)``)."""
@@ -264,7 +264,8 @@ class EstablishedTable:
     def rebuild_young(self, passed: Callable[[float], bool]) -> None:
         """Recompute every ``young`` set from scratch (after the reuse delay itself changed)."""
         for d in self.dests.values():
-            d.young, d.young_q = (NO_PORTS if d.tw is NO_PORTS else PortBits()), deque()
+            if d.tw is not NO_PORTS:
+                d.young, d.young_q = PortBits(), deque()
         tws = sorted((sk for sk in self.by_tuple.values() if sk.state == "TIME_WAIT" and sk.ts_stamp is not None),
                      key=lambda sk: sk.ts_stamp or 0.0)
         for sk in tws:
@@ -272,6 +273,7 @@ class EstablishedTable:
             assert t is not None and sk.ts_stamp is not None
             d = self.dests[(t[0], t[2], t[3], t[4])]
             if t[1] not in d.tw_hard and not passed(sk.ts_stamp):
+                assert d.young_q is not None
                 d.young.add(t[1])
                 d.young_q.append((sk.ts_stamp, t[1], sk))
 
@@ -316,14 +318,14 @@ class EstablishedTable:
         port = t[1]
         d.live.discard(port)
         if d.tw is NO_PORTS:
-            d.tw, d.tw_hard, d.young = PortBits(), PortBits(), PortBits()
+            d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
         d.tw.add(port)
         if hard:
             d.tw_hard.add(port)
             d.young.discard(port)
         else:
             d.tw_hard.discard(port)
-            assert sk.ts_stamp is not None
+            assert sk.ts_stamp is not None and d.young_q is not None
             d.young.add(port)
             d.young_q.append((sk.ts_stamp, port, sk))
 
