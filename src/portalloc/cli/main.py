@@ -125,7 +125,7 @@ def bench(
     if fvk and "us_per_connect" in fvk:
         size, parts = fvk["model"]["range"], len(fvk["model"]["slice_seconds"])
         t2 = Table(title=f"connect() while {size:,} ports fill toward one destination, then fail "
-                         f"(µs per connect; kernel {fvk['live']['kernel']})")
+                         f"(µs per connect, best of {fvk['us_per_connect']['runs']}; kernel {fvk['live']['kernel']})")
         for col in ("phase", "model µs", "kernel µs", "model speed-up"):
             t2.add_column(col, justify="right" if col != "phase" else "left")
         phases = [f"ports {i * size // parts:,}-{(i + 1) * size // parts:,} taken" for i in range(parts)]
