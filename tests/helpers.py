@@ -38,6 +38,10 @@ EVENS = frozenset(p for p in RANGE if p % 2 == 0)
 ODDS = frozenset(p for p in RANGE if p % 2 == 1)
 
 OK = "ok"
+#: The outcome strings of the two usual refusals, and the loopback address the vectors use.
+NOTAVAIL = "connect:EADDRNOTAVAIL"
+BIND_INUSE = "bind:EADDRINUSE"
+LO = "127.0.0.1"
 
 
 def ename(code: int | None) -> str:

@@ -16,7 +16,10 @@ import socket
 import pytest
 
 from helpers import (
+    BIND_INUSE,
     EVENS,
+    LO,
+    NOTAVAIL,
     ODDS,
     OK,
     RANGE,
@@ -38,9 +41,6 @@ from helpers import (
     wait_states,
 )
 
-NOTAVAIL = "connect:EADDRNOTAVAIL"
-BIND_INUSE = "bind:EADDRINUSE"
-LO = "127.0.0.1"
 DEFAULT_RANGE = (32768, 60999)
 DEFAULT_PORTS = DEFAULT_RANGE[1] - DEFAULT_RANGE[0] + 1
 

@@ -18,7 +18,10 @@ import pytest
 
 from helpers import (
     A6,
+    BIND_INUSE,
     EVENS,
+    LO,
+    NOTAVAIL,
     ODDS,
     OK,
     RANGE,
@@ -41,10 +44,6 @@ from helpers import (
     wait_states,
 )
 from portalloc.constants import IP_LOCAL_PORT_RANGE, pack_local_port_range
-
-NOTAVAIL = "connect:EADDRNOTAVAIL"
-BIND_INUSE = "bind:EADDRINUSE"
-LO = "127.0.0.1"
 
 
 def _ports(lo: int, hi: int, parity: int | None = None) -> set[int]:
@@ -336,7 +335,12 @@ def _client_time_waits(make_host, sysctls, **opts):
 def test_tv15_time_wait_blocks_connect_without_tw_reuse(make_host):
     """tcp_twsk_unique with tcp_tw_reuse=0: the autobind search (twp != NULL) never takes over a
     TIME_WAIT, so 10 client TIME_WAITs exhaust a 10-port range for that destination."""
-    host, la = _client_time_waits(make_host, {"net.ipv4.tcp_tw_reuse": 0})
+    _assert_time_waits_never_taken(make_host, {"net.ipv4.tcp_tw_reuse": 0})
+
+
+def _assert_time_waits_never_taken(make_host, sysctls):
+    """10 client TIME_WAITs fill the range toward A, and stay unusable after the reuse delay too."""
+    host, la = _client_time_waits(make_host, sysctls)
     r = connect_many(host, 3, A)
     assert r.outcomes == [NOTAVAIL] * 3
     host.sleep(1.2)
@@ -364,14 +368,7 @@ def test_tv16_tw_reuse_takes_over_after_delay(make_host, reuse):
 def test_tv17_tw_reuse_needs_timestamps(make_host):
     """tcp_twsk_unique: a TIME_WAIT without a timestamp (tw_ts_recent_stamp == 0, tcp_timestamps=0) is
     never taken over, whatever tcp_tw_reuse says."""
-    host, la = _client_time_waits(make_host, {"net.ipv4.tcp_tw_reuse": 1, "net.ipv4.tcp_timestamps": 0})
-    r = connect_many(host, 3, A)
-    assert r.outcomes == [NOTAVAIL] * 3
-    host.sleep(1.2)
-    r = connect_many(host, 12, A)
-    assert r.outcomes == [NOTAVAIL] * 12
-    assert len(rows(host, state="TIME-WAIT", ports=RANGE)) == 10
-    assert la is not None
+    _assert_time_waits_never_taken(make_host, {"net.ipv4.tcp_tw_reuse": 1, "net.ipv4.tcp_timestamps": 0})
 
 
 def test_tv18_tw_reuse_delay_in_ms(make_host):
