@@ -101,8 +101,8 @@ def memory_for_connections(connections: int = 1_000_000, destinations: int = 100
 
 
 def live_rate(count: int = 5000, repeats: int = 3) -> dict[str, Any]:
-    """The live kernel's loopback connect()+accept()+close() rate (best of ``repeats`` runs in one namespace),
-    or the reason it cannot be measured."""
+    """The live kernel's loopback connect()+accept()+close() rate (best of ``repeats`` runs, each in a fresh
+    namespace), or the reason it cannot be measured."""
     try:
         from portalloc.live import LiveUnavailable
         from portalloc.live.bench import live_connect_rate
