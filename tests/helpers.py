@@ -192,6 +192,18 @@ def connect_many(
     return res
 
 
+def one_connect_each(host: Any, dsts: list[tuple[str, int]]) -> tuple[list[int], list[Any]]:
+    """A listener on every destination, then one connect() to each: the source ports taken, and everything
+    that must stay open (listeners and attempts)."""
+    keep: list[Any] = [listener(host, d) for d in dsts]
+    ports: list[int] = []
+    for d in dsts:
+        r = connect_many(host, 1, d)
+        ports += r.ports
+        keep.append(r)
+    return ports, keep
+
+
 def bind_many(host: Any, n: int, addr: tuple[str, int], *, kind: int = socket.SOCK_STREAM,
               **opts: Any) -> Attempts:
     """``n`` times: new socket (options), ``bind(addr)``; successful sockets stay open."""

@@ -33,6 +33,7 @@ from helpers import (
     even_then_odd,
     listener,
     new_socket,
+    one_connect_each,
     outcome,
     parities,
     rows,
@@ -377,13 +378,7 @@ def test_connect_prefers_even_ports_bind_odd(make_host):
     connect() favours even ports (low's parity), "leaving odd ports for bind()". Many destinations, one
     connection each: all even; bind(ip, 0) takes odd ports."""
     host = make_host(port_range=(40000, 40099))
-    dsts = [(LO, 5000 + i) for i in range(20)]
-    lsts = [listener(host, d) for d in dsts]
-    ports = []
-    for d in dsts:
-        r = connect_many(host, 1, d)
-        ports += r.ports
-        lsts.append(r)
+    ports, lsts = one_connect_each(host, [(LO, 5000 + i) for i in range(20)])
     assert len(ports) == 20 and all(p % 2 == 0 for p in ports), ports
     b = [bound(host, ("127.0.0.2", 0)) for _ in range(20)]
     assert all(s.getsockname()[1] % 2 == 1 for s in b)
@@ -419,13 +414,7 @@ def test_even_ports_appeared_in_4_2(model_host, kernel, even_only):
     Model only (old kernels): one connection to each of 40 destinations — 4.9 uses only even ports,
     3.16 (sequential hint scan) uses both parities."""
     host = model_host(kernel=kernel, port_range=(40000, 40999))
-    dsts = [(LO, 5000 + i) for i in range(40)]
-    keep = [listener(host, d) for d in dsts]
-    ports = []
-    for d in dsts:
-        r = connect_many(host, 1, d)
-        ports += r.ports
-        keep.append(r)
+    ports, keep = one_connect_each(host, [(LO, 5000 + i) for i in range(40)])
     assert len(ports) == 40
     if even_only:
         assert all(p % 2 == 0 for p in ports), ports

@@ -135,10 +135,6 @@ class PortTable:
         """Bitset of the ports __inet_hash_connect skips (tb->fastreuse >= 0 || tb->fastreuseport >= 0)."""
         return self.explicit.bits
 
-    def is_explicit(self, port: int) -> bool:
-        """Would __inet_hash_connect skip this port?"""
-        return port in self.explicit
-
     def _refresh_explicit(self, b: BindBucket | None, port: int) -> None:
         if b is None:
             self.explicit.discard(port)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 from ipaddress import IPv4Address
 
-from portalloc.model.addr import ANY4, ANY6, IPAddress, is_any, wire_address
+from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
 from portalloc.model.bsd import SOL_IP, SOL_SOCKET, BsdSock, BsdStack, pcb_view, query_view
 from portalloc.model.errors import fail
 from portalloc.model.search import PortSpace, scan_wrapped
@@ -227,7 +227,7 @@ class WindowsStack(BsdStack):
         """The implicit bind of connect() with SO_REUSE_UNICASTPORT: a port shareable across destinations."""
         lo, hi, _ = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6, 0, sk.uid)
         used = self.table(sk).explicit_mask
-        d = self._etable(sk).dest_masks(self._key(src), self._key(daddr), dport, 0)
+        d = self._etable(sk).dest_masks(addr_key(src), addr_key(daddr), dport, 0)
         if d is not None:
             used |= d[0] | d[1]
         port, probes = self.windows_order(lo, hi, "auto-reuse", used, randomize=True)
@@ -239,8 +239,3 @@ class WindowsStack(BsdStack):
         self._hash_port(sk, self._family_form(sk, src), port, connected=True)
         return port
 
-    @staticmethod
-    def _key(addr: IPAddress) -> int:
-        from portalloc.model.addr import addr_key
-
-        return addr_key(addr)
