@@ -161,3 +161,23 @@ def test_connect_search_properties(seed: int, n: int) -> None:
     assert all(e == errno.EADDRNOTAVAIL for e in errs) and len(errs) == max(0, n - 16)
     parities = [p % 2 for p in ports]
     assert parities == sorted(parities), "an odd port came before an even one"
+
+
+_V4_NEAR_LOOPBACK = st.one_of(st.integers(0, 2**32 - 1), st.integers(126 << 24, (128 << 24) + 5))
+_V6_NEAR_LOOPBACK = st.one_of(st.integers(0, 2**128 - 1), st.integers(0, 5),
+                              st.integers(0xFFFF7E << 24, (0xFFFF80 << 24) + 5))
+
+
+@given(_V4_NEAR_LOOPBACK, _V6_NEAR_LOOPBACK)
+@settings(max_examples=500, deadline=None)
+def test_is_loopback_is_the_kernels_definition(v4: int, v6: int) -> None:
+    """tcp_twsk_unique's loopback test for tcp_tw_reuse=2 (79e9fed46038): ipv4_is_loopback (127.0.0.0/8),
+    ipv6_addr_loopback (::1) and ipv6_addr_v4mapped_loopback (::ffff:127.0.0.0/104), whatever integer
+    shortcut the model uses for them."""
+    from ipaddress import IPv4Address, IPv6Address, ip_network
+
+    from portalloc.model.addr import is_loopback
+
+    a4, a6 = IPv4Address(v4), IPv6Address(v6)
+    assert is_loopback(a4) == (a4 in ip_network("127.0.0.0/8"))
+    assert is_loopback(a6) == (v6 == 1 or a6 in ip_network("::ffff:127.0.0.0/104"))
