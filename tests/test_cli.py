@@ -15,14 +15,14 @@ runner = CliRunner()
 def test_kernels_json_lists_every_profile() -> None:
     res = runner.invoke(app, ["kernels", "--json"])
     assert res.exit_code == 0
-    names = [k["name"] for k in json.loads(res.output)]
+    names = [k["name"] for k in json.loads(res.stdout)]
     assert "linux-6.18" in names and "linux-2.6" in names
 
 
 def test_demo_every_claim_holds() -> None:
     res = runner.invoke(app, ["demo", "--json"])
     assert res.exit_code == 0, res.output
-    chapters = json.loads(res.output)
+    chapters = json.loads(res.stdout)
     assert len(chapters) >= 7 and all(ch["ok"] for ch in chapters)
 
 
@@ -30,7 +30,7 @@ def test_bench_prints_figures() -> None:
     """A benchmark prints figures; this only checks that they are there and consistent."""
     res = runner.invoke(app, ["bench", "--json", "--connections", "2000", "--no-live"])
     assert res.exit_code == 0, res.output
-    fig = json.loads(res.output)
+    fig = json.loads(res.stdout)
     fill = fig["fill_one_destination"]
     assert fill["connected"] == fill["failed_eaddrnotavail"] == 64512
     assert fill["kernel_probes_fill"] >= 64512
