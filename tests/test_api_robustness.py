@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from portalloc import Host
 
 #: (sysctl, value written, what 6.18 answered: the value read back, or "EINVAL"). Measured in a LiveHost
@@ -168,7 +169,7 @@ def _call(host: Host, socks: list[Any], call: tuple[Any, ...]) -> None:
 
 #: Exceptions a refused call may raise (what the socket module raises for the same refusals).
 REFUSALS = (OSError, TypeError, ValueError, OverflowError)
-API_EXAMPLES = int(os.environ.get("PORTALLOC_FUZZ_EXAMPLES", "0")) or 150
+API_EXAMPLES = int(os.environ.get("PORTALLOC_FUZZ_EXAMPLES", "0")) or examples(150)
 #: Calls made (and how many were refused) over the whole run, reported by the closing-figures run.
 CALL_COUNTS = {"calls": 0, "refused": 0}
 

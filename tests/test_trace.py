@@ -20,7 +20,7 @@ import typer
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
-from helpers import trace_file_params
+from helpers import examples, trace_file_params
 from portalloc.cli import trace_cmds
 from portalloc.trace import (
     Outcome,
@@ -336,7 +336,7 @@ def test_random_traces_run_on_the_model_without_crashing() -> None:
         assert not crashed, (seed, [(o.op.describe(), o.detail) for o in crashed])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traces())
 def test_hypothesis_traces_are_valid_and_run_on_the_model(t: Any) -> None:
     _check_generated(t, GenConfig())

@@ -37,6 +37,8 @@ def check_kernel(name: str | None, option: str = "--kernel") -> str | None:
         return None
     if not name.strip():
         fail(f"{option} is empty; give a kernel profile such as linux-6.18 (see `portalloc kernels`)")
+    if len(name) > 64:
+        fail(f"{option}: unknown kernel {name[:40]!r}... ({len(name)} characters); see `portalloc kernels`")
     try:
         get_profile(name)
     except (ValueError, TypeError) as exc:
@@ -50,6 +52,8 @@ def check_output_dir(path: Path, option: str) -> None:
     An existing file, a path under a file, or a place the user cannot write is refused. Nothing is left
     behind: a missing directory is not created here, and the probe file in an existing one is removed.
     """
+    if "\0" in str(path):
+        fail(f"{option}: the path contains a NUL byte; give a directory path")
     if path.exists() and not path.is_dir():
         fail(f"{option} {path}: exists and is not a directory; give a directory (it is created if missing)")
     probe = path

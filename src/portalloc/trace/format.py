@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -473,9 +474,15 @@ def _load(path_or_lines: str | Path | Iterable[str], source: str | None) -> Trac
         path = Path(path_or_lines)
         src = source or str(path)
         try:
+            if stat.S_ISCHR(path.stat().st_mode) or stat.S_ISBLK(path.stat().st_mode):
+                raise TraceError(src, 0, "cannot read the trace file: it is a device, not a file "
+                                 "(/dev/zero would never end)")
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TraceError(src, 0, f"cannot read the trace file: {exc}") from None
+        except TraceError:
+            raise
+        except (OSError, ValueError) as exc:      # ValueError: undecodable UTF-8, a NUL byte in the path
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise TraceError(src, 0, f"cannot read the trace file: {why}") from None
         return _build(_decode_lines(text.splitlines(), src), src)
     return _build(_decode_lines(path_or_lines, source or "<trace>"), source or "<trace>")
 
