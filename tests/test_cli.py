@@ -42,3 +42,27 @@ def test_bad_input_is_a_clear_error() -> None:
     assert res.exit_code == 2 and "Traceback" not in res.output
     res = runner.invoke(app, ["no-such-command"])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_progress_plain_lines_go_to_the_stream_only_after_the_interval() -> None:
+    """Off a terminal: nothing for a run shorter than the interval; then "label: done/total (s) status"."""
+    import io
+
+    from portalloc.cli.progress import progress
+
+    quiet = io.StringIO()
+    with progress(3, "quick", stream=quiet, interval=100.0) as bar:
+        bar.advance(3)
+    assert quiet.getvalue() == ""
+    loud = io.StringIO()
+    with progress(3, "slow", stream=loud, interval=0.0) as bar:
+        bar.note("linux-6.18")
+        bar.advance(3)
+    assert "slow: 3/3 (" in loud.getvalue() and loud.getvalue().rstrip().endswith("linux-6.18")
+
+
+def test_json_output_stays_clean_while_progress_goes_to_stderr() -> None:
+    """`compare --json` over several kernels: stdout is exactly one JSON document."""
+    res = runner.invoke(app, ["compare", "bind-before-connect", "--kernels", "linux-4.1,linux-6.18", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["kernels"] == ["linux-4.1", "linux-6.18"]

@@ -83,7 +83,7 @@ class ProgressReporter:
 
     def _tick(self) -> None:
         """Plain mode: a line every interval even while one long unit of work runs (a bench phase)."""
-        while not self._stop.wait(self._interval / 4):
+        while not self._stop.wait(max(self._interval / 4, 0.05)):
             with self._lock:
                 self._show()
 
