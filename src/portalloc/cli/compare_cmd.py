@@ -355,10 +355,7 @@ def _run_scenario(name: str, kernels: list[str], seed: int) -> dict[str, Rows]:
 
 
 def _run_trace(path: str, kernels: list[str], seed: int | None) -> tuple[str, dict[str, Rows]]:
-    try:
-        trace = load_trace(Path(path))
-    except TraceError as exc:
-        _fail(exc)
+    trace = load_trace(Path(path))       # a TraceError is one line and exit 2 (cli/main.py)
     out: dict[str, Rows] = {}
     with progress(len(kernels), "compare") as bar:
         for k in kernels:

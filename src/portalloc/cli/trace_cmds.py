@@ -2,8 +2,10 @@
 #
 # Rules: (1) these are plain functions with typer-annotated parameters; cli/main.py registers them with
 # `app.command("replay")(replay)` etc. (2) Never a traceback for a user's mistake or a missing backend:
-# a bad trace file prints "<file>:<line>: <what is wrong>" and exits 2; an unavailable live backend
-# prints the LiveUnavailable reason and exits 2; a dead live agent prints its reason and exits 2.
+# a bad trace file prints "<file>:<line>: <what is wrong>" and exits 2 (the TraceError comes from the
+# one validation layer, trace/format.py, and cli/main.py's group prints it: no try/except here); an
+# unavailable live backend prints the LiveUnavailable reason and exits 2; a dead live agent prints its
+# reason and exits 2.
 # (3) Exit codes: 0 = ran and agreed (diff/verify) or every `expect` held (replay); 1 = a divergence
 # (diff, verify), a live agent failure during verify, or an unmet `expect` (replay); 2 = could not run.
 # (4) --json prints exactly one JSON document on stdout; tables and notes go to stdout, progress
@@ -39,7 +41,7 @@ from portalloc.trace.differential import (
     signature,
 )
 from portalloc.trace.differential import verify as run_verify
-from portalloc.trace.format import Trace, TraceError, dumps_trace, load_trace
+from portalloc.trace.format import dumps_trace, load_trace
 from portalloc.trace.runner import Outcome, build_host, run_trace
 
 
@@ -48,13 +50,6 @@ def _out() -> Console:
     if not con.is_terminal:           # piped: do not squeeze tables into 80 columns
         con = Console(highlight=False, width=160)
     return con
-
-
-def _load(path: Path) -> Trace:
-    try:
-        return load_trace(path)
-    except TraceError as exc:
-        _fail(exc)
 
 
 def _live_unavailable(exc: Exception) -> NoReturn:
@@ -97,7 +92,7 @@ def replay(
     if live and seed is not None:
         _fail("--seed and --live exclude each other (the live kernel's random choices have no seed)")
     check_kernel(kernel)
-    t = _load(trace)
+    t = load_trace(trace)
     backend = "live" if live else "model"
     try:
         from portalloc.live import LiveAgentError, LiveUnavailable
@@ -107,8 +102,6 @@ def replay(
         host = build_host(t, backend, kernel=kernel, seed=seed)
     except LiveUnavailable as exc:
         _live_unavailable(exc)
-    except TraceError as exc:
-        _fail(str(exc))
     try:
         with host, progress(len(t.ops), "replay") as bar:
             outcomes = run_trace(t, host, on_outcome=lambda _o: bar.advance())
@@ -176,7 +169,7 @@ def diff(
 ) -> None:
     """Run TRACE on the model and on the live kernel; show the first divergence (exit 1) or agree (exit 0)."""
     check_kernel(kernel)
-    t = _load(trace)
+    t = load_trace(trace)
     from portalloc.live import LiveUnavailable
 
     kname = kernel or default_model_kernel(t)
@@ -186,8 +179,6 @@ def diff(
             r = run_differential(t, runs=runs, kernel=kname)
     except LiveUnavailable as exc:
         _live_unavailable(exc)
-    except TraceError as exc:
-        _fail(str(exc))
     if r.error is not None or r.comparison is None:
         _fail(r.error or "the differential run failed")
     c = r.comparison
