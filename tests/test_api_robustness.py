@@ -170,8 +170,16 @@ def _call(host: Host, socks: list[Any], call: tuple[Any, ...]) -> None:
 #: Exceptions a refused call may raise (what the socket module raises for the same refusals).
 REFUSALS = (OSError, TypeError, ValueError, OverflowError)
 API_EXAMPLES = int(os.environ.get("PORTALLOC_FUZZ_EXAMPLES", "0")) or examples(150)
-#: Calls made (and how many were refused) over the whole run, reported by the closing-figures run.
+#: Calls made (and how many were refused) over the whole run, printed at the end (pytest -s).
 CALL_COUNTS = {"calls": 0, "refused": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts() -> Any:
+    yield
+    if CALL_COUNTS["calls"]:
+        print(f"\nAPI fuzz: {CALL_COUNTS['calls']} calls, {CALL_COUNTS['refused']} refused, "
+              "host unchanged after every refusal")
 
 
 @settings(max_examples=API_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

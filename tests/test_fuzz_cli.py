@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,16 @@ def _assert_one_line_refusal(args: list[str], res: Any) -> None:
 
 
 runner = CliRunner()
+#: Hostile cases run per command (printed at the end with pytest -s).
+CASES: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts() -> Iterator[None]:
+    yield
+    if CASES:
+        print(f"\nCLI fuzz: {sum(CASES.values())} hostile cases, all exit 2 with one line, 0 tracebacks: "
+              + ", ".join(f"{k} {v}" for k, v in CASES.most_common()))
 
 
 @settings(max_examples=CLI_EXAMPLES, deadline=None,
@@ -210,6 +221,10 @@ def test_hostile_cli_input_is_one_line_and_exit_2(workdir: Path, data: st.DataOb
             load_trace(path)
     res = runner.invoke(_app(), args)
     _assert_one_line_refusal(args, res)
+    CASES[args[0] if args[0] in _COMMANDS else "(unknown command)"] += 1
+
+
+_COMMANDS = ("kernels", "demo", "bench", "compare", "replay", "diff", "verify")
 
 
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -384,6 +384,14 @@ def _trace_rows(trace: Trace, kernel: str, seed: int | None) -> Rows:
     return rows
 
 
+def _names_a_file(target: str) -> bool:
+    """Whether ``target`` is an existing file (False for a name the OS refuses: too long, a NUL byte)."""
+    try:
+        return Path(target).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _table(title: str, results: dict[str, Rows]) -> Table:
     table = Table(title=title, show_lines=False)
     table.add_column("metric / op", style="bold", overflow="fold")
@@ -446,11 +454,12 @@ def compare(
         kind, title = "scenario", f"{target}: {SCENARIOS[target].summary}"
         run_seed = 1 if seed is None else seed
         results = _run_scenario(target, names, run_seed)
-    elif Path(target).is_file() or target.endswith((".jsonl", ".json")):
+    elif _names_a_file(target) or target.endswith((".jsonl", ".json")):
         kind, run_seed = "trace", seed
         title, results = _run_trace(target, names, seed)
     else:
-        _fail(f"unknown scenario {target!r} and no such trace file; choose one of: {choices} "
+        shown = repr(target) if len(target) <= 64 else f"{target[:40]!r}... ({len(target)} characters)"
+        _fail(f"unknown scenario {shown} and no such trace file; choose one of: {choices} "
               "(or give a .jsonl trace file)")
     if json:
         doc = {"target": target, "kind": kind, "title": title, "seed": run_seed, "kernels": names,

@@ -472,7 +472,7 @@ def _load(path_or_lines: str | Path | Iterable[str], source: str | None) -> Trac
         return _build(_decode_lines(path_or_lines.splitlines(), source or "<trace>"), source or "<trace>")
     if isinstance(path_or_lines, str | Path):
         path = Path(path_or_lines)
-        src = source or str(path)
+        src = source or (str(path) if len(str(path)) <= 200 else f"{str(path)[:80]}...({len(str(path))} characters)")
         try:
             if stat.S_ISCHR(path.stat().st_mode) or stat.S_ISBLK(path.stat().st_mode):
                 raise TraceError(src, 0, "cannot read the trace file: it is a device, not a file "
