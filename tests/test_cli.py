@@ -66,3 +66,14 @@ def test_json_output_stays_clean_while_progress_goes_to_stderr() -> None:
     res = runner.invoke(app, ["compare", "bind-before-connect", "--kernels", "linux-4.1,linux-6.18", "--json"])
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["kernels"] == ["linux-4.1", "linux-6.18"]
+
+
+def test_a_broken_in_tree_command_module_fails_loudly() -> None:
+    """Registering commands never hides a broken in-tree import; only a named optional extra is skipped."""
+    import pytest
+
+    from portalloc.cli.main import _register_optional
+
+    with pytest.raises(ModuleNotFoundError):
+        _register_optional("portalloc.cli.no_such_module", {"x": "x"})
+    _register_optional("no_such_optional_extra.cli", {"x": "x"}, extras=("no_such_optional_extra",))
