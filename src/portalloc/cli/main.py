@@ -27,14 +27,15 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from portalloc import __version__
-from portalloc.cli.options import one_line
+from portalloc.cli.options import print_error
 from portalloc.cli.progress import progress
 from portalloc.kernels import describe
 from portalloc.trace.format import TraceError
 
 
 def _exit_with_error(message: str, code: int = 2) -> NoReturn:
-    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+    """Outside click (the group's main): one error line, then exit with ``code``."""
+    print_error(message)
     sys.exit(code)
 
 
@@ -94,10 +95,11 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             if not standalone_mode:
                 raise
-            _exit_with_error("aborted", 130)
+            _exit_with_error("aborted", 1)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="portalloc",

@@ -25,9 +25,14 @@ def one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
-def fail(message: object, code: int = 2) -> NoReturn:
-    """Print ``error: <message>`` as one line on stderr and exit with ``code`` (2: bad input)."""
+def print_error(message: object) -> None:
+    """Print ``error: <message>`` as one line on stderr (the form of every CLI refusal)."""
     print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def fail(message: object, code: int = 2) -> NoReturn:
+    """Inside a command: print ``message`` as one error line and exit with ``code`` (2: bad input)."""
+    print_error(message)
     raise typer.Exit(code)
 
 
