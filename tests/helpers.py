@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,15 @@ from portalloc.constants import (
     SO_REUSEPORT,
     pack_local_port_range,
 )
+
+#: How many times more examples each hypothesis test draws under HYPOTHESIS_PROFILE=explore (conftest.py).
+EXPLORE_FACTOR = 5 if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else 1
+
+
+def examples(n: int) -> int:
+    """``n`` hypothesis examples; five times as many under the explore profile (new random draws)."""
+    return n * EXPLORE_FACTOR
+
 
 #: The default listeners of linux.md section 12 (outside the default test range 40000-40009).
 A = ("127.0.0.1", 5000)

@@ -858,7 +858,7 @@ def test_freebsd_before_12_not_modelled() -> None:
 def test_cli_kernels_json_shows_descriptions_and_sources() -> None:
     res = CliRunner().invoke(app, ["kernels", "--json"])
     assert res.exit_code == 0, res.output
-    rows = {k["name"]: k for k in json.loads(res.output)}
+    rows = {k["name"]: k for k in json.loads(res.stdout)}
     for name in BSD_NAMES:
         assert rows[name]["description"] and rows[name]["sources"]
     assert "PR 174087" in " ".join(rows["freebsd-12"]["sources"])

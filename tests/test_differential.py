@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from helpers import trace_file_params
+from helpers import examples, trace_file_params
 from portalloc.trace import TraceResult, dumps_trace, load_trace, minimize, run_differential
 from portalloc.trace.strategies import seeded_traces
 
@@ -59,7 +59,7 @@ def _report(r: TraceResult) -> str:
             f"{dumps_trace(m.trace, [f'model {md.model.result}, live {md.live.result}'])}")
 
 
-@settings(max_examples=100, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+@settings(max_examples=examples(100), deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(t=seeded_traces())
 def test_random_traces_agree(t: Any) -> None:

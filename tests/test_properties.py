@@ -19,6 +19,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from portalloc import Host
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE, pack_local_port_range
 
@@ -81,7 +82,7 @@ def _check_invariants(h: Host, autobound: dict[int, tuple[int, int]]) -> None:
         assert port not in RESERVED, f"autobound port {port} is reserved"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(seed=st.integers(0, 2**16), program=st.lists(op, max_size=40))
 def test_random_programs_keep_the_kernel_invariants(seed: int, program: list[tuple]) -> None:
     """Random socket programs never produce a duplicate 4-tuple, a forbidden port share, or an autobound
@@ -143,7 +144,7 @@ def test_random_programs_keep_the_kernel_invariants(seed: int, program: list[tup
         _check_invariants(h, autobound)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 30))
 def test_connect_search_properties(seed: int, n: int) -> None:
     """__inet_hash_connect with an even-sized range: every even port before any odd one toward one
@@ -169,7 +170,7 @@ _V6_NEAR_LOOPBACK = st.one_of(st.integers(0, 2**128 - 1), st.integers(0, 5),
 
 
 @given(_V4_NEAR_LOOPBACK, _V6_NEAR_LOOPBACK)
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 def test_is_loopback_is_the_kernels_definition(v4: int, v6: int) -> None:
     """tcp_twsk_unique's loopback test for tcp_tw_reuse=2 (79e9fed46038): ipv4_is_loopback (127.0.0.0/8),
     ipv6_addr_loopback (::1) and ipv6_addr_v4mapped_loopback (::ffff:127.0.0.0/104), whatever integer

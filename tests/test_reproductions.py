@@ -746,7 +746,7 @@ def test_compare_cli_runs_a_scenario_side_by_side() -> None:
 
     res = CliRunner().invoke(app, ["compare", "bind-before-connect", "-k", "linux-4.1,linux-6.18", "--json"])
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)
     got = {k: dict((r["metric"], r["value"]) for r in rows) for k, rows in doc["results"].items()}
     for k in ("linux-4.1", "linux-6.18"):
         assert got[k]["bind(ip, 0) + connect() → A"] == {"ok": 300, "bind EADDRINUSE": 10}

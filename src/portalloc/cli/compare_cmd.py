@@ -9,7 +9,8 @@
 # option) shows why in its column instead of failing the whole comparison.
 # (4) Scenarios run on the model only (simulated time, fixed seed): the same command prints the same
 # table. Their sizes are chosen so each finishes in seconds on any profile; where a published figure needs
-# the full default range the scenario uses it (seed-article, even-ports, reuse-distance).
+# the full default range the scenario uses it (seed-article, even-ports, reuse-distance). A run over
+# several kernels shows progress per kernel on stderr (cli/progress.py), --json included.
 """The ``compare`` command: scenarios and traces on several kernel profiles, as one table or JSON."""
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from portalloc.cli.options import check_kernel
+from portalloc.cli.options import fail as _fail
+from portalloc.cli.progress import progress
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT
-from portalloc.kernels import get_profile
 from portalloc.model.host import Host
+from portalloc.trace import Trace, TraceError, build_host, load_trace, run_trace
 
 Value = Any
 Rows = list[tuple[str, Value]]
@@ -315,21 +319,13 @@ SCENARIOS: dict[str, Scenario] = {
 # --- running and printing ---------------------------------------------------------------------------------
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _parse_kernels(text: str) -> list[str]:
     names = [k.strip() for k in text.split(",") if k.strip()]
     if not names:
         _fail("--kernels is empty; give a comma-separated list such as linux-4.1,linux-6.18 "
               "(see `portalloc kernels`)")
     for name in names:
-        try:
-            get_profile(name)
-        except (ValueError, TypeError) as exc:
-            _fail(str(exc))
+        check_kernel(name, "--kernels")
     return names
 
 
@@ -347,42 +343,53 @@ def _render(v: Value) -> str:
 
 def _run_scenario(name: str, kernels: list[str], seed: int) -> dict[str, Rows]:
     out: dict[str, Rows] = {}
-    for k in kernels:
-        try:
-            out[k] = SCENARIOS[name].run(k, seed)
-        except Unsupported as exc:
-            out[k] = [("unsupported", str(exc))]
+    with progress(len(kernels), f"compare {name}") as bar:
+        for k in kernels:
+            bar.note(k)
+            try:
+                out[k] = SCENARIOS[name].run(k, seed)
+            except Unsupported as exc:
+                out[k] = [("unsupported", str(exc))]
+            bar.advance()
     return out
 
 
 def _run_trace(path: str, kernels: list[str], seed: int | None) -> tuple[str, dict[str, Rows]]:
-    try:
-        from portalloc.trace import TraceError, build_host, load_trace, run_trace
-    except ImportError as exc:    # pragma: no cover - portalloc.trace ships with portalloc
-        _fail(f"trace files need portalloc.trace, which cannot be imported ({exc})")
-    try:
-        trace = load_trace(Path(path))
-    except TraceError as exc:
-        _fail(str(exc))
+    trace = load_trace(Path(path))       # a TraceError is one line and exit 2 (cli/main.py)
     out: dict[str, Rows] = {}
-    for k in kernels:
-        try:
-            host = build_host(trace, "model", kernel=k, seed=seed)
-        except TraceError as exc:
-            out[k] = [("unsupported", str(exc))]
-            continue
-        rows: Rows = []
-        outcomes = run_trace(trace, host)
-        for o in outcomes:
-            cell = o.result + (f" :{o.port}" if o.port and o.result == "ok" else "")
-            if o.expected is False:
-                cell += f" (expected {'|'.join(o.op.expect or ())})"
-            rows.append((f"#{o.index} {o.op.describe()}", cell))
-        results = Counter("ok" if o.result == "ok" else "error" for o in outcomes)
-        rows += [("ops ok", results["ok"]), ("ops failed", results["error"]),
-                 ("unmet expectations", sum(1 for o in outcomes if o.expected is False))]
-        out[k] = rows
+    with progress(len(kernels), "compare") as bar:
+        for k in kernels:
+            bar.note(k)
+            out[k] = _trace_rows(trace, k, seed)
+            bar.advance()
     return f"trace {path} ({len(trace.ops)} ops)", out
+
+
+def _trace_rows(trace: Trace, kernel: str, seed: int | None) -> Rows:
+    """One kernel's column for a trace: each op's result, then the counts."""
+    try:
+        host = build_host(trace, "model", kernel=kernel, seed=seed)
+    except TraceError as exc:
+        return [("unsupported", str(exc))]
+    rows: Rows = []
+    outcomes = run_trace(trace, host)
+    for o in outcomes:
+        cell = o.result + (f" :{o.port}" if o.port and o.result == "ok" else "")
+        if o.expected is False:
+            cell += f" (expected {'|'.join(o.op.expect or ())})"
+        rows.append((f"#{o.index} {o.op.describe()}", cell))
+    results = Counter("ok" if o.result == "ok" else "error" for o in outcomes)
+    rows += [("ops ok", results["ok"]), ("ops failed", results["error"]),
+             ("unmet expectations", sum(1 for o in outcomes if o.expected is False))]
+    return rows
+
+
+def _names_a_file(target: str) -> bool:
+    """Whether ``target`` is an existing file (False for a name the OS refuses: too long, a NUL byte)."""
+    try:
+        return Path(target).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _table(title: str, results: dict[str, Rows]) -> Table:
@@ -424,6 +431,9 @@ def compare(
     Rows are metrics (or trace ops), columns are kernels. Everything runs on the model, so a given seed
     always prints the same table.
     """
+    if list_ and target is not None:
+        _fail(f"--list lists every scenario and takes no scenario or trace; run `portalloc compare --list` "
+              f"or `portalloc compare {target}`")
     if list_:
         if json:
             print(_json.dumps({n: s.summary for n, s in SCENARIOS.items()}, indent=2))
@@ -443,17 +453,13 @@ def compare(
     if target in SCENARIOS:
         kind, title = "scenario", f"{target}: {SCENARIOS[target].summary}"
         run_seed = 1 if seed is None else seed
-        con = _console()
-        if json or not con.is_terminal:
-            results = _run_scenario(target, names, run_seed)
-        else:
-            with con.status(f"running {target} on {', '.join(names)}..."):
-                results = _run_scenario(target, names, run_seed)
-    elif Path(target).is_file() or target.endswith((".jsonl", ".json")):
+        results = _run_scenario(target, names, run_seed)
+    elif _names_a_file(target) or target.endswith((".jsonl", ".json")):
         kind, run_seed = "trace", seed
         title, results = _run_trace(target, names, seed)
     else:
-        _fail(f"unknown scenario {target!r} and no such trace file; choose one of: {choices} "
+        shown = repr(target) if len(target) <= 64 else f"{target[:40]!r}... ({len(target)} characters)"
+        _fail(f"unknown scenario {shown} and no such trace file; choose one of: {choices} "
               "(or give a .jsonl trace file)")
     if json:
         doc = {"target": target, "kind": kind, "title": title, "seed": run_seed, "kernels": names,

@@ -2,22 +2,104 @@
 #
 # Rules: every command prints with rich (or JSON with --json) and exits 0 on success, 1 when what it checks
 # does not hold, 2 on bad input — with a one-line message that says what is wrong and how to fix it, never
-# a traceback. Commands written elsewhere (replay, diff, verify, compare) are registered here when their
-# modules are present, so `--help` lists exactly what works.
+# a traceback. Commands written elsewhere (replay, diff, verify, compare) are registered here; a broken
+# in-tree module fails loudly at import (only a command needing a missing optional third-party extra is
+# left out of `--help`). Progress of anything that can run over 2 s goes to stderr (cli/progress.py).
+#
+# Theory of operation: the app's click group is _OneLineErrors, whose main() runs click in
+# non-standalone mode and turns every usage error (unknown option, bad value, missing argument: typer
+# would draw a 5-6 line box) and every TraceError that escapes a command into ONE line on stderr,
+# "error: <command>: <what is wrong> (see `<command> --help`)", exit status 2. The entry point and
+# typer's CliRunner both go through it (both call the group's main()).
 """portalloc CLI: kernels, demo, bench (and replay/diff/verify/compare)."""
 
 from __future__ import annotations
 
 import importlib
 import json as _json
-from typing import Any
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from portalloc import __version__
+from portalloc.cli.options import print_error
+from portalloc.cli.progress import progress
 from portalloc.kernels import describe
+from portalloc.trace.format import TraceError
+
+
+def _exit_with_error(message: str, code: int = 2) -> NoReturn:
+    """Outside click (the group's main): one error line, then exit with ``code``."""
+    print_error(message)
+    sys.exit(code)
+
+
+def _click_class(name: str) -> type[Exception] | None:
+    """click's exception class ``name`` as this typer uses it (typer >= 0.2x vendors click as typer._click)."""
+    found = next((c for c in typer.BadParameter.__mro__ if c.__name__ == name), None)
+    if found is None:
+        found = getattr(sys.modules[typer.BadParameter.__module__], name, None)
+    return found
+
+
+class _Never(Exception):
+    """Stands for an exception class this click does not have (never raised)."""
+
+
+_UsageError: type[Exception] = _click_class("UsageError") or _Never
+_ClickException: type[Exception] = _click_class("ClickException") or _Never
+#: click >= 8.2 raises this (a UsageError) for a bare `portalloc`: it shows the help, exit 0 here.
+_NoArgsIsHelpError: type[Exception] = _click_class("NoArgsIsHelpError") or _Never
+
+
+def _message(exc: Exception) -> str:
+    fmt = getattr(exc, "format_message", None)
+    return str(fmt()) if callable(fmt) else str(exc)
+
+
+class _OneLineErrors(TyperGroup):
+    """The app's group: usage errors and trace errors become one line on stderr and exit status 2."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        """Run the CLI; in standalone mode (the entry point, CliRunner) exit with the command's status."""
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "portalloc", complete_var=complete_var,
+                              standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
+        except _NoArgsIsHelpError as exc:
+            if not standalone_mode:
+                raise
+            ctx = getattr(exc, "ctx", None)
+            print(ctx.get_help() if ctx is not None else str(exc))
+            sys.exit(0)
+        except _UsageError as exc:
+            if not standalone_mode:
+                raise
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "portalloc"
+            _exit_with_error(f"{where}: {_message(exc)} (see `{where} --help`)")
+        except _ClickException as exc:
+            if not standalone_mode:
+                raise
+            _exit_with_error(_message(exc), getattr(exc, "exit_code", 2))
+        except TraceError as exc:
+            if not standalone_mode:
+                raise
+            _exit_with_error(str(exc))
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            _exit_with_error("aborted", 1)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="portalloc",
@@ -26,6 +108,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_OneLineErrors,
 )
 console = Console()
 
@@ -87,17 +170,27 @@ def demo(json: bool = typer.Option(False, "--json", help="Print JSON instead of 
 def bench(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     connections: int = typer.Option(1_000_000, "--connections", min=1000, max=5_000_000,
-                                    help="Live connections for the memory figure."),
+                                    help="Connections the model holds open for its memory figure "
+                                         "(the figure is the model's, not the kernel's)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Also time the real kernel in a namespace."),
 ) -> None:
     """Benchmark the model (figures only; nothing here fails on a slow machine)."""
     from portalloc.bench import run_all
 
+    with progress(5 if live else 3, "bench") as bar:
+        started = [False]
+
+        def phase(msg: str) -> None:
+            if started[0]:
+                bar.advance()
+            started[0] = True
+            bar.note(msg)
+
+        res = run_all(connections, live, progress=phase)
+        bar.advance()
     if json:
-        print(_json.dumps(run_all(connections, live), indent=2))
+        print(_json.dumps(res, indent=2))
         return
-    with console.status("benchmarking...") as status:
-        res = run_all(connections, live, progress=lambda msg: status.update(msg))
     table = Table(title="portalloc bench")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -138,16 +231,22 @@ def bench(
         console.print(f"fill versus kernel: live kernel unavailable: {fvk['live']['unavailable']}")
 
 
-def _register_optional(module: str, names: dict[str, str]) -> None:
-    """Register commands whose modules exist (so --help shows only what is installed)."""
+def _register_optional(module: str, names: dict[str, str], extras: Sequence[str] = ()) -> None:
+    """Register the commands ``names`` (command -> function) of the in-tree ``module``.
+
+    A module that fails to import is a broken install and raises, loudly; the only exception is a missing
+    optional third-party package named in ``extras`` (e.g. ``("prometheus_client",)``): then the commands
+    are left out of ``--help``. A function missing from the module raises AttributeError.
+    """
     try:
         mod = importlib.import_module(module)
-    except ImportError:
-        return
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] in extras:
+            return
+        raise
     for command, attr in names.items():
-        fn: Any = getattr(mod, attr, None)
-        if fn is not None:
-            app.command(command)(fn)
+        fn: Any = getattr(mod, attr)
+        app.command(command)(fn)
 
 
 _register_optional("portalloc.cli.trace_cmds", {"replay": "replay", "diff": "diff", "verify": "verify"})

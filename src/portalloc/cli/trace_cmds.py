@@ -2,12 +2,16 @@
 #
 # Rules: (1) these are plain functions with typer-annotated parameters; cli/main.py registers them with
 # `app.command("replay")(replay)` etc. (2) Never a traceback for a user's mistake or a missing backend:
-# a bad trace file prints "<file>:<line>: <what is wrong>" and exits 2; an unavailable live backend
-# prints the LiveUnavailable reason and exits 2; a dead live agent prints its reason and exits 2.
+# a bad trace file prints "<file>:<line>: <what is wrong>" and exits 2 (the TraceError comes from the
+# one validation layer, trace/format.py, and cli/main.py's group prints it: no try/except here); an
+# unavailable live backend prints the LiveUnavailable reason and exits 2; a dead live agent prints its
+# reason and exits 2.
 # (3) Exit codes: 0 = ran and agreed (diff/verify) or every `expect` held (replay); 1 = a divergence
 # (diff, verify), a live agent failure during verify, or an unmet `expect` (replay); 2 = could not run.
-# (4) --json prints exactly one JSON document on stdout; tables, notes and the progress bar go to
-# stdout/stderr as rich renders them (the progress bar always to stderr).
+# (4) --json prints exactly one JSON document on stdout; tables and notes go to stdout, progress
+# (cli/progress.py) always to stderr. (5) Options are checked before any work (cli/options.py): an
+# unknown or empty --kernel, --live with --seed or --kernel, a --save-failures path that exists as a
+# file or cannot be written: one line, exit 2, before a run whose results would be lost.
 """CLI commands over portalloc.trace: ``replay``, ``diff`` and ``verify``."""
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from portalloc.cli.options import check_kernel, check_output_dir
+from portalloc.cli.options import fail as _fail
+from portalloc.cli.progress import progress
 from portalloc.trace.compare import Comparison
 from portalloc.trace.differential import (
     RUNS,
@@ -35,7 +41,7 @@ from portalloc.trace.differential import (
     signature,
 )
 from portalloc.trace.differential import verify as run_verify
-from portalloc.trace.format import Trace, TraceError, dumps_trace, load_trace
+from portalloc.trace.format import dumps_trace, load_trace
 from portalloc.trace.runner import Outcome, build_host, run_trace
 
 
@@ -44,22 +50,6 @@ def _out() -> Console:
     if not con.is_terminal:           # piped: do not squeeze tables into 80 columns
         con = Console(highlight=False, width=160)
     return con
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    _err().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _load(path: Path) -> Trace:
-    try:
-        return load_trace(path)
-    except TraceError as exc:
-        _fail(str(exc))
 
 
 def _live_unavailable(exc: Exception) -> NoReturn:
@@ -99,7 +89,10 @@ def replay(
     """
     if live and kernel is not None:
         _fail("--kernel and --live exclude each other (the live backend is the running kernel)")
-    t = _load(trace)
+    if live and seed is not None:
+        _fail("--seed and --live exclude each other (the live kernel's random choices have no seed)")
+    check_kernel(kernel)
+    t = load_trace(trace)
     backend = "live" if live else "model"
     try:
         from portalloc.live import LiveAgentError, LiveUnavailable
@@ -109,11 +102,9 @@ def replay(
         host = build_host(t, backend, kernel=kernel, seed=seed)
     except LiveUnavailable as exc:
         _live_unavailable(exc)
-    except TraceError as exc:
-        _fail(str(exc))
     try:
-        with host:
-            outcomes = run_trace(t, host)
+        with host, progress(len(t.ops), "replay") as bar:
+            outcomes = run_trace(t, host, on_outcome=lambda _o: bar.advance())
     except LiveAgentError as exc:
         _fail(f"the live agent failed: {exc}")
     kname = "live " + getattr(host, "kernel_release", "") if live else host.kernel
@@ -177,16 +168,17 @@ def diff(
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON document.")] = False,
 ) -> None:
     """Run TRACE on the model and on the live kernel; show the first divergence (exit 1) or agree (exit 0)."""
-    t = _load(trace)
+    check_kernel(kernel)
+    t = load_trace(trace)
     from portalloc.live import LiveUnavailable
 
     kname = kernel or default_model_kernel(t)
     try:
-        r = run_differential(t, runs=runs, kernel=kname)
+        with progress(None, "diff") as bar:
+            bar.note(f"{len(t)} ops, {runs} run(s) per backend")
+            r = run_differential(t, runs=runs, kernel=kname)
     except LiveUnavailable as exc:
         _live_unavailable(exc)
-    except TraceError as exc:
-        _fail(str(exc))
     if r.error is not None or r.comparison is None:
         _fail(r.error or "the differential run failed")
     c = r.comparison
@@ -235,7 +227,7 @@ def _save(r: TraceResult, directory: Path, stem: str) -> Path:
 
 
 def _minimize_all(divergent: list[TraceResult], directory: Path, runs: int, kernel: str | None, workers: int,
-                  per_kind: int, err: Console) -> list[tuple[str, str]]:
+                  per_kind: int) -> list[tuple[str, str]]:
     """Minimize up to ``per_kind`` divergent traces per signature, ``workers`` at a time; (label, path)."""
     chosen: list[TraceResult] = []
     count: dict[Any, int] = {}
@@ -245,16 +237,14 @@ def _minimize_all(divergent: list[TraceResult], directory: Path, runs: int, kern
             count[sig] = count.get(sig, 0) + 1
             chosen.append(r)
     out: list[tuple[str, str]] = []
-    progress = Progress(TextColumn("minimize"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, disable=not err.is_terminal)
-    with progress, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minimize") as pool:
-        task = progress.add_task("minimize", total=len(chosen))
+    with progress(len(chosen), "minimize") as bar, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minimize") as pool:
         futures = {pool.submit(minimize, r, runs=runs, kernel=kernel, max_seconds=60.0): r for r in chosen}
         for fut in as_completed(futures):
             r = futures[fut]
             m = fut.result()
             out.append((r.label, str(_save(m, directory, f"verify-{r.label.replace(':', '-')}.min"))))
-            progress.update(task, advance=1)
+            bar.advance()
     return out
 
 
@@ -280,18 +270,18 @@ def verify(
     """
     from portalloc.live import LiveUnavailable
 
-    err = _err()
-    progress = Progress(TextColumn("verify"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                        TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal)
+    check_kernel(kernel)
+    if save_failures is not None:
+        check_output_dir(save_failures, "--save-failures")
     try:
-        with progress:
-            task = progress.add_task("verify", total=traces, info="")
+        with progress(traces, "verify") as bar:
             bad = 0
 
             def seen(r: TraceResult) -> None:
                 nonlocal bad
                 bad += r.diverged or r.error is not None
-                progress.update(task, advance=1, info=f"{bad} divergent")
+                bar.note(f"{bad} divergent")
+                bar.advance()
 
             summary = run_verify(traces, seed=seed, runs=runs, kernel=kernel, workers=workers, on_result=seen)
     except LiveUnavailable as exc:
@@ -304,7 +294,7 @@ def verify(
             saved[r.label] = [str(_save(r, save_failures, f"verify-{r.label.replace(':', '-')}.error"))]
         if minimize_failures and summary.divergent:
             for label, path in _minimize_all(summary.divergent, save_failures, runs, kernel, workers,
-                                             per_kind, err):
+                                             per_kind):
                 saved[label].append(path)
     failed = bool(summary.divergent or summary.errors)
     if json_out:

@@ -6,11 +6,17 @@
 # other sysctls (the port range against ip_unprivileged_port_start, both ways) reads them through the
 # `current` mapping. Sources: linux.md section 9; net/ipv4/sysctl_net_ipv4.c ipv4_local_port_range(),
 # ipv4_privileged_ports(); verified on 6.18.
+# Numbers are read as kernel/sysctl.c proc_get_long() reads them (an optional '-', then strtoul with base
+# 0: "0x10" is 16, "010" is 8; no '+', no '_', at most 21 characters) and then bounded by the handler:
+# proc_dointvec and proc_dointvec_minmax take a C int (INT_MIN..INT_MAX, then extra1..extra2),
+# proc_dou8vec_minmax 0..255 (then extra1..extra2), proc_dointvec_jiffies |v| <= INT_MAX / HZ. Every
+# limit below was measured on 6.18 (tests/test_api_robustness.py holds the figures).
 """Linux sysctl schema: names, defaults, validators."""
 
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -25,18 +31,46 @@ def _einval() -> OSError:
     return kernel_error(errno.EINVAL)
 
 
+#: C int bounds: proc_dointvec refuses anything outside them with EINVAL (do_proc_dointvec_conv).
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+#: CONFIG_HZ of the kernels modelled (Debian/Ubuntu/Fedora-server builds; the 6.18 kernel measured here
+#: refuses tcp_fin_timeout above 8589934 = INT_MAX // 250). An HZ=1000 kernel's limit is 2147483.
+CONFIG_HZ = 250
+#: proc_get_long(): an optional '-', then what strtoul(base 0) reads completely; TMPBUFLEN - 1 characters.
+_PROC_LONG = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_PROC_LONG_MAX_CHARS = 21
+
+
+def parse_proc_long(token: str) -> int:
+    """One number as kernel/sysctl.c proc_get_long() parses it; EINVAL for what the kernel refuses.
+
+    Base 0 as strtoul: ``"0x10"`` is 16, ``"010"`` is 8; ``"+5"``, ``"1_0"`` and anything longer than 21
+    characters or wider than an unsigned long are EINVAL (measured on 6.18).
+    """
+    if len(token) > _PROC_LONG_MAX_CHARS or not _PROC_LONG.fullmatch(token):
+        raise _einval()
+    neg = token.startswith("-")
+    body = token[1:] if neg else token
+    if body[:2] in ("0x", "0X"):
+        value = int(body[2:], 16)
+    elif body.startswith("0"):
+        value = int(body, 8)
+    else:
+        value = int(body)
+    if value > 2**64 - 1:
+        raise _einval()
+    return -value if neg else value
+
+
 def _ints(text: str, n: int) -> list[int]:
     parts = text.replace(",", " ").split()
     if len(parts) != n:
         raise _einval()
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise _einval() from None
+    return [parse_proc_long(p) for p in parts]
 
 
 def int_range(lo: int, hi: int) -> Validator:
-    """proc_dointvec_minmax over [lo, hi]."""
+    """proc_dointvec_minmax with extra1 = lo, extra2 = hi (both within a C int)."""
 
     def check(text: str, current: Mapping[str, SysctlValue]) -> SysctlValue:
         (v,) = _ints(text, 1)
@@ -48,8 +82,24 @@ def int_range(lo: int, hi: int) -> Validator:
 
 
 def any_int(text: str, current: Mapping[str, SysctlValue]) -> SysctlValue:
-    """proc_dointvec: any int."""
+    """proc_dointvec: any C int (INT_MIN..INT_MAX; measured: 2147483648 and -2147483649 are EINVAL)."""
     (v,) = _ints(text, 1)
+    if not INT_MIN <= v <= INT_MAX:
+        raise _einval()
+    return v
+
+
+def u8_range(lo: int = 0, hi: int = 255) -> Validator:
+    """proc_dou8vec_minmax: 0..255 (U8_MAX), then extra1 = lo .. extra2 = hi when the table sets them."""
+    return int_range(max(lo, 0), min(hi, 255))
+
+
+def jiffies_int(text: str, current: Mapping[str, SysctlValue]) -> SysctlValue:
+    """proc_dointvec_jiffies (seconds stored as jiffies): |v| <= INT_MAX // HZ, else EINVAL
+    (do_proc_dointvec_jiffies_conv; measured on 6.18, HZ=250: 8589934 taken, 8589935 and -8589935 EINVAL)."""
+    (v,) = _ints(text, 1)
+    if abs(v) > INT_MAX // CONFIG_HZ:
+        raise _einval()
     return v
 
 
@@ -85,13 +135,10 @@ def parse_port_list(text: str) -> frozenset[int]:
         item = item.strip()
         if not item:
             raise _einval()
-        try:
-            if "-" in item:
-                a, b = (int(x) for x in item.split("-", 1))
-            else:
-                a = b = int(item)
-        except ValueError:
-            raise _einval() from None
+        if "-" in item:
+            a, b = (parse_proc_long(x.strip()) for x in item.split("-", 1))
+        else:
+            a = b = parse_proc_long(item)
         if not (0 <= a <= b <= 65535):
             raise _einval()
         ports.update(range(a, b + 1))
@@ -123,18 +170,20 @@ SPECS: tuple[SysctlSpec, ...] = (
     SysctlSpec("net.ipv4.ip_local_reserved_ports", lambda p: "", reserved_ports),
     SysctlSpec("net.ipv4.ip_unprivileged_port_start", lambda p: 1024, unprivileged_start,
                lambda p: p.ip_unprivileged_port_start),
-    SysctlSpec("net.ipv4.ip_autobind_reuse", lambda p: 0, int_range(0, 1), lambda p: p.ip_autobind_reuse),
+    SysctlSpec("net.ipv4.ip_autobind_reuse", lambda p: 0, u8_range(0, 1), lambda p: p.ip_autobind_reuse),
     SysctlSpec("net.ipv4.tcp_tw_reuse", lambda p: 2 if p.tw_reuse_loopback_mode else 0,
                lambda t, c: any_int(t, c)),  # replaced per profile in specs_for()
     SysctlSpec("net.ipv4.tcp_tw_reuse_delay", lambda p: 1000, int_range(1, 60000),
                lambda p: p.tw_reuse_delay_sysctl),
     SysctlSpec("net.ipv4.tcp_tw_recycle", lambda p: 0, int_range(0, 1), lambda p: p.tw_recycle),
-    SysctlSpec("net.ipv4.tcp_timestamps", lambda p: 1, int_range(0, 2)),
-    SysctlSpec("net.ipv4.tcp_fin_timeout", lambda p: 60, any_int),
-    SysctlSpec("net.ipv4.tcp_max_tw_buckets", lambda p: 131072, int_range(0, 2**31 - 1)),
-    SysctlSpec("net.ipv4.ip_nonlocal_bind", lambda p: 0, int_range(0, 1)),
-    SysctlSpec("net.ipv6.ip_nonlocal_bind", lambda p: 0, int_range(0, 1)),
-    SysctlSpec("net.core.somaxconn", lambda p: 4096, int_range(0, 2**31 - 1)),
+    # proc_dou8vec_minmax without extra1/extra2: 0..255 (measured: 3 and 255 taken, 256 EINVAL).
+    SysctlSpec("net.ipv4.tcp_timestamps", lambda p: 1, u8_range()),
+    SysctlSpec("net.ipv4.tcp_fin_timeout", lambda p: 60, jiffies_int),
+    SysctlSpec("net.ipv4.tcp_max_tw_buckets", lambda p: 131072, any_int),       # proc_dointvec
+    SysctlSpec("net.ipv4.ip_nonlocal_bind", lambda p: 0, u8_range()),          # proc_dou8vec_minmax
+    SysctlSpec("net.ipv6.ip_nonlocal_bind", lambda p: 0, u8_range()),
+    # net/core/sysctl_net_core.c: proc_dointvec_minmax, extra1 = SYSCTL_ZERO, no extra2.
+    SysctlSpec("net.core.somaxconn", lambda p: 4096, int_range(0, INT_MAX)),
 )
 
 

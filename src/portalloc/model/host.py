@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import errno
 import importlib
+import math
 import socket as _socket
 import struct
 from collections.abc import Iterable
@@ -375,6 +376,23 @@ class Socket:
         return value
 
 
+def _sleep_length(seconds: object) -> float:
+    """``seconds`` as a float, or the exception CPython 3.11's time.sleep (after LiveHost.sleep's own
+    negative check) raises for it (Modules/timemodule.c time_sleep → _PyTime_FromSecondsObject)."""
+    if not isinstance(seconds, int | float):
+        raise TypeError(f"'{type(seconds).__name__}' object cannot be interpreted as an integer")
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    if isinstance(seconds, float) and math.isnan(seconds):
+        raise ValueError("Invalid value NaN (not a number)")
+    if isinstance(seconds, int):
+        if seconds * 10**9 >= 2**63:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+    elif not seconds * 1e9 < 2.0**63:
+        raise OverflowError("timestamp out of range for platform time_t")
+    return float(seconds)
+
+
 class Host:
     """A simulated host: one network namespace running the chosen kernel profile.
 
@@ -439,8 +457,13 @@ class Host:
         return s
 
     def sleep(self, seconds: float) -> None:
-        """Advance simulated time; TIME_WAIT (60 s) and FIN_WAIT2 (tcp_fin_timeout) timers fire."""
-        self._stack.advance(float(seconds))
+        """Advance simulated time; TIME_WAIT (60 s) and FIN_WAIT2 (tcp_fin_timeout) timers fire.
+
+        Refuses what ``LiveHost.sleep`` (``time.sleep``) refuses, with the same exception, before the clock
+        moves: a negative length ``ValueError``, NaN ``ValueError``, a length past C's ``_PyTime_t``
+        (about 292 years, infinity included) ``OverflowError``, a non-number ``TypeError``.
+        """
+        self._stack.advance(_sleep_length(seconds))
 
     def sysctl(self, name: str, value: Any = _MISSING) -> SysctlValue | None:
         """Read a sysctl, or write it when ``value`` is given (validated: EINVAL, unknown: ENOENT)."""

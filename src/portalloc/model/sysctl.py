@@ -4,12 +4,17 @@
 # `/proc/sys/net/ipv4/tcp_tw_reuse`; it is kept in the dotted form. A value may be given as the text
 # one would write to /proc (`"40000 40009"`), an int, or a (lo, hi) pair. Reading gives a Python value:
 # a (lo, hi) tuple for the port range, the kernel's canonical text for the reserved-port list
-# (`"40000-40003,40008"`, empty string when none), an int for everything else.
+# (`"40000-40003,40008"`, empty string when none), an int for everything else. An int too wide for any
+# /proc/sys number (more than 21 characters: proc_get_long's TMPBUFLEN) is EINVAL before any text is made,
+# as the kernel answers it (so 10**5000 never reaches Python's int-to-text digit limit).
 """Sysctl name and value codecs shared by both backends."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
+
+from portalloc.model.errors import kernel_error
 
 SysctlValue = int | str | tuple[int, int]
 
@@ -34,6 +39,8 @@ def to_text(value: object) -> str:
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, int):
+        if not -(10**20) < value < 10**21:        # wider than the 21 characters proc_get_long reads
+            raise kernel_error(errno.EINVAL)
         return str(value)
     if isinstance(value, str):
         return value.strip()

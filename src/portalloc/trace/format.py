@@ -7,11 +7,19 @@
 # earlier `socket` or `accept` op, and no name is introduced twice. (3) Blank lines and lines whose first
 # non-blank character is '#' are comments; they keep their line numbers so errors point at the file.
 # (4) `dumps_trace(load_trace(x))` is again a valid trace with the same ops (comments are dropped).
+# (5) This module is THE validation layer for trace input: every command (replay, compare, diff, verify)
+# loads through it, so a hostile line (a list where a name goes, a 5,000-digit number, a line nested
+# 100,000 deep, NaN or Infinity, a header sysctl of 10**400) is one TraceError naming the line, the field
+# and what is allowed, never another exception. A file with no op at all is a TraceError too.
 #
 # Theory of operation: each line is decoded with json.loads, then checked against _SCHEMA, a table of
-# op name -> {field: (required, validator)}. Validators return the normalised value or raise _Bad with a
-# message; the line loop wraps that message with the line number. The checked op becomes an Op: its
-# `kind`, its fields in `args` (a plain dict, JSON-ready) and its `line`.
+# op name -> {field: (required, validator)}: a new op is one row there. Validators return the normalised
+# value or raise _Bad with a message; the line loop wraps that message with the line number. JSON integer
+# literals longer than _WIDE_DIGITS become a _Wide marker instead of an int (Python refuses to convert
+# more than 4,300 digits and no field takes more than 20), which every integer validator refuses; a line
+# nested past Python's recursion limit is caught as the RecursionError json raises. Messages show values
+# through _show, which is bounded and never recurses deeper than a few levels. The checked op becomes an
+# Op: its `kind`, its fields in `args` (a plain dict, JSON-ready) and its `line`.
 """Trace format: parsing and validation of JSON Lines traces, and writing them back."""
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +56,53 @@ class TraceError(ValueError):
 
 class _Bad(Exception):
     """Internal: a field failed validation (message without the line prefix)."""
+
+
+#: Longest integer literal decoded as an int; longer ones become _Wide (no field takes more than 20 digits).
+_WIDE_DIGITS = 40
+#: Widest integer a /proc/sys write can hold (proc_doulongvec_minmax: an unsigned long; proc_dointvec a
+#: C int); anything wider is EINVAL on every sysctl, so a trace may not ask for it.
+SYSCTL_INT_MIN, SYSCTL_INT_MAX = -(2**63), 2**64 - 1
+
+
+@dataclass(frozen=True)
+class _Wide:
+    """A JSON integer literal of ``digits`` digits, too wide for any field (kept as a marker, not an int)."""
+
+    digits: int
+
+
+def _parse_int(text: str) -> int | _Wide:
+    digits = len(text.lstrip("-"))
+    return _Wide(digits) if digits > _WIDE_DIGITS else int(text)
+
+
+def _show(v: Any, depth: int = 2) -> str:
+    """A short, printable rendering of a decoded value for an error message (bounded size and depth)."""
+    if isinstance(v, _Wide):
+        return f"a {v.digits}-digit number"
+    if isinstance(v, str):
+        text = json.dumps(v[:60])
+        return text[:-1] + '..."' if len(v) > 60 else text
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, int):
+        if abs(v) < 10**30:
+            return str(v)
+        return f"a {int(v.bit_length() * 0.30103) + 1}-digit number"
+    if isinstance(v, float):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity") if math.isinf(v) else repr(v)
+    if isinstance(v, list | tuple):
+        if depth <= 0:
+            return "[...]"
+        items = [_show(x, depth - 1) for x in v[:4]] + (["..."] if len(v) > 4 else [])
+        return "[" + ", ".join(items) + "]"
+    if isinstance(v, Mapping):
+        if depth <= 0:
+            return "{...}"
+        pairs = [f"{_show(k, 0)}: {_show(x, depth - 1)}" for k, x in list(v.items())[:4]]
+        return "{" + ", ".join(pairs + (["..."] if len(v) > 4 else [])) + "}"
+    return f"a {type(v).__name__}"
 
 
 @dataclass(frozen=True)
@@ -179,31 +235,31 @@ class Trace:
 
 
 def _int(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> int:
+    rng = f" in {lo}..{hi}" if lo is not None and hi is not None else f" >= {lo}" if lo is not None else ""
     if isinstance(v, bool) or not isinstance(v, int):
-        raise _Bad(f"{what} must be an integer, not {json.dumps(v)}")
+        raise _Bad(f"{what} must be an integer{rng}, not {_show(v)}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise _Bad(f"{what} must be in {rng}, not {v}")
+        raise _Bad(f"{what} must be an integer{rng}, not {_show(v)}")
     return v
 
 
 def _str(v: Any, what: str) -> str:
     if not isinstance(v, str) or not v:
-        raise _Bad(f"{what} must be a non-empty string, not {json.dumps(v)}")
+        raise _Bad(f"{what} must be a non-empty string, not {_show(v)}")
     return v
 
 
 def _name(v: Any, what: str) -> str:
     s = _str(v, what)
     if len(s) > 64 or any(c.isspace() for c in s):
-        raise _Bad(f"{what} must be at most 64 characters without blanks, not {json.dumps(v)}")
+        raise _Bad(f"{what} must be at most 64 characters without blanks, not {_show(v)}")
     return s
 
 
 def _enum(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
     def check(v: Any, what: str) -> str:
         if v not in choices:
-            raise _Bad(f"{what} must be one of {', '.join(choices)}; got {json.dumps(v)}")
+            raise _Bad(f"{what} must be one of {', '.join(choices)}; got {_show(v)}")
         return str(v)
     return check
 
@@ -213,21 +269,21 @@ def _addr(v: Any, what: str) -> str:
     try:
         ipaddress.ip_address(s)
     except ValueError:
-        raise _Bad(f"{what} must be an IPv4 or IPv6 address literal, not {json.dumps(v)}") from None
+        raise _Bad(f"{what} must be an IPv4 or IPv6 address literal, not {_show(v)}") from None
     return s
 
 
 def _port(v: Any, what: str) -> int | dict[str, str]:
     if isinstance(v, Mapping):
         if set(v) != {"same_as"}:
-            raise _Bad(f"{what} object must be {{\"same_as\": \"<socket name>\"}}, not {json.dumps(v)}")
+            raise _Bad(f"{what} object must be {{\"same_as\": \"<socket name>\"}}, not {_show(v)}")
         return {"same_as": _name(v["same_as"], f"{what}.same_as")}
     return _int(v, what, 0, 65535)
 
 
 def _seconds(v: Any, what: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise _Bad(f"{what} must be a number of seconds, not {json.dumps(v)}")
+        raise _Bad(f"{what} must be a finite number of seconds in 0..{MAX_SLEEP:g}, not {_show(v)}")
     if not 0 <= v <= MAX_SLEEP:
         raise _Bad(f"{what} must be in 0..{MAX_SLEEP:g}, not {v}")
     return v
@@ -238,27 +294,27 @@ def _sysctl_value(v: Any, what: str) -> int | str | list[int]:
         return v
     if isinstance(v, list):
         if len(v) != 2:
-            raise _Bad(f"{what} as a list must be a pair [lo, hi], not {json.dumps(v)}")
-        return [_int(x, what) for x in v]
-    return _int(v, what)
+            raise _Bad(f"{what} as a list must be a pair [lo, hi], not {_show(v)}")
+        return [_int(x, what, SYSCTL_INT_MIN, SYSCTL_INT_MAX) for x in v]
+    return _int(v, what, SYSCTL_INT_MIN, SYSCTL_INT_MAX)
 
 
 def _sysctl_name(v: Any, what: str) -> str:
     s = _str(v, what)
     if not s.replace("/", ".").lstrip(".").startswith("net."):
-        raise _Bad(f"{what} must be a net.* sysctl (per network namespace), not {json.dumps(v)}")
+        raise _Bad(f"{what} must be a net.* sysctl (per network namespace), not {_show(v)}")
     return s
 
 
 def _sysctls(v: Any, what: str) -> dict[str, Any]:
     if not isinstance(v, Mapping):
-        raise _Bad(f"{what} must be an object {{name: value}}, not {json.dumps(v)}")
+        raise _Bad(f"{what} must be an object {{name: value}}, not {_show(v)}")
     return {_sysctl_name(k, f"{what} name"): _sysctl_value(x, f"{what}[{k!r}]") for k, x in v.items()}
 
 
 def _str_list(v: Any, what: str) -> list[str]:
     if not isinstance(v, list):
-        raise _Bad(f"{what} must be a list of strings, not {json.dumps(v)}")
+        raise _Bad(f"{what} must be a list of strings, not {_show(v)}")
     return [_str(x, f"{what} item") for x in v]
 
 
@@ -268,7 +324,7 @@ def _addresses(v: Any, what: str) -> list[str]:
         try:
             ipaddress.ip_interface(a)
         except ValueError:
-            raise _Bad(f"{what} item must be an address like 127.0.0.1/8, not {json.dumps(a)}") from None
+            raise _Bad(f"{what} item must be an address like 127.0.0.1/8, not {_show(a)}") from None
     return out
 
 
@@ -278,12 +334,12 @@ def _expect(v: Any, what: str) -> str | list[str]:
     if isinstance(v, list) and v and all(isinstance(x, str) and x for x in v):
         return list(v)
     raise _Bad(f"{what} must be an outcome (\"ok\", \"EADDRINUSE\", ...) or a list of them, "
-               f"not {json.dumps(v)}")
+               f"not {_show(v)}")
 
 
 def _note(v: Any, what: str) -> str:
     if not isinstance(v, str):
-        raise _Bad(f"{what} must be a string, not {json.dumps(v)}")
+        raise _Bad(f"{what} must be a string, not {_show(v)}")
     return v
 
 
@@ -310,36 +366,36 @@ def _option_value(option: str, v: Any) -> Any:
     what = f"value of {option}"
     if option == "IP_LOCAL_PORT_RANGE":
         if not isinstance(v, list) or len(v) != 2:
-            raise _Bad(f"{what} must be a pair [lo, hi], not {json.dumps(v)}")
+            raise _Bad(f"{what} must be a pair [lo, hi], not {_show(v)}")
         return [_int(x, what, 0, 65535) for x in v]
     if option == "SO_BINDTODEVICE":
         if not isinstance(v, str) or len(v) > 15:
             raise _Bad(f"{what} must be a device name (a string of at most 15 characters, \"\" to unbind), "
-                       f"not {json.dumps(v)}")
+                       f"not {_show(v)}")
         return v
     return _int(v, what, -(2**31), 2**31 - 1)
 
 
 def _check_op(raw: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(raw, dict):
-        raise _Bad(f"each line must be a JSON object, not {type(raw).__name__} {json.dumps(raw)[:60]}")
+        raise _Bad(f"each line must be a JSON object, not {type(raw).__name__} {_show(raw)}")
     if "op" not in raw:
-        raise _Bad("missing field \"op\"")
+        raise _Bad(f"missing field \"op\" (one of: {', '.join(OPS)})")
     kind = raw["op"]
-    if kind not in _SCHEMA:
-        raise _Bad(f"unknown op {json.dumps(kind)} (known: {', '.join(OPS)})")
+    if not isinstance(kind, str) or kind not in _SCHEMA:
+        raise _Bad(f"unknown op {_show(kind)} (known: {', '.join(OPS)})")
     schema = {**_SCHEMA[kind], **_COMMON}
     unknown = [k for k in raw if k != "op" and k not in schema]
     if unknown:
-        raise _Bad(f"unknown field {json.dumps(unknown[0])} for op {json.dumps(kind)} "
+        raise _Bad(f"unknown field {_show(unknown[0])} for op {_show(kind)} "
                    f"(allowed: {', '.join(schema)})")
     args: dict[str, Any] = {}
     for name, (required, check) in schema.items():
         if name not in raw:
             if required:
-                raise _Bad(f"op {json.dumps(kind)} is missing field {json.dumps(name)}")
+                raise _Bad(f"op {_show(kind)} is missing field {_show(name)}")
             continue
-        args[name] = check(raw[name], f"field {json.dumps(name)}")
+        args[name] = check(raw[name], f"field {_show(name)}")
     if kind == "setsockopt":
         args["value"] = _option_value(args["option"], args["value"])
     return kind, args
@@ -364,15 +420,15 @@ def _build(items: Iterable[tuple[int, Any]], source: str) -> Trace:
                 continue
             sock = args.get("sock")
             if sock is not None and sock not in defined:
-                raise _Bad(f"unknown socket name {json.dumps(sock)} (no earlier \"socket\" or \"accept\" "
+                raise _Bad(f"unknown socket name {_show(sock)} (no earlier \"socket\" or \"accept\" "
                            "op introduces it)")
             port = args.get("port")
             if isinstance(port, Mapping) and port["same_as"] not in defined:
-                raise _Bad(f"unknown socket name {json.dumps(port['same_as'])} in \"same_as\"")
+                raise _Bad(f"unknown socket name {_show(port['same_as'])} in \"same_as\"")
             if kind in ("socket", "accept"):
                 new = args["name"]
                 if new in defined:
-                    raise _Bad(f"socket name {json.dumps(new)} is already introduced on line {defined[new]}")
+                    raise _Bad(f"socket name {_show(new)} is already introduced on line {defined[new]}")
                 defined[new] = line
         except _Bad as exc:
             raise TraceError(source, line, str(exc)) from None
@@ -386,9 +442,14 @@ def _decode_lines(lines: Iterable[str], source: str) -> Iterable[tuple[int, Any]
         if not s or s.startswith("#"):
             continue
         try:
-            raw = json.loads(s)
+            raw = json.loads(s, parse_int=_parse_int)
         except json.JSONDecodeError as exc:
             raise TraceError(source, n, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise TraceError(source, n, "JSON nested too deeply: a trace line is one flat JSON object "
+                             "(docs/traces.md)") from None
+        except ValueError as exc:           # json's own limits (e.g. a float literal it cannot hold)
+            raise TraceError(source, n, f"malformed JSON: {exc}") from None
         yield n, raw
 
 
@@ -396,18 +457,32 @@ def load_trace(path_or_lines: str | Path | Iterable[str], *, source: str | None 
     """Parse a trace: a file path, the text of a trace (a string with a newline or starting with
     ``{``), or an iterable of lines (e.g. ``text.splitlines()``).
 
-    Raises :class:`TraceError` ("<source>:<line>: <what is wrong>") for any defect, and for a file that
-    cannot be read (line 0).
+    Raises :class:`TraceError` ("<source>:<line>: <what is wrong>") for any defect, and (line 0) for a
+    file that cannot be read or that holds no op (only blank lines, comments or a header).
     """
+    trace = _load(path_or_lines, source)
+    if not trace.ops:
+        raise TraceError(trace.source, 0, "the trace has no ops (only blank lines, comments or a header); "
+                         "add at least one op line (docs/traces.md)")
+    return trace
+
+
+def _load(path_or_lines: str | Path | Iterable[str], source: str | None) -> Trace:
     if isinstance(path_or_lines, str) and ("\n" in path_or_lines or path_or_lines.lstrip().startswith("{")):
         return _build(_decode_lines(path_or_lines.splitlines(), source or "<trace>"), source or "<trace>")
     if isinstance(path_or_lines, str | Path):
         path = Path(path_or_lines)
-        src = source or str(path)
+        src = source or (str(path) if len(str(path)) <= 200 else f"{str(path)[:80]}...({len(str(path))} characters)")
         try:
+            if stat.S_ISCHR(path.stat().st_mode) or stat.S_ISBLK(path.stat().st_mode):
+                raise TraceError(src, 0, "cannot read the trace file: it is a device, not a file "
+                                 "(/dev/zero would never end)")
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TraceError(src, 0, f"cannot read the trace file: {exc}") from None
+        except TraceError:
+            raise
+        except (OSError, ValueError) as exc:      # ValueError: undecodable UTF-8, a NUL byte in the path
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise TraceError(src, 0, f"cannot read the trace file: {why}") from None
         return _build(_decode_lines(text.splitlines(), src), src)
     return _build(_decode_lines(path_or_lines, source or "<trace>"), source or "<trace>")
 
