@@ -212,3 +212,104 @@ def overshadowing(host: Any = None) -> dict[str, Any]:
     for s in (peer, owner, cx, naive):
         s.close()
     return result
+
+
+def udp_lock_semantics(host: Any = None) -> dict[str, str]:
+    """The kernel fact Cloudflare's lock rests on (udp_lib_lport_inuse: sharing needs sk_reuse on BOTH):
+    while the first socket has SO_REUSEADDR cleared, a second SO_REUSEADDR bind to the same 2-tuple fails;
+    once it is set again, the bind succeeds."""
+    def try_bind() -> str:
+        s = new_socket(host, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", 40000))
+            return "ok"
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno or 0, "?")
+        finally:
+            s.close()
+
+    first = new_socket(host, socket.SOCK_DGRAM)
+    first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    first.bind(("127.0.0.1", 40000))
+    first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    locked = try_bind()
+    first.connect(DST1)
+    still_locked_connected = try_bind()
+    first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    unlocked = try_bind()
+    first.close()
+    return {"locked": locked, "locked_connected": still_locked_connected, "unlocked": unlocked}
+
+
+def http_adapter(held: int = 40) -> dict[str, Any]:
+    """requests through SourcePoolAdapter against two local HTTP/1.1 servers (real kernel only).
+
+    ``held`` sessions each keep one connection open to 127.0.0.10:8080, then as many to 127.0.0.11:8080;
+    each response names the client's source address and port as the server saw it.
+    """
+    import http.server
+
+    import requests
+
+    from portalloc.connectx.adapters import SourcePoolAdapter
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = f"{self.client_address[0]}:{self.client_address[1]}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 1024
+
+    servers = [Server((ip, 8080), Handler) for ip in ("127.0.0.10", "127.0.0.11")]
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+               for s in servers]
+    for t in threads:
+        t.start()
+    pool = SourcePool(SOURCES)
+    sessions = []
+    seen: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    try:
+        for ip in ("127.0.0.10", "127.0.0.11"):
+            seen[ip] = []
+            for _ in range(held + 1):
+                session = requests.Session()
+                session.mount("http://", SourcePoolAdapter(pool))
+                sessions.append(session)
+                try:
+                    seen[ip].append(session.get(f"http://{ip}:8080/", timeout=5).text)
+                except requests.ConnectionError as exc:
+                    errors[ip] = "EADDRNOTAVAIL" if "every TCP source and port" in str(exc) else str(exc)
+                    break
+            # a held connection is reused: the same session asks again from the same source port
+            again = sessions[0].get("http://127.0.0.10:8080/", timeout=5).text if ip == "127.0.0.10" else None
+            if again is not None:
+                seen["reuse_same_port"] = [str(again == seen[ip][0])]
+    finally:
+        for session in sessions:
+            session.close()
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+    return {"ok": {ip: len(v) for ip, v in seen.items() if ip != "reuse_same_port"},
+            "distinct": {ip: len(set(v)) for ip, v in seen.items() if ip != "reuse_same_port"},
+            "reuse_same_port": seen["reuse_same_port"][0] == "True",
+            "per_source": {src: sum(1 for v in seen["127.0.0.10"] if v.startswith(src + ":")) for src in SOURCES},
+            "errors": errors}
+
+
+def probe_here() -> dict[str, bool]:
+    """What the capability probe finds on the running kernel."""
+    from portalloc.connectx import net_for
+    caps = net_for(None).capabilities()
+    return {"bind_address_no_port": caps.bind_address_no_port, "local_port_range": caps.local_port_range}
