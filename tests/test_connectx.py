@@ -12,6 +12,9 @@ import os
 from typing import Any
 
 import pytest
+
+from portalloc.live import LiveUnavailable
+from portalloc.live.netns import run_in_private_netns
 from test_connectx_model import expected_counts, model_host
 from test_connectx_scenarios import (
     RANGE,
@@ -21,9 +24,6 @@ from test_connectx_scenarios import (
     plain_counts,
     udp_lock_semantics,
 )
-
-from portalloc.live import LiveUnavailable
-from portalloc.live.netns import run_in_private_netns
 
 pytestmark = pytest.mark.live
 

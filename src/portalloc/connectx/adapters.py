@@ -40,7 +40,7 @@ class _ConnectxMixin:
         timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
         try:
             sock: socket.socket = connectx(infos[0][4], self.source_pool, "tcp", timeout)
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise ConnectTimeoutError(
                 conn, f"Connection to {conn.host} timed out. (connect timeout={timeout})") from exc
         except OSError as exc:
@@ -66,7 +66,7 @@ class SourcePoolManager(urllib3.PoolManager):
     def __init__(self, source_pool: SourcePool, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.source_pool = source_pool
-        self.pool_classes_by_scheme = pool_classes(source_pool)   # type: ignore[assignment]
+        self.pool_classes_by_scheme = pool_classes(source_pool)
 
 
 class SourcePoolAdapter(requests.adapters.HTTPAdapter):
