@@ -110,3 +110,9 @@ def test_capabilities_of_this_kernel_are_probed() -> None:
     if (major, minor) < (6, 3):
         pytest.skip(f"kernel {os.uname().release} predates IP_LOCAL_PORT_RANGE; the expectation is for 6.3+")
     assert live("probe_here") == {"bind_address_no_port": True, "local_port_range": True}
+
+
+def test_ipv6_live() -> None:
+    """IPv6 works the same way (SOL_IP options apply to AF_INET6; the lookup uses __udp6_lib_lookup):
+    one source ::1 x 10 ports = 10 TCP and 10 UDP connections to [::1]:80, then EADDRNOTAVAIL."""
+    assert live("ipv6_counts") == {"tcp": [10, "EADDRNOTAVAIL", 10], "udp": [10, "EADDRNOTAVAIL", 10]}

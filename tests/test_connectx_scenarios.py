@@ -313,3 +313,24 @@ def probe_here() -> dict[str, bool]:
     from portalloc.connectx import net_for
     caps = net_for(None).capabilities()
     return {"bind_address_no_port": caps.bind_address_no_port, "local_port_range": caps.local_port_range}
+
+
+def ipv6_counts() -> dict[str, Any]:
+    """connectx over IPv6 (real kernel): one source ::1, 10 ports, TCP and UDP to [::1]:80 until exhausted."""
+    out: dict[str, Any] = {}
+    for proto, kind in (("tcp", socket.SOCK_STREAM), ("udp", socket.SOCK_DGRAM)):
+        lst = socket.socket(socket.AF_INET6, kind)
+        lst.bind(("::1", 80))
+        if proto == "tcp":
+            lst.listen(4096)
+        pool = SourcePool(["::1"])
+        socks: list[Any] = []
+        for _ in range(LOOP_CAP):
+            try:
+                socks.append(connectx(("::1", 80), pool, proto))
+            except OSError as exc:
+                out[proto] = [len(socks), errno.errorcode.get(exc.errno or 0, "?"), len(set(four_tuples(socks)))]
+                break
+        for s in socks + [lst]:
+            s.close()
+    return out
