@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from portalloc.kernels import get_profile, kernels
+from portalloc.live import running as _running  # noqa: F401  registers "linux-live" (uname is I/O: live/)
 from portalloc.model.host import Host, Socket
 from portalloc.model.info import SocketInfo
 

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from portalloc.errors import kernel_error
 from portalloc.kernels.linux import Switch
 from portalloc.kernels.profile import KernelProfile, RangeSysctls
 from portalloc.kernels.sysctls import SysctlSpec, Validator, parse_port_list
-from portalloc.model.errors import kernel_error
-from portalloc.model.sysctl import SysctlValue, format_port_list
+from portalloc.sysctl import SysctlValue, format_port_list
 
 #: NetBSD portalgo.c algos[], in the kernel's order (the index is what IP_PORTALGO would take).
 NETBSD_ALGORITHMS = ("bsd", "random_start", "random_pick", "hash", "doublehash", "randinc")

@@ -12,7 +12,7 @@
 #   The model answers them with bitsets: `self.tcp`/`self.udp` (PortTable, every PCB with a port, by local
 #   address), `self.unconn` (the unconnected PCBs only: bound, listening, pre-bound), and the established
 #   tables (`self.ehash` for TCP, `self.uehash` for UDP) for 4-tuples. A port search builds one bitset of
-#   usable ports and walks it in the OS's order (search.py's scan_wrapped, or a downward scan), so filling
+#   usable ports and walks it in the OS's order (kernels/search.py's scan_wrapped, or a downward scan), so filling
 #   a range costs word operations, not a Python step per port, and the kernel's probe count is reported.
 # - Explicit bind() conflicts are decided PCB by PCB, as the kernel does, with `lookup_local` (best-fit
 #   scoring of in_pcblookup_local, newest PCB first).
@@ -23,8 +23,8 @@
 #   binds with laddr = ANY. Time moves only in advance(); FreeBSD's once-a-second ipport_tick is replayed
 #   lazily, tick by tick, before each port allocation.
 # - OS-specific socket options (SO_REUSEPORT_LB, IP_PORTRANGE, IP_BINDANY, SO_BINDANY) live on BsdSock;
-#   `os_setsockopt`/`os_getsockopt` handle them and refuse the Linux-only options with ENOPROTOOPT.
-#   Until model/host.py calls those hooks, use this module's `setsockopt`/`getsockopt` helpers.
+#   `os_setsockopt`/`os_getsockopt` handle them (Socket.setsockopt/getsockopt in model/host.py ask them
+#   first) and refuse the Linux-only options with ENOPROTOOPT.
 """BSD-family model kernel: PCB lookups, bind rules, port orders and connect() variants."""
 
 from __future__ import annotations
@@ -34,23 +34,20 @@ import math
 import socket as _socket
 from collections import deque
 from ipaddress import IPv4Address, IPv6Address
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_LOCAL_PORT_RANGE, SO_BINDTODEVICE
+from portalloc.errors import fail
 from portalloc.kernels.bsd import BsdRules, rules_of
 from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.search import PortSpace, range_mask, scan_wrapped
 from portalloc.kernels.sysctls import SysctlSpec, parse_port_list
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
-from portalloc.model.errors import fail
 from portalloc.model.portset import PortSet
 from portalloc.model.reuseport import ReuseportGroup
-from portalloc.model.search import PortSpace, range_mask, scan_wrapped
 from portalloc.model.sock import CLOSE, ESTABLISHED, LISTEN, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
 from portalloc.model.tables import EstablishedTable, PortTable
-
-if TYPE_CHECKING:
-    from portalloc.model.host import Socket
 
 SOL_SOCKET = _socket.SOL_SOCKET
 SOL_IP = 0
@@ -1136,35 +1133,3 @@ class BsdStack(Stack):
         if substate == TIME_WAIT:
             lifetime = self.timewait_seconds()
         super()._enter_timewait(sk, substate, lifetime)
-
-
-# ------------------------------------------------------------------ option helpers for callers
-
-def _stack_of(sock: Socket) -> Stack:
-    return sock._host._stack
-
-
-def setsockopt(sock: Socket, level: int, optname: int, value: object) -> None:
-    """``sock.setsockopt(level, optname, value)`` that also knows the OS's own options (SO_REUSEPORT_LB,
-    IP_PORTRANGE, SO_EXCLUSIVEADDRUSE, ...) and refuses Linux-only ones with ENOPROTOOPT, as the model's
-    OS would. Needed until model/host.py's Socket.setsockopt consults the stack's os_setsockopt."""
-    from portalloc.model.host import _option_value
-
-    stack = _stack_of(sock)
-    hook = getattr(stack, "os_setsockopt", None)
-    if hook is not None:
-        num, raw = _option_value(value)
-        if hook(sock._live(), level, optname, num, raw):
-            return
-    sock.setsockopt(level, optname, value)
-
-
-def getsockopt(sock: Socket, level: int, optname: int) -> int | bytes:
-    """``sock.getsockopt(level, optname)`` that also knows the OS's own options (see setsockopt)."""
-    stack = _stack_of(sock)
-    hook = getattr(stack, "os_getsockopt", None)
-    if hook is not None:
-        found = hook(sock._live(), level, optname)
-        if found is not None:
-            return int(found)
-    return sock.getsockopt(level, optname)

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from portalloc.constants import (
+    DEFAULT_ADDRESSES,
     IP_BIND_ADDRESS_NO_PORT,
     IP_FREEBIND,
     IP_LOCAL_PORT_RANGE,
@@ -27,6 +28,7 @@ from portalloc.constants import (
     SO_BINDTODEVICE,
     SO_REUSEPORT,
 )
+from portalloc.errors import fail, kernel_error
 from portalloc.kernels import get_profile
 from portalloc.kernels.profile import KernelProfile
 from portalloc.model.addr import (
@@ -39,12 +41,11 @@ from portalloc.model.addr import (
     parse_sockaddr,
     wire_address,
 )
-from portalloc.model.errors import fail, kernel_error
 from portalloc.model.info import SocketInfo
 from portalloc.model.portset import PortSet
 from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
-from portalloc.model.sysctl import SysctlValue
+from portalloc.sysctl import SysctlValue
 
 SOL_IP = 0
 SOL_SOCKET = _socket.SOL_SOCKET
@@ -69,7 +70,6 @@ def stack_class(profile: KernelProfile) -> type[Stack]:
     module, _, cls = STACKS[profile.stack].partition(":")
     found: type[Stack] = getattr(importlib.import_module(module), cls)
     return found
-DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 
 
 def _option_value(value: object, optlen: int | None = None) -> tuple[int, bytes]:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Any
 
+from portalloc.errors import fail
 from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.search import PortSpace, range_mask, scan_wrapped
 from portalloc.kernels.strategies import (
     BIND_SEARCHES,
     CONNECT_SEARCHES,
@@ -43,10 +45,8 @@ from portalloc.model.addr import (
     wire_address,
 )
 from portalloc.model.conflict import tcp_bind_conflict, udp_bind_conflict, udp_port_taken
-from portalloc.model.errors import fail
 from portalloc.model.portset import PortSet
 from portalloc.model.reuseport import ReuseportGroup, same_group_identity
-from portalloc.model.search import PortSpace, range_mask, scan_wrapped
 from portalloc.model.siphash import siphash24
 from portalloc.model.sock import (
     CLOSE,
@@ -58,8 +58,8 @@ from portalloc.model.sock import (
     TIME_WAIT,
     Sock,
 )
-from portalloc.model.sysctl import SysctlValue, normalize_name, to_text
 from portalloc.model.tables import DestPorts, EstablishedTable, PortBits, PortTable, TimerQueue
+from portalloc.sysctl import SysctlValue, normalize_name, to_text
 
 
 def mapped(addr: IPAddress) -> IPv6Address:

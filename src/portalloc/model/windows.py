@@ -22,11 +22,11 @@ from __future__ import annotations
 import errno
 from ipaddress import IPv4Address
 
+from portalloc.errors import fail
+from portalloc.kernels.search import PortSpace, scan_wrapped
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
 from portalloc.model.bsd import SOL_IP, SOL_SOCKET, BsdSock, BsdStack, pcb_view, query_view
-from portalloc.model.errors import fail
 from portalloc.model.portset import PortSet
-from portalloc.model.search import PortSpace, scan_wrapped
 from portalloc.model.sock import CLOSE, Sock
 
 #: Winsock option numbers (winsock2.h / ws2def.h; SO_EXCLUSIVEADDRUSE is ((int)(~SO_REUSEADDR))).
