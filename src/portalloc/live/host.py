@@ -451,11 +451,12 @@ class LiveSocket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """recv() that never waits: BlockingIOError when nothing is queued."""
-        return self.host._call("recv", self.id, "recv", bufsize, flags)
+        return bytes(self.host._call("recv", self.id, "recv", bufsize, flags))
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         """recvfrom() that never waits: BlockingIOError when nothing is queued."""
-        return tuple(self.host._call("recv", self.id, "recvfrom", bufsize, flags))  # type: ignore[return-value]
+        data, address = self.host._call("recv", self.id, "recvfrom", bufsize, flags)
+        return bytes(data), address
 
     def shutdown(self, how: int) -> None:
         """shutdown(SHUT_RD | SHUT_WR | SHUT_RDWR)."""

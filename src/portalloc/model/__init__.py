@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from portalloc.model.api import HostAPI, ModelHostAPI, SocketAPI
 from portalloc.model.portset import PortSet
 
-__all__ = ["PortSet"]
+__all__ = ["HostAPI", "ModelHostAPI", "PortSet", "SocketAPI"]
