@@ -490,6 +490,30 @@ class Host:
             raise TypeError(f"ts_clock must be a number of seconds or None, not {type(ts_clock).__name__}")
         return self._stack.inbound(saddr, sport, daddr, dport, None if ts_clock is None else float(ts_clock))
 
+    def restore(self, proto: str, local: tuple[str, int], remote: tuple[str, int] | None = None, *,
+                state: str, chosen_by: str = "connect", family: int | None = None, uid: int = 0,
+                tw_substate: str = "TIME_WAIT", lifetime: float = 60.0, timestamps: bool = True) -> Socket | None:
+        """Put back one socket of a real host's table as it stands now (``portalloc.observe`` rebuilds a
+        snapshot with it; see ``Stack.restore``). ``state``: ``"LISTEN"``, ``"CLOSE"`` (bound only / UDP
+        unconnected), ``"ESTABLISHED"`` or ``"TIME_WAIT"`` (entered now, timer ``lifetime`` s; age it with
+        ``sleep``). ``chosen_by``: ``"connect"`` (connect()'s autobind picked the port) or ``"bind"``.
+        ``family``: the socket's own family (default: from the local address). Returns a handle for a live
+        socket (so a what-if can close it), None for a TIME_WAIT."""
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
+        fam = family if family is not None else (6 if ":" in local[0] else 4)
+        laddr, lport = parse_sockaddr(local, fam, "restore")
+        peer = None
+        if remote is not None:
+            raddr, rport = parse_sockaddr(remote, fam, "restore")
+            peer = (raddr, rport)
+        sk = self._stack.restore(proto, fam, state, laddr, lport, peer, chosen_by=chosen_by, uid=uid,
+                                 tw_substate=tw_substate, lifetime=float(lifetime), timestamps=timestamps)
+        if state == "TIME_WAIT":
+            return None
+        kind = _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM
+        return Socket(self, sk, _socket.AF_INET if fam == 4 else _socket.AF_INET6, kind)
+
     def usable_ports(self, dst: tuple[str, int], *, proto: str = "tcp", src: str | None = None) -> PortSet:
         """The ports that a new, unbound socket's connect() toward ``dst`` could take right now.
 

@@ -1010,6 +1010,59 @@ class Stack:
             sk.lport = 0
             sk.connect_bind = False
 
+    # ------------------------------------------------------------------ restoring a read socket table
+
+    def restore(self, proto: str, family: int, state: str, laddr: IPAddress, lport: int,
+                remote: tuple[IPAddress, int] | None, *, chosen_by: str, uid: int = 0,
+                tw_substate: str = TIME_WAIT, lifetime: float = TCP_TIMEWAIT_LEN,
+                timestamps: bool = True) -> Sock:
+        """Put back, as it stands now, one socket read from a real host's table (portalloc.observe): the
+        entry point that lets a snapshot be rebuilt without replaying the calls that made it.
+
+        ``state``: ``LISTEN``, ``CLOSE`` (TCP bound only, or unconnected UDP), ``ESTABLISHED`` (any live
+        connected state: the 4-tuple is taken) or ``TIME_WAIT`` (substate ``tw_substate``; it enters
+        TIME_WAIT *now*, as tcp_time_wait does, with its timer at ``lifetime`` seconds and, when
+        ``timestamps``, tw_ts_recent_stamp = now; the caller moves the clock with ``advance`` to age it).
+        ``chosen_by``: ``"connect"`` when connect()'s autobind picked the port (SOCK_CONNECT_BIND: the bucket
+        stays connect-shareable, fastreuse -1), ``"bind"`` for a port taken by bind()/listen() or inherited
+        from a listener (an explicit bucket, skipped by every later connect() search, __inet_hash_connect).
+        ``laddr`` is in the socket's own family (v4-mapped for a dual-stack IPv6 socket). No packet is
+        simulated: the peer of a restored connection is the default remote peer."""
+        if chosen_by not in ("connect", "bind"):
+            raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
+        sk = self.new_sock(family, proto, uid)
+        sk.laddr = laddr
+        sk.connect_bind = chosen_by == "connect"
+        sk.bindport_lock = not sk.connect_bind
+        sk.bindaddr_lock = sk.bindport_lock and not is_any(laddr)
+        if state == LISTEN:
+            sk.state = LISTEN
+            sk.backlog = self.somaxconn
+            sk.accept_queue = deque()
+            self.table(sk).add(sk, lport)
+            self._hash_listener(sk)
+            return sk
+        self.table(sk).add(sk, lport)
+        if remote is None:
+            if state != CLOSE:
+                raise ValueError(f"a {state} socket needs a remote address")
+            return sk
+        raddr, rport = remote
+        sk.saddr_wire, sk.raddr, sk.rport = wire_address(laddr), wire_address(raddr), rport
+        sk.state = ESTABLISHED
+        sk.sock_state = "connected"
+        sk.peer = self.default_peer
+        if proto == "udp":
+            return sk
+        sk.ts_stamp = self.now if timestamps else None
+        self.ehash.insert(sk)
+        if state == TIME_WAIT:
+            sk.orphan = True
+            self._enter_timewait(sk, tw_substate, lifetime)
+        elif state != ESTABLISHED:
+            raise ValueError(f"cannot restore a socket in state {state!r}")
+        return sk
+
     # ------------------------------------------------------------------ UDP
 
     def udp_autobind(self, sk: Sock) -> None:
