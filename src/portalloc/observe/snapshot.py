@@ -344,8 +344,6 @@ class HostSnapshot:
             in_use, tw = counts[key]
             reusable = sum(1 for p in _ports(tw_ports[key]) if p in usable)
             row_notes = sorted(notes[key])
-            if not self.timestamps or tw:
-                row_notes += [n for n in self.notes if n.startswith("TIME_WAIT")]
             out.append(Headroom(proto, src or "(route)", daddr, dport, in_use, tw, reusable, locked[proto],
                                 reserved, hi - lo + 1, len(usable), row_notes))
         return out
