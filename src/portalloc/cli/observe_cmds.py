@@ -80,7 +80,7 @@ def doctor(
     netns: str = typer.Option(None, "--netns", help="Read this network namespace (a name from `ip netns list`, "
                                                     "or a path such as /proc/PID/ns/net)."),
     from_file: str = typer.Option(None, "--from", help="Read a saved `ss -tanpeH` or `ss -uanpeH` dump."),
-    dst: list[str] = typer.Option(None, "--dst", help="Only these destinations (IP:PORT; repeat the option)."),
+    dst: list[str] = typer.Option(None, "--dst", help="Only these destinations (IP:PORT; repeat the option)."),  # noqa: B008
     top: int = typer.Option(20, "--top", min=1, max=100_000, help="Rows to show (lowest headroom first)."),
     json: bool = typer.Option(False, "--json", help="Print JSON: sysctls, headroom rows, findings."),
     watch: float = typer.Option(None, "--watch", min=0.2, max=3600, help="Refresh every SECONDS, in place."),
