@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
@@ -98,6 +99,7 @@ class Classified:
     inferred: str = ""
 
 
+@lru_cache(maxsize=65536)
 def wire(host: str) -> str:
     """The address as it is on the wire (a v4-mapped IPv6 address as IPv4)."""
     a = ip_address(host)
@@ -342,7 +344,7 @@ class HostSnapshot:
             proto, src, daddr, dport = key
             usable = model.usable_ports((daddr, dport), proto=proto, src=src or None)
             in_use, tw = counts[key]
-            reusable = sum(1 for p in _ports(tw_ports[key]) if p in usable)
+            reusable = (tw_ports[key] & usable.bits).bit_count()
             row_notes = sorted(notes[key])
             out.append(Headroom(proto, src or "(route)", daddr, dport, in_use, tw, reusable, locked[proto],
                                 reserved, hi - lo + 1, len(usable), row_notes))
@@ -353,15 +355,6 @@ class HostSnapshot:
         return {"sysctls": dict(self.sysctls), "source": self.source, "kernel": self.kernel_release,
                 "notes": self.notes, "headroom": [r.as_dict() for r in rows],
                 "findings": [f.as_dict() for f in findings]}
-
-
-def _ports(bits: int) -> list[int]:
-    out = []
-    while bits:
-        low = bits & -bits
-        out.append(low.bit_length() - 1)
-        bits ^= low
-    return out
 
 
 _PARITY: dict[int, int] = {}
