@@ -136,6 +136,8 @@ def bench(
         console.print(t2)
     elif fvk:
         console.print(f"fill versus kernel: live kernel unavailable: {fvk['live']['unavailable']}")
+    if live:  # the doctor / exporter figure (portalloc.observe)
+        importlib.import_module("portalloc.cli.observe_cmds").print_scale(console)
 
 
 def _register_optional(module: str, names: dict[str, str]) -> None:

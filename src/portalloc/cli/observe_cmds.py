@@ -15,6 +15,8 @@ import typer
 from rich.console import Console, Group
 from rich.table import Table
 
+from portalloc.live import LiveUnavailable
+
 #: Bound on --watch refreshes (a day at 1 s would be 86,400; stop well before).
 WATCH_ROUNDS = 10_000
 
@@ -152,3 +154,25 @@ def exporter(
         _fail(f"cannot listen on {listen}: {exc.strerror}")
     except KeyboardInterrupt:
         pass
+
+
+def print_scale(console: Console) -> None:
+    """The doctor's figure: read + rebuild + headroom, and one exporter scrape, on ~100k TIME_WAITs."""
+    try:
+        from portalloc.observe.bench import doctor_scale
+
+        with console.status("doctor on ~100,000 TIME_WAITs in a namespace..."):
+            d = doctor_scale()
+    except (ImportError, LiveUnavailable, OSError) as exc:
+        console.print(f"doctor scale: unavailable: {exc}")
+        return
+    t3 = Table(title=f"portalloc doctor / exporter on {d['sockets']:,} sockets ({d['time_wait']:,} TIME_WAIT)")
+    t3.add_column("step")
+    t3.add_column("seconds", justify="right")
+    for name, key in (("read (sock_diag, other namespace)", "read_seconds"),
+                      ("rebuild in the model", "rebuild_seconds"),
+                      ("headroom (model query)", "headroom_seconds"), ("doctor total", "doctor_seconds"),
+                      ("one exporter scrape", "exporter_scrape_seconds")):
+        v = d.get(key)
+        t3.add_row(name, "n/a" if v is None else f"{v:.2f}")
+    console.print(t3)
