@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -46,7 +47,7 @@ TCP_TIMEWAIT_LEN = 60.0
 DEFAULT_RANGE = (32768, 60999)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SockRow:
     """One socket as read: ``state`` as ``ss`` prints it (TCP bound-only: ``UNCONN``), ``timer`` the seconds
     left on a TIME-WAIT (or FIN-WAIT-2 timewait) timer, None otherwise."""
@@ -256,13 +257,21 @@ class HostSnapshot:
         connections (with who chose each port) and TIME_WAITs with their ages. The model clock ends at
         "now" = TW_BASE seconds."""
         addresses = {"127.0.0.1/8", "::1/128"}
-        for r in self.rows:
-            for ep in (r.local,):
-                if not _is_any(ep[0]):
-                    a = ip_address(wire(ep[0]))
-                    if not a.is_loopback:
-                        addresses.add(f"{a}/{32 if isinstance(a, IPv4Address) else 128}")
-        host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=sorted(addresses))
+        for text in {r.local[0] for r in self.rows}:
+            if not _is_any(text):
+                a = ip_address(wire(text))
+                if not a.is_loopback:
+                    addresses.add(f"{a}/{32 if isinstance(a, IPv4Address) else 128}")
+        collecting = gc.isenabled()
+        gc.disable()          # ~100k new objects in a row: generational passes would rescan them all
+        try:
+            return self._rebuild(kernel, seed, sorted(addresses))
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _rebuild(self, kernel: str | None, seed: int, addresses: list[str]) -> Host:
+        host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
         _apply_sysctls(host, self.sysctls)
         fin_timeout = float(self.sysctls.get("net.ipv4.tcp_fin_timeout", "60") or 60)
         tws: list[tuple[float, float, Classified]] = []
