@@ -36,7 +36,7 @@ _TIMER_TIMEWAIT = 3
 _FIN_WAIT2 = 5
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawRow:
     """One socket as the kernel reports it (before options are attached)."""
 
@@ -50,10 +50,17 @@ class RawRow:
     timer: float | None
 
 
+_ADDR_TEXT: dict[bytes, str] = {}
+
+
 def _addr(family: int, raw: bytes) -> str:
-    if family == socket.AF_INET:
-        return socket.inet_ntop(socket.AF_INET, raw[:4])
-    return socket.inet_ntop(socket.AF_INET6, raw[:16])
+    key = raw[:4] if family == socket.AF_INET else raw[:16]
+    text = _ADDR_TEXT.get(key)
+    if text is None:   # a dump of 100k sockets has few distinct addresses: inet_ntop once each
+        text = socket.inet_ntop(family, key)
+        if len(_ADDR_TEXT) < 65536:
+            _ADDR_TEXT[key] = text
+    return text
 
 
 def _remote(host: str, port: int) -> tuple[str, int] | None:
