@@ -98,25 +98,28 @@ def _diag_dump(family: int, protocol: int) -> list[RawRow]:
                 if length < _NLMSG_HDR.size:
                     return rows
                 seen += 1
-                body = data[off + _NLMSG_HDR.size:off + length]
                 if mtype == _NLMSG_DONE:
                     return rows
                 if mtype == _NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", body)
+                    (err,) = struct.unpack_from("=i", data, off + _NLMSG_HDR.size)
                     if err:
                         raise OSError(-err, os.strerror(-err))
                     return rows
-                if mtype == _SOCK_DIAG_BY_FAMILY and len(body) >= _DIAG_MSG_LEN:
-                    rows.append(_diag_row(proto, fam, body))
+                if mtype == _SOCK_DIAG_BY_FAMILY and length - _NLMSG_HDR.size >= _DIAG_MSG_LEN:
+                    rows.append(_diag_row(proto, fam, data, off + _NLMSG_HDR.size))
                 off += (length + 3) & ~3
     return rows
 
 
-def _diag_row(proto: str, fam: int, body: bytes) -> RawRow:
-    family, state, timer_kind, _retrans = struct.unpack_from("=BBBB", body, 0)
-    sport, dport = struct.unpack_from(">HH", body, 4)
-    src, dst = body[8:24], body[24:40]
-    expires, _rq, _wq, uid, inode = struct.unpack_from("=IIIII", body, 52)
+#: struct inet_diag_msg in one unpack: family, state, timer, retrans, sport, dport (network order), src, dst,
+#: (if, cookie skipped), expires, rqueue, wqueue, uid, inode.
+_DIAG_MSG = struct.Struct("=BBBBHH16s16s12xIIIII")
+
+
+def _diag_row(proto: str, fam: int, data: bytes, off: int = 0) -> RawRow:
+    (family, state, timer_kind, _retrans, sport, dport, src, dst, expires, _rq, _wq, uid,
+     inode) = _DIAG_MSG.unpack_from(data, off)
+    sport, dport = socket.ntohs(sport), socket.ntohs(dport)
     local = (_addr(family, src), sport)
     remote = _remote(_addr(family, dst), dport)
     return RawRow(proto, fam, STATE_NAMES.get(state, f"STATE-{state}"), local, remote, uid, inode,
