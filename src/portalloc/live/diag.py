@@ -2,7 +2,7 @@
 #
 # Theory: runs inside the agent, so "current namespace" is the private one. Primary source is
 # sock_diag netlink (NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, inet_diag_req_v2) with every state bit set;
-# on 6.7+ that includes TCP sockets that are only bound (reported in state CLOSE, printed UNCONN, like
+# on 6.8+ (91051f003948) that includes TCP sockets that are only bound (reported in state CLOSE, printed UNCONN, like
 # `ss -B` of iproute2 >= 6.8). Fallback when sock_diag is missing: /proc/net/{tcp,tcp6,udp,udp6}, which
 # omits bound-only TCP sockets. Rules: state names as `ss` prints them; addresses as inet_ntop prints them
 # (v4-mapped IPv6 stays "::ffff:a.b.c.d", family stays 6); remote is None when the peer is unset; timer
@@ -165,7 +165,7 @@ def snapshot_proc() -> list[RawRow]:
 
 
 def snapshot_diag() -> list[RawRow]:
-    """The socket table from sock_diag netlink (includes bound-only TCP sockets on 6.7+)."""
+    """The socket table from sock_diag netlink (includes bound-only TCP sockets on 6.8+, 91051f003948)."""
     rows: list[RawRow] = []
     for family in (socket.AF_INET, socket.AF_INET6):
         for protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
