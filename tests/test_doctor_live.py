@@ -106,6 +106,10 @@ def test_doctor_headroom_equals_connects_until_eaddrnotavail(name: str) -> None:
             time.sleep(wait)
         snap = read_host(f"/proc/{host.pid}/ns/net")
         assert snap.source == "sock_diag"
+        if plan["bound_only"]:
+            # bit 13 (TCP_BOUND_INACTIVE, 91051f003948, 6.8+): the bound-only socket is dumped, state CLOSE
+            assert any(r.proto == "tcp" and r.state == "UNCONN" and r.local == ("127.0.0.3", 40020)
+                       for r in snap.rows)
         rows = {(r.dst, r.dport): r for r in snap.headroom([D1, D2, D3])}
         assert set(rows) == {D1, D2, D3}
         assert rows[D1].in_use == plan["established"] and rows[D1].time_wait == plan["time_waits"]
@@ -114,3 +118,32 @@ def test_doctor_headroom_equals_connects_until_eaddrnotavail(name: str) -> None:
         measured = {dst: _measure(host, dst, keep) for dst in (D1, D2, D3)}
         predicted = {dst: rows[dst].headroom for dst in (D1, D2, D3)}
         assert predicted == measured, f"{name}: rows {list(rows.values())}"
+
+
+def test_doctor_reads_a_named_namespace_from_the_cli() -> None:
+    """`portalloc doctor --netns NAME --json` on a namespace made with `ip netns add` (deleted afterwards):
+    its own sysctls are read (a range written there), and an idle destination has the whole range."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from portalloc.cli.main import app
+
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 (ip netns add)")
+    ns = f"portalloc-test-doctor-{os.getpid()}"
+    try:
+        subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv4.ip_local_port_range={RANGE}"],
+                       check=True, timeout=10)
+        res = CliRunner().invoke(app, ["doctor", "--netns", ns, "--dst", "127.0.0.1:5000", "--json"])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.output)
+        assert doc["sysctls"]["net.ipv4.ip_local_port_range"] == RANGE
+        (row,) = doc["headroom"]
+        assert (row["limit"], row["headroom"], row["in_use"]) == (64, 64, 0)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], timeout=10, capture_output=True)
