@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from portalloc.observe.findings import findings
-from portalloc.observe.snapshot import Headroom, HostSnapshot
+from portalloc.observe.snapshot import Headroom, HostSnapshot, no_gc
 
 LABELS = ("proto", "src", "dst", "dport")
 
@@ -52,9 +52,14 @@ class HeadroomCollector:
 
     def collect(self) -> Iterator[Any]:
         """Read, rebuild, ask the model; yield the metric families."""
+        t0 = time.perf_counter()
+        with no_gc():
+            families = list(self._families(t0))
+        yield from families
+
+    def _families(self, t0: float) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        t0 = time.perf_counter()
         snap = self.read()
         rows = snap.headroom()
         shown = top_rows(rows, self.top)

@@ -31,6 +31,8 @@ from __future__ import annotations
 import gc
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -98,6 +100,19 @@ class Classified:
     role: str
     chosen_by: str
     inferred: str = ""
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """No generational GC passes inside: reading or rebuilding ~100k sockets allocates objects in one burst
+    that nothing frees, and each pass would rescan all of them (measured: 8 s instead of 2 s at 100k)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @lru_cache(maxsize=65536)
@@ -262,13 +277,8 @@ class HostSnapshot:
                 a = ip_address(wire(text))
                 if not a.is_loopback:
                     addresses.add(f"{a}/{32 if isinstance(a, IPv4Address) else 128}")
-        collecting = gc.isenabled()
-        gc.disable()          # ~100k new objects in a row: generational passes would rescan them all
-        try:
+        with no_gc():
             return self._rebuild(kernel, seed, sorted(addresses))
-        finally:
-            if collecting:
-                gc.enable()
 
     def _rebuild(self, kernel: str | None, seed: int, addresses: list[str]) -> Host:
         host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
@@ -318,6 +328,10 @@ class HostSnapshot:
         plus each ``dst`` asked for (TCP, from the source the kernel would route from); with ``dst`` given,
         only the rows toward those destinations. ``headroom`` is the model's answer (``Host.usable_ports``
         on ``to_model()``); ``host`` reuses a model already built from this snapshot."""
+        with no_gc():
+            return self._headroom(dst, host)
+
+    def _headroom(self, dst: list[tuple[str, int]] | tuple[str, int] | None, host: Host | None) -> list[Headroom]:
         asked: list[tuple[str, int]] = []
         if dst is not None:
             asked = [dst] if isinstance(dst, tuple) else list(dst)
