@@ -54,15 +54,19 @@ def _reader(netns: str | None, from_file: str | None):  # type: ignore[no-untype
 def _render(snap, rows, found, top: int):  # type: ignore[no-untyped-def]
     lo, hi = snap.port_range
     table = Table(title=f"portalloc doctor: headroom per destination (range {lo}-{hi}, read from {snap.source})")
+    shown = sorted(rows, key=lambda r: r.headroom)[:top]
+    inferred = any(r.inferred for r in shown)
     for col, right in (("proto", False), ("src", False), ("destination", False), ("in use", True),
-                       ("TIME_WAIT", True), ("reusable TW", True), ("bind-locked", True), ("reserved", True),
-                       ("limit", True), ("headroom", True), ("inferred", False)):
+                       ("TW", True), ("TW reusable", True), ("bind-locked", True), ("reserved", True),
+                       ("limit", True), ("headroom", True)) + ((("inferred", False),) if inferred else ()):
         table.add_column(col, justify="right" if right else "left", overflow="fold")
-    for r in sorted(rows, key=lambda r: r.headroom)[:top]:
+    for r in shown:
         style = "red" if r.headroom <= 0.1 * r.limit else "yellow" if r.headroom <= 0.5 * r.limit else "green"
-        table.add_row(r.proto, r.src, f"{r.dst}:{r.dport}", str(r.in_use), str(r.time_wait),
-                      str(r.reusable_time_wait), str(r.bind_locked), str(r.reserved), str(r.limit),
-                      f"[{style}]{r.headroom}[/]", "bind() before connect()" if r.inferred else "")
+        cells = [r.proto, r.src, f"{r.dst}:{r.dport}", str(r.in_use), str(r.time_wait), str(r.reusable_time_wait),
+                 str(r.bind_locked), str(r.reserved), str(r.limit), f"[{style}]{r.headroom}[/]"]
+        if inferred:
+            cells.append("bind() before connect()" if r.inferred else "")
+        table.add_row(*cells)
     ft = Table(title="findings", show_lines=True)
     ft.add_column("severity")
     ft.add_column("what")
