@@ -405,6 +405,9 @@ class Agent:
         fail; each connect() timed here. The listener (127.0.0.1:``port``, backlog 65535) never accepts, so
         the range costs one descriptor per port: the range must fit under RLIMIT_NOFILE's hard limit.
         Returns the seconds spent in connect() per ``parts`` equal slices of the fill, and for the failures."""
+        # The same loop as portalloc.workload's fill_until_failure + count_failures, written again on purpose:
+        # the agent imports only the standard library and portalloc.constants (live/host.py _AGENT_CODE), and
+        # timing it here, next to the kernel, keeps the agent's pipe out of the figures.
         self._check_private()
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             lo, hi = (int(x) for x in f.read().split())
