@@ -133,6 +133,15 @@ def is_any(addr: IPAddress) -> bool:
     return ip == 0
 
 
+def is_unspecified(addr: IPAddress) -> bool:
+    """0.0.0.0, :: or the v4-mapped wildcard ::ffff:0.0.0.0, which an AF_INET6 socket may bind (__inet6_bind
+    checks the IPv4 part with inet_addr_valid_or_nonlocal, which admits INADDR_ANY) and connect to
+    (tcp_v6_connect/ip6_datagram_connect hand it to the IPv4 code, where daddr 0 means the loopback
+    address): it then behaves as the IPv4 wildcard. Measured on 6.18 (regression trace
+    mapped-wildcard-bind-connect)."""
+    return is_any(wire_address(addr))
+
+
 def format_host(addr: IPAddress) -> str:
     """The host part as the kernel and the socket module print it (inet_ntop: ``::ffff:127.0.0.1``,
     where Python 3.11's ``str()`` would give ``::ffff:7f00:1``)."""

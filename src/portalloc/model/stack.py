@@ -39,6 +39,7 @@ from portalloc.model.addr import (
     addr_key,
     is_any,
     is_loopback,
+    is_unspecified,
     v4_view,
     wire_address,
 )
@@ -275,8 +276,8 @@ class Stack:
     def _address_bindable(self, sk: Sock, addr: IPAddress) -> bool:
         """inet_addr_valid_or_nonlocal / ipv6_chk_addr: wildcard, local, multicast or broadcast address,
         or ip_nonlocal_bind / IP_FREEBIND."""
-        if is_any(addr) or sk.freebind:
-            return True
+        if is_unspecified(addr) or sk.freebind:
+            return True                 # ::ffff:0.0.0.0 too: inet_addr_valid_or_nonlocal admits INADDR_ANY
         w = wire_address(addr)
         nonlocal_key = "net.ipv4.ip_nonlocal_bind" if isinstance(w, IPv4Address) else "net.ipv6.ip_nonlocal_bind"
         if self.sysctl_int(nonlocal_key):
@@ -660,10 +661,11 @@ class Stack:
         """connect() to 0.0.0.0 or :: reaches this host: ip_route_output_key_hash_rcu uses the bound source
         address or 127.0.0.1; tcp_v6_connect/ip6_datagram_connect use ::1 (::ffff:127.0.0.1 for a socket
         bound to a v4-mapped address)."""
-        if not is_any(daddr):
+        if not is_unspecified(daddr):
             return daddr
-        if isinstance(daddr, IPv4Address):
-            if sk.laddr is not None and not is_any(sk.laddr):
+        if isinstance(daddr, IPv4Address) or daddr != ANY6:
+            # 0.0.0.0, or ::ffff:0.0.0.0, which tcp_v6_connect / __ip6_datagram_connect hand to the IPv4 code
+            if sk.laddr is not None and not is_unspecified(sk.laddr):
                 return wire_address(sk.laddr)
             return IPv4Address("127.0.0.1")
         if sk.laddr is not None and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None:
@@ -701,7 +703,7 @@ class Stack:
         """ip_route_connect's source choice, or the socket's own address: the one the user bound, or one a
         previous connect() left of the destination's family (a v6 socket that failed toward ::1 may still go
         to ::ffff:127.0.0.1: tcp_v4_connect routes afresh). ENETUNREACH with no address to use."""
-        if sk.laddr is not None and not is_any(sk.laddr):
+        if sk.laddr is not None and not is_unspecified(sk.laddr):
             mine = wire_address(sk.laddr)
             if sk.bindaddr_lock or isinstance(mine, IPv4Address) == isinstance(daddr, IPv4Address):
                 return mine
@@ -713,7 +715,7 @@ class Stack:
     def _set_rcv_saddr(self, sk: Sock, src: IPAddress) -> None:
         """inet_bhash2_update_saddr: a socket bound to the wildcard (or not at all) takes the source address;
         a port it already holds moves to that address."""
-        if sk.laddr is not None and not is_any(sk.laddr):
+        if sk.laddr is not None and not is_unspecified(sk.laddr):
             return
         self._rehash_laddr(sk, src if sk.family == 4 or isinstance(src, IPv6Address) else mapped(src))
 
@@ -764,7 +766,7 @@ class Stack:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
         (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
         handshake leaves the socket CLOSE with so_error set."""
-        wildcard = is_any(daddr)
+        wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.ENETUNREACH)
@@ -949,7 +951,7 @@ class Stack:
     def udp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """inet_dgram_connect + __ip4_datagram_connect: autobind (on the bound address, else the wildcard),
         then take the route's source address."""
-        wildcard = is_any(daddr)
+        wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
         self.udp_autobind(sk)
         if sk.family == 6:
