@@ -31,7 +31,15 @@ from portalloc.constants import (
 )
 from portalloc.kernels import get_profile
 from portalloc.kernels.profile import KernelProfile
-from portalloc.model.addr import ANY4, ANY6, IPAddress, family_number, format_host, parse_sockaddr
+from portalloc.model.addr import (
+    ANY4,
+    ANY6,
+    IPAddress,
+    family_number,
+    format_host,
+    parse_sockaddr,
+    sockaddr_scope_id,
+)
 from portalloc.model.errors import fail, kernel_error
 from portalloc.model.info import SocketInfo
 from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
@@ -169,7 +177,11 @@ class Socket:
         return self._sk
 
     def _addr(self, address: object, fn: str) -> tuple[IPAddress, int]:
-        return parse_sockaddr(address, 4 if self._af == _socket.AF_INET else 6, fn)
+        parsed = parse_sockaddr(address, 4 if self._af == _socket.AF_INET else 6, fn)
+        if self._sk is not None:
+            assert isinstance(address, tuple)
+            self._sk.scope_id = sockaddr_scope_id(address) if self._af == _socket.AF_INET6 else 0
+        return parsed
 
     def _sockaddr(self, addr: IPAddress | None, port: int) -> tuple[Any, ...]:
         if self._af == _socket.AF_INET:
@@ -417,8 +429,9 @@ class Socket:
                 sk.reuseport = as_bool()
             elif optname == SO_BINDTODEVICE:
                 self._bind_to_device(sk, raw)
-            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_LINGER, _socket.SO_SNDBUF, _socket.SO_RCVBUF,
-                             _socket.SO_BROADCAST):
+            elif optname == _socket.SO_BROADCAST:
+                sk.broadcast = as_bool()
+            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_LINGER, _socket.SO_SNDBUF, _socket.SO_RCVBUF):
                 pass
             else:
                 fail(errno.ENOPROTOOPT)

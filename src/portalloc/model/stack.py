@@ -40,6 +40,7 @@ from portalloc.model.addr import (
     is_any,
     is_loopback,
     is_unspecified,
+    needs_scope_id,
     v4_view,
     wire_address,
 )
@@ -288,6 +289,25 @@ class Stack:
             return False   # ipv6_chk_addr(net, addr, dev, 0): the address must be on the bound device (lo here)
         return self.addresses.is_local(w)
 
+    def _scope_device(self, sk: Sock, addr: IPAddress, connect: bool) -> None:
+        """__inet6_bind, tcp_v6_connect, __ip6_datagram_connect: a link-local address (or link-/interface-local
+        multicast) needs a device. The sockaddr's scope id binds the socket to it (connect: EINVAL when the
+        socket is bound to another device, sk_dev_equal_l3scope); with neither a scope id nor a bound device,
+        EINVAL; bind() to an unknown ifindex, ENODEV. Measured on 6.18 (fe80::1, ff02::1, with and without
+        scope id 1)."""
+        if not needs_scope_id(addr):
+            return
+        scope = sk.scope_id
+        if scope:
+            if connect and sk.dev and sk.dev != scope:
+                fail(errno.EINVAL)
+            if not connect and scope not in self.devices.values():
+                sk.dev = scope                 # set before the lookup, and left set (__inet6_bind)
+                fail(errno.ENODEV)
+            self.set_bound_device(sk, scope)
+        if not sk.dev:
+            fail(errno.EINVAL)
+
     def _needs_bind_service(self, port: int) -> bool:
         """inet_port_requires_bind_service: below ip_unprivileged_port_start (1024 before 4.11)."""
         return port != 0 and port < self.sysctl_int("net.ipv4.ip_unprivileged_port_start", 1024)
@@ -299,6 +319,8 @@ class Stack:
         privilege and state first, v4-mapped on a v6only socket is EINVAL, and binding a plain IPv6 address
         sets the socket v6-only (so [::1]:P and 0.0.0.0:P coexist; verified live on 6.18)."""
         mapped = sk.family == 6 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None
+        if sk.family == 6 and sk.proto == "tcp" and isinstance(addr, IPv6Address) and addr.is_multicast:
+            fail(errno.EINVAL)          # __inet6_bind: no IPv6 multicast address for SOCK_STREAM (first check)
         if sk.family == 4:
             if not self._address_bindable(sk, addr):
                 fail(errno.EADDRNOTAVAIL)
@@ -313,6 +335,7 @@ class Stack:
                 fail(errno.EINVAL)
             if mapped and sk.v6only:
                 fail(errno.EINVAL)
+            self._scope_device(sk, addr, connect=False)
             if not self._address_bindable(sk, addr):
                 fail(errno.EADDRNOTAVAIL)
         saved_v6only = sk.v6only
@@ -768,8 +791,14 @@ class Stack:
         handshake leaves the socket CLOSE with so_error set."""
         wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
+        if isinstance(daddr, IPv6Address):
+            if daddr.is_multicast:
+                fail(errno.ENETUNREACH)        # tcp_v6_connect: no multicast peer
+            self._scope_device(sk, daddr, connect=True)
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.ENETUNREACH)
+        if isinstance(daddr, IPv4Address) and (daddr.is_multicast or self.addresses.is_broadcast(daddr)):
+            fail(errno.ENETUNREACH)            # tcp_v4_connect: rt_flags & (RTCF_MULTICAST | RTCF_BROADCAST)
         src: IPAddress
         if self.device_blackhole(sk, daddr, wildcard):
             blackhole, src = True, ANY4
@@ -954,6 +983,10 @@ class Stack:
         wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
         self.udp_autobind(sk)
+        if isinstance(daddr, IPv6Address):
+            self._scope_device(sk, daddr, connect=True)
+        elif self.addresses.is_broadcast(daddr) and not sk.broadcast:
+            fail(errno.EACCES)                # ip4_datagram_connect: RTCF_BROADCAST without SO_BROADCAST
         if sk.family == 6:
             if isinstance(daddr, IPv4Address) and sk.v6only:
                 fail(errno.ENETUNREACH)       # __ip6_datagram_connect: a v6-only socket has no IPv4 path
