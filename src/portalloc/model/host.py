@@ -12,6 +12,8 @@ from __future__ import annotations
 import builtins
 import errno
 import importlib
+import math
+import operator
 import socket as _socket
 import struct
 from collections.abc import Iterable
@@ -39,6 +41,7 @@ from portalloc.model.addr import (
     format_host,
     parse_host,
     parse_sockaddr,
+    sockaddr_scope_id,
     wire_address,
 )
 from portalloc.model.info import SocketInfo
@@ -70,6 +73,50 @@ def stack_class(profile: KernelProfile) -> type[Stack]:
     module, _, cls = STACKS[profile.stack].partition(":")
     found: type[Stack] = getattr(importlib.import_module(module), cls)
     return found
+
+
+#: _PyTime_t holds nanoseconds in a signed 64-bit integer: a timeout of more seconds is an OverflowError.
+_MAX_TIMEOUT_SECONDS = (2**63 - 1) / 1e9
+
+
+def parse_timeout(value: object) -> float | None:
+    """socket_parse_timeout (Modules/socketmodule.c) over _PyTime_FromSecondsObject: None, or a float or an
+    integer (``__index__``) of seconds >= 0. NaN: ValueError; negative: ValueError; beyond _PyTime_t:
+    OverflowError; any other type: TypeError (checked against CPython 3 on a real socket,
+    tests/test_socket_args.py)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        if not abs(value) <= _MAX_TIMEOUT_SECONDS:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+        seconds = value + 0.0                     # -0.0 is stored as 0 nanoseconds: gettimeout() says 0.0
+    else:
+        try:
+            whole = operator.index(value)         # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+        if abs(whole) > _MAX_TIMEOUT_SECONDS:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+        seconds = float(whole)
+    if seconds < 0:
+        raise ValueError("Timeout value out of range")
+    return seconds
+
+
+def c_int(value: object, what: str = "signed integer") -> int:
+    """A C ``int`` argument as socketmodule.c parses one ("i" format): ``__index__`` or TypeError, and the
+    int range or OverflowError."""
+    try:
+        n = operator.index(value)                 # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+    if n > 0x7FFFFFFF:
+        raise OverflowError(f"{what} is greater than maximum")
+    if n < -0x80000000:
+        raise OverflowError(f"{what} is less than minimum")
+    return n
 
 
 def _option_value(value: object, optlen: int | None = None) -> tuple[int, bytes]:
@@ -133,7 +180,11 @@ class Socket:
         return self._sk
 
     def _addr(self, address: object, fn: str) -> tuple[IPAddress, int]:
-        return parse_sockaddr(address, 4 if self._af == _socket.AF_INET else 6, fn)
+        parsed = parse_sockaddr(address, 4 if self._af == _socket.AF_INET else 6, fn)
+        if self._sk is not None:
+            assert isinstance(address, tuple)
+            self._sk.scope_id = sockaddr_scope_id(address) if self._af == _socket.AF_INET6 else 0
+        return parsed
 
     def _sockaddr(self, addr: IPAddress | None, port: int) -> tuple[Any, ...]:
         if self._af == _socket.AF_INET:
@@ -176,31 +227,69 @@ class Socket:
         self._stack.listen(sk, max(0, backlog))
 
     def connect(self, address: tuple[Any, ...]) -> None:
-        """connect(2). TCP picks the source port (EADDRNOTAVAIL when none is left); UDP autobinds (EAGAIN)."""
+        """connect(2). TCP picks the source port (EADDRNOTAVAIL when none is left); UDP autobinds (EAGAIN).
+
+        By mode, as CPython's internal_connect over the kernel: blocking (timeout None) returns when the
+        handshake is over; non-blocking (0.0) raises BlockingIOError(EINPROGRESS) and leaves the outcome to
+        the next connect() or SO_ERROR; with a timeout t > 0 the kernel call is non-blocking, then CPython
+        polls (sock_call_ex) and reads SO_ERROR (sock_connect_impl), so the kernel socket stays
+        SS_CONNECTING (__inet_stream_connect): a second connect() after a success returns 0 once, then
+        EISCONN; after a refusal the next connect() fails with ECONNABORTED and the one after starts
+        afresh; listen() answers EINVAL until then (measured on 6.18, regression trace
+        timeout-connect-stays-connecting). A handshake the model completes at once costs no simulated time;
+        one nobody answers costs the whole timeout (the clock advances by t) and raises TimeoutError.
+        """
         err = self.connect_ex(address, _raise=True)
         if err:
             raise kernel_error(err)
 
     def connect_ex(self, address: tuple[Any, ...], _raise: bool = False) -> int:
-        """connect(2) returning the errno instead of raising it (0 on success)."""
+        """connect(2) returning the errno instead of raising it (0 on success; EWOULDBLOCK when a timeout
+        ran out, as CPython's connect_ex)."""
         sk = self._live()
         addr, port = self._addr(address, "connect")
         try:
             if sk.proto == "udp":
                 self._stack.udp_connect(sk, addr, port)
                 return 0
+            if self._timeout:
+                return self._timed_connect(sk, addr, port, _raise)
             return self._stack.stream_connect(sk, addr, port)
         except OSError as exc:
             if _raise or exc.errno is None:
                 raise
             return exc.errno
 
+    def _timed_connect(self, sk: Sock, addr: IPAddress, port: int, raise_timeout: bool) -> int:
+        """internal_connect with a timeout: the kernel's non-blocking connect(); on EINPROGRESS, poll() for
+        POLLOUT up to the timeout, then getsockopt(SO_ERROR), which reports and clears the error."""
+        try:
+            return self._stack.stream_connect(sk, addr, port)
+        except BlockingIOError as exc:
+            if exc.errno != errno.EINPROGRESS:
+                raise
+        if sk.state == SYN_SENT:                  # nobody answers within the wait
+            timed_out = self._timed_out()
+            if sk.state == SYN_SENT:
+                if raise_timeout:
+                    raise timed_out
+                return errno.EWOULDBLOCK
+        err, sk.so_error = sk.so_error, 0
+        return err
+
     def accept(self) -> tuple[Socket, tuple[Any, ...]]:
-        """accept(2), never blocking: BlockingIOError (EAGAIN) when no connection is pending."""
+        """accept(2), never blocking: BlockingIOError (EAGAIN) when no connection is pending, in blocking
+        mode too (the model cannot wait for a client; LiveHost's accept() does the same). With a timeout
+        t > 0 CPython waits t and raises TimeoutError: the clock advances by t."""
         sk = self._live()
         if sk.proto != "tcp":
             fail(errno.EOPNOTSUPP)
-        child = self._stack.accept(sk)
+        try:
+            child = self._stack.accept(sk)
+        except BlockingIOError:
+            if self._timeout:
+                raise self._timed_out() from None
+            raise
         child.sock_state = "connected"
         conn = Socket(self._host, child, self._af, _socket.SOCK_STREAM)
         # inet_getname(peer=2): the address even of a child that was reset while it waited.
@@ -229,24 +318,42 @@ class Socket:
         return self._sockaddr(sk.raddr, sk.rport)
 
     def setblocking(self, flag: bool) -> None:
-        """Blocking or not; a non-blocking connect() raises BlockingIOError (EINPROGRESS)."""
-        self._live().blocking = bool(flag)
-        self._timeout = None if flag else 0.0
+        """setblocking(True) is settimeout(None), setblocking(False) settimeout(0.0) (CPython sock_setblocking:
+        the flag is read as a C long, so None or a float is a TypeError)."""
+        try:
+            block = operator.index(flag)
+        except TypeError:
+            raise TypeError(f"'{type(flag).__name__}' object cannot be interpreted as an integer") from None
+        self._set_mode(None if block else 0.0)
 
     def getblocking(self) -> bool:
-        """Whether the socket blocks."""
-        return self._live().blocking
+        """False only in non-blocking mode (timeout 0.0); a socket with a timeout > 0 "blocks" (CPython
+        sock_getblocking), though its kernel socket is O_NONBLOCK."""
+        self._live()
+        return self._timeout != 0.0
 
     def settimeout(self, value: float | None) -> None:
-        """As socket.settimeout: 0 means non-blocking; model calls never wait."""
-        if value is not None and value < 0:
-            raise ValueError("Timeout value out of range")
-        self._timeout = value
-        self._live().blocking = value != 0
+        """As socket.settimeout: ``None`` blocks, ``0`` is non-blocking, ``t > 0`` is a kernel O_NONBLOCK socket
+        plus CPython's bounded wait (see :meth:`connect`). Arguments are checked as CPython does
+        (:func:`parse_timeout`). Model calls never wait in wall time."""
+        self._set_mode(parse_timeout(value))
+
+    def _set_mode(self, timeout: float | None) -> None:
+        """internal_setblocking: the kernel's O_NONBLOCK is set for every timeout but None."""
+        sk = self._live()
+        self._timeout = timeout
+        sk.blocking = timeout is None
 
     def gettimeout(self) -> float | None:
-        """The timeout set with settimeout()."""
+        """The timeout set with settimeout(): None (blocking), 0.0 (non-blocking) or seconds."""
         return self._timeout
+
+    def _timed_out(self) -> TimeoutError:
+        """CPython's wait ran out: the whole timeout passes on the simulated clock (timers fire as the real
+        ones would during the real wait), then TimeoutError("timed out")."""
+        assert self._timeout is not None
+        self._host.sleep(self._timeout)
+        return TimeoutError("timed out")
 
     def send(self, data: bytes, flags: int = 0) -> int:
         """send(2): needs a peer (ENOTCONN / EDESTADDRREQ). TCP data goes nowhere; a UDP datagram to a
@@ -259,17 +366,33 @@ class Socket:
         return len(memoryview(data))
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[Any, ...]]:
-        """recvfrom(2) of a UDP datagram, never waiting: BlockingIOError (EAGAIN) when none is queued."""
+        """recvfrom(2) of a UDP datagram, never waiting: BlockingIOError (EAGAIN) when none is queued (with a
+        timeout t > 0: TimeoutError, the clock advanced by t). A negative ``bufsize`` is CPython's
+        ValueError, checked before the socket is looked at."""
+        return self._recvfrom(bufsize, flags, "recvfrom")
+
+    def _recvfrom(self, bufsize: int, flags: int, fn: str) -> tuple[bytes, tuple[Any, ...]]:
+        try:
+            size = operator.index(bufsize)
+        except TypeError:
+            raise TypeError(f"'{type(bufsize).__name__}' object cannot be interpreted as an integer") from None
+        if size > 2**63 - 1 or size < -(2**63):
+            raise OverflowError("Python int too large to convert to C ssize_t")
+        c_int(flags)
+        if size < 0:
+            raise ValueError(f"negative buffersize in {fn}")
         sk = self._live()
         if sk.proto != "udp" or not sk.rx:
+            if self._timeout and sk.proto == "udp":
+                raise self._timed_out()
             fail(errno.EAGAIN)
         assert sk.rx is not None
         data, (addr, port) = sk.rx.popleft()
-        return data[:bufsize], self._sockaddr(addr, port)
+        return data[:size], self._sockaddr(addr, port)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """recv(2): the data of recvfrom()."""
-        return self.recvfrom(bufsize, flags)[0]
+        return self._recvfrom(bufsize, flags, "recv")[0]
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
         """send() for all of ``data``."""
@@ -309,8 +432,9 @@ class Socket:
                 sk.reuseport = as_bool()
             elif optname == SO_BINDTODEVICE:
                 self._bind_to_device(sk, raw)
-            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_LINGER, _socket.SO_SNDBUF, _socket.SO_RCVBUF,
-                             _socket.SO_BROADCAST):
+            elif optname == _socket.SO_BROADCAST:
+                sk.broadcast = as_bool()
+            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_LINGER, _socket.SO_SNDBUF, _socket.SO_RCVBUF):
                 pass
             else:
                 fail(errno.ENOPROTOOPT)
