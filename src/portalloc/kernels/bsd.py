@@ -160,6 +160,11 @@ def _freebsd_sysctls(throttle: bool, unique: bool) -> tuple[SysctlSpec, ...]:
         _spec(pr + "randomized", 1, any_int),
         _spec("net.inet.tcp.msl", 30000, bounded(1, 2**31 - 1)),     # ms; TIME_WAIT = 2 * MSL
         _spec("net.inet6.ip6.v6only", 1, any_int),
+        # tcp_timer.c: the FIN_WAIT_2 orphan's timers (ms; sysctl_msec_to_ticks), TCPTV_* defaults.
+        _spec("net.inet.tcp.keepintvl", 75000, bounded(1, 2**31 - 1)),
+        _spec("net.inet.tcp.keepcnt", 8, bounded(1, 2**31 - 1)),
+        _spec("net.inet.tcp.fast_finwait2_recycle", 0, any_int),
+        _spec("net.inet.tcp.finwait2_timeout", 60000, bounded(0, 2**31 - 1)),
     ]
     if throttle:
         specs += [_spec(pr + "randomcps", 10, any_int), _spec(pr + "randomtime", 45, any_int)]
@@ -268,6 +273,8 @@ FREEBSD_12 = BsdRules(
     tcp_multicast_bind_errno=errno.EAFNOSUPPORT,
     multicast_reuse_lb=True,
     low_range_errno=errno.EPERM,
+    keep_sysctls=True,
+    fast_finwait2_recycle=True,
     options=("SO_REUSEPORT_LB", "IP_PORTRANGE", "IP_BINDANY"),
 )
 
@@ -393,6 +400,7 @@ def windows(name: str = "windows") -> KernelProfile:
         family="windows", connect_port="auto-reuse", implicit_bind_honours_reuse=False, order="windows",
         timewait=240.0, privileged_ports="none", bind_conflict="", range_default=dynamic, range_high=dynamic,
         range_low=dynamic, low_range_errno=0,
+        finwait2_seconds=60.0,          # undocumented: the value the model used so far, kept (⚠ model choice)
         options=("SO_EXCLUSIVEADDRUSE", "SO_REUSE_UNICASTPORT", "SO_PORT_SCALABILITY", "SO_RANDOMIZE_PORT"),
         sysctls=_windows_sysctls())
     return dataclasses.replace(

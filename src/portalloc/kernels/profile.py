@@ -136,6 +136,20 @@ class BsdRules:
     #: what asking for the low range without privilege returns (FreeBSD in_pcb_lport: priv_check_cred ->
     #: EPERM; the others EACCES); 0: no check.
     low_range_errno: int = errno.EACCES
+    #: How long an orphaned FIN_WAIT_2 (we closed, the peer never does) keeps its port. 4.4BSD and its heirs
+    #: arm TCPT_2MSL with tcp_maxidle = keepcnt * keepintvl when the FIN is acked (tcp_input FIN_WAIT_1 ->
+    #: FIN_WAIT_2; tcp_usrclosed) and, when it fires, re-arm it for keepintvl while the connection has been
+    #: idle no longer than tcp_maxidle (tcp_timer_2msl: ``ticks - t_rcvtime <= TP_MAXIDLE``): the orphan dies
+    #: at keepcnt * keepintvl + keepintvl = 8 * 75 + 75 = 675 s with the defaults (TCPTV_KEEPCNT,
+    #: TCPTV_KEEPINTVL). ``keep_sysctls``: net.inet.tcp.keepcnt / keepintvl (ms) tune them (FreeBSD).
+    keepcnt: int = 8
+    keepintvl_ms: int = 75000
+    keep_sysctls: bool = False
+    #: FreeBSD: net.inet.tcp.fast_finwait2_recycle=1 closes the orphan at net.inet.tcp.finwait2_timeout (ms,
+    #: TCPTV_FINWAIT2_TIMEOUT = 60 s) instead (tcp_usrclosed, tcp_timer_2msl).
+    fast_finwait2_recycle: bool = False
+    #: a fixed FIN_WAIT_2 orphan lifetime in seconds where the OS documents none of the above (0: not used).
+    finwait2_seconds: float = 0.0
     #: the socket-level options of the OS beyond SO_REUSEADDR/SO_REUSEPORT.
     options: tuple[str, ...] = ()
     sysctls: tuple[SysctlSpec, ...] = field(default=(), compare=False)

@@ -896,6 +896,25 @@ class BsdStack(Stack):
             return float(delay)
         return self.rules.timewait
 
+    def finwait2_seconds(self) -> float:
+        """How long an orphaned FIN_WAIT_2 lives on this OS (the rules' keepcnt/keepintvl, FreeBSD's
+        fast_finwait2_recycle and finwait2_timeout; see BsdRules). Not Linux's tcp_fin_timeout."""
+        rules = self.rules
+        if rules.finwait2_seconds:
+            return rules.finwait2_seconds
+        if rules.fast_finwait2_recycle and self._int("net.inet.tcp.fast_finwait2_recycle", 0):
+            return self._int("net.inet.tcp.finwait2_timeout", 60000) / 1000.0
+        keepcnt, keepintvl = rules.keepcnt, rules.keepintvl_ms
+        if rules.keep_sysctls:
+            keepcnt = self._int("net.inet.tcp.keepcnt", keepcnt)
+            keepintvl = self._int("net.inet.tcp.keepintvl", keepintvl)
+        return (keepcnt * keepintvl + keepintvl) / 1000.0
+
+    def _mirror_sysctls(self) -> None:
+        """As Stack's, but the FIN_WAIT_2 orphan's lifetime is this OS's (``finwait2_seconds``)."""
+        super()._mirror_sysctls()
+        self.fin_timeout = self.finwait2_seconds()
+
     def _enter_timewait(self, sk: Sock, substate: str, lifetime: float) -> None:
         """tcp_twstart: TIME_WAIT lasts 2 * MSL on this OS (FIN_WAIT2 orphans keep the given lifetime)."""
         if substate == TIME_WAIT:
