@@ -917,3 +917,16 @@ def test_freebsd_fast_finwait2_recycle() -> None:
     t.connect(("10.9.9.9", 81))
     t.close()
     assert sorted(r.timer or 0 for r in h.sockets() if r.state == "FIN-WAIT-2") == [30.0, 90.0]
+
+
+@pytest.mark.parametrize("kernel, seconds", [("freebsd-14", 60.0), ("netbsd", 60.0), ("openbsd", 60.0),
+                                             ("macos", 30.0), ("windows", 240.0)])
+def test_timewait_length_is_two_msl_in_the_os_units(kernel: str, seconds: float) -> None:
+    """TIME_WAIT lasts 2 * MSL: FreeBSD net.inet.tcp.msl 30000 ms (TCPTV_MSL 30 s), NetBSD net.inet.tcp.msl
+    30 (seconds: TCPTV_MSL = 30 * PR_SLOWHZ), XNU 15000 ms (⚠ remembered), OpenBSD TCPTV_MSL 30 s, Windows
+    TcpTimedWaitDelay 240 s (W2). The model read NetBSD's 30 as milliseconds (a 0.06 s TIME_WAIT) before."""
+    h = Host(kernel, seed=1, addresses=("127.0.0.1/8", "10.0.0.2/8"))
+    s = h.socket()
+    s.connect(("10.9.9.9", 80))
+    s.close()
+    assert [(r.state, r.timer) for r in h.sockets()] == [("TIME-WAIT", seconds)]

@@ -102,6 +102,11 @@ class BsdRules:
     algorithm_sysctl: str = ""
     #: TIME_WAIT length when no sysctl gives it (seconds).
     timewait: float = 60.0
+    #: the sysctl that sets TIME_WAIT's length, and the seconds of TIME_WAIT per unit of its value:
+    #: net.inet.tcp.msl in ms on FreeBSD and XNU (2 * MSL: 0.002), in seconds on NetBSD (2.0);
+    #: TcpTimedWaitDelay in seconds on Windows (1.0). Empty: ``timewait``.
+    timewait_sysctl: str = ""
+    timewait_per_unit: float = 0.0
     #: a new AF_INET6 socket starts IPV6_V6ONLY (net.inet6.ip6.v6only = 1 on FreeBSD and NetBSD).
     v6only_default: bool = True
     #: privileged-port rule for explicit binds: "reserved-sysctls" (FreeBSD portrange.reservedlow/high),

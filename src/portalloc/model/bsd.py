@@ -887,14 +887,14 @@ class BsdStack(Stack):
         super()._destroy(sk)
 
     def timewait_seconds(self) -> float:
-        """2 * MSL: net.inet.tcp.msl (ms) on FreeBSD and XNU; TcpTimedWaitDelay on Windows; else the rule's."""
-        msl = self.sc.get("net.inet.tcp.msl")
-        if isinstance(msl, int):
-            return 2 * msl / 1000.0
-        delay = self.sc.get("tcpip.parameters.TcpTimedWaitDelay")
-        if isinstance(delay, int):
-            return float(delay)
-        return self.rules.timewait
+        """TIME_WAIT's length: 2 * MSL from net.inet.tcp.msl (ms on FreeBSD and XNU, seconds on NetBSD),
+        TcpTimedWaitDelay on Windows, else the rules' constant (BsdRules.timewait_sysctl/_per_unit)."""
+        rules = self.rules
+        if rules.timewait_sysctl:
+            value = self.sc.get(rules.timewait_sysctl)
+            if isinstance(value, int):
+                return value * rules.timewait_per_unit
+        return rules.timewait
 
     def finwait2_seconds(self) -> float:
         """How long an orphaned FIN_WAIT_2 lives on this OS (the rules' keepcnt/keepintvl, FreeBSD's
