@@ -155,6 +155,12 @@ class BsdRules:
     fast_finwait2_recycle: bool = False
     #: a fixed FIN_WAIT_2 orphan lifetime in seconds where the OS documents none of the above (0: not used).
     finwait2_seconds: float = 0.0
+    #: RFC 1323/7323 timestamps on new connections (FreeBSD net.inet.tcp.rfc1323 = 1 by default; not a
+    #: modelled sysctl here).
+    timestamps: bool = True
+    #: the listen queue limit the model applies with the backlog (min(backlog, somaxconn)): the model's
+    #: Linux value, kept for every BSD (⚠ FreeBSD's kern.ipc.soacceptqueue defaults to 128; not modelled).
+    somaxconn: int = 4096
     #: the socket-level options of the OS beyond SO_REUSEADDR/SO_REUSEPORT.
     options: tuple[str, ...] = ()
     sysctls: tuple[SysctlSpec, ...] = field(default=(), compare=False)

@@ -911,15 +911,21 @@ class BsdStack(Stack):
         return (keepcnt * keepintvl + keepintvl) / 1000.0
 
     def _mirror_sysctls(self) -> None:
-        """As Stack's, but the FIN_WAIT_2 orphan's lifetime is this OS's (``finwait2_seconds``)."""
-        super()._mirror_sysctls()
+        """The values the shared teardown and handshake read on every connection, in this OS's own terms
+        (never Linux's net.ipv4 names): no tcp_tw_reuse and no tcp_tw_recycle; RFC 1323 timestamps and the
+        listen-queue limit from the rules; the FIN_WAIT_2 orphan's lifetime (``finwait2_seconds``)."""
+        rules = self.rules
+        self.tw_reuse = 0
+        self.tw_reuse_delay = 0
+        self.timestamps = rules.timestamps
+        self.somaxconn = rules.somaxconn
         self.fin_timeout = self.finwait2_seconds()
+        self.tw_recycle = False
 
-    def _enter_timewait(self, sk: Sock, substate: str, lifetime: float) -> None:
-        """tcp_twstart: TIME_WAIT lasts 2 * MSL on this OS (FIN_WAIT2 orphans keep the given lifetime)."""
-        if substate == TIME_WAIT:
-            lifetime = self.timewait_seconds()
-        super()._enter_timewait(sk, substate, lifetime)
+    def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
+        """tcp_twstart: TIME_WAIT lasts 2 * MSL on this OS (``timewait_seconds``); a FIN_WAIT2 orphan keeps
+        the given lifetime. No tcp_tw_recycle."""
+        return self.timewait_seconds() if substate == TIME_WAIT else lifetime
 
 
 #: The explicit-port conflict checks of in_pcbbind, by BsdRules.bind_conflict.

@@ -1166,10 +1166,17 @@ class Stack:
         sk.tw_substate = substate
         if sk.ts_stamp is not None:
             sk.ts_stamp = self.now
-        if self.tw_recycle_enabled() and sk.ts_stamp is not None and self.remember_peer_stamp(sk):
-            lifetime = TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
+        lifetime = self.timewait_lifetime(sk, substate, lifetime)
         self.ehash.set_timewait(sk, self._tw_hard(sk))
         self.timers.arm(sk, self.now + lifetime)
+
+    def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
+        """How long the timewait sock ``sk`` lives (the OS's decision; ``lifetime`` is TCP_TIMEWAIT_LEN for
+        TIME_WAIT, the FIN_WAIT2 orphan's time otherwise). Linux: tcp_tw_recycle's 3.5 RTO when the peer's
+        timestamp was remembered (see _enter_timewait)."""
+        if self.tw_recycle_enabled() and sk.ts_stamp is not None and self.remember_peer_stamp(sk):
+            return TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
+        return lifetime
 
     # ------------------------------------------------------------------ tcp_tw_recycle (<= 4.11)
 
