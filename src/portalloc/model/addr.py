@@ -272,7 +272,12 @@ def parse_host(host: object, family: int, fn: str) -> IPAddress:
     try:
         addr = ip_address(h)
     except ValueError:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        if family != 4 or not h or h[-1:].isspace():
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        try:                                      # getaddrinfo's inet_aton form: "127.1", "0x7f.1"
+            addr = IPv4Address(socket.inet_aton(h))
+        except OSError:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
     if family == 4 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
         # glibc's getaddrinfo(AF_INET) turns a v4-mapped literal into its IPv4 address (measured: an AF_INET
         # socket binds "::ffff:127.0.0.1" as 127.0.0.1)
@@ -295,17 +300,23 @@ def parse_sockaddr(addr: object, family: int, fn: str) -> tuple[IPAddress, int]:
         raise TypeError("AF_INET address must be a pair (host, port)")
     if family == 6 and not 2 <= len(addr) <= 4:
         raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+    # getsockaddrarg: "O&i|II" (host type, port, flowinfo, scope id), then the name lookup, then the ranges.
     host = addr[0]
+    if not isinstance(host, (str, bytes, bytearray)):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
     port = _index(addr[1])                        # True is port 1, as the socket module takes it
+    if port > 0x7FFFFFFF or port < -0x80000000:
+        raise OverflowError("signed integer is greater than maximum" if port > 0 else
+                            "signed integer is less than minimum")
+    flowinfo = _index(addr[2]) if family == 6 and len(addr) > 2 else 0
+    if family == 6 and len(addr) > 3:
+        _index(addr[3])
+    parsed = parse_host(host, family, fn)
     if not 0 <= port <= 0xFFFF:
         raise OverflowError(f"{fn}(): port must be 0-65535.")
-    if family == 6 and len(addr) > 2:
-        flowinfo = _index(addr[2])
-        if not 0 <= flowinfo <= 0xFFFFF:
-            raise OverflowError(f"{fn}(): flowinfo must be 0-1048575.")
-        if len(addr) > 3:
-            _index(addr[3])
-    return parse_host(host, family, fn), port
+    if not 0 <= flowinfo & 0xFFFFFFFF <= 0xFFFFF:
+        raise OverflowError(f"{fn}(): flowinfo must be 0-1048575.")
+    return parsed, port
 
 
 def _index(value: object) -> int:

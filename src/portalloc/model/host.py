@@ -46,7 +46,7 @@ from portalloc.model.addr import (
 )
 from portalloc.model.info import SocketInfo
 from portalloc.model.portset import PortSet
-from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
+from portalloc.model.sock import CLOSE, CLOSE_WAIT, FIN_WAIT2, LISTEN, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
 from portalloc.sysctl import SysctlValue
 
@@ -217,9 +217,8 @@ class Socket:
 
     def listen(self, backlog: int = 128) -> None:
         """listen(2): EOPNOTSUPP on UDP, EINVAL when connected, EADDRINUSE on a port conflict."""
+        backlog = c_int(backlog)                  # sock_listen: "|i", checked before the socket is
         sk = self._live()
-        if not isinstance(backlog, int):
-            raise TypeError(f"'{type(backlog).__name__}' object cannot be interpreted as an integer")
         if sk.proto != "tcp":
             fail(errno.EOPNOTSUPP)
         if sk.sock_state != "unconnected":
@@ -282,14 +281,11 @@ class Socket:
         mode too (the model cannot wait for a client; LiveHost's accept() does the same). With a timeout
         t > 0 CPython waits t and raises TimeoutError: the clock advances by t."""
         sk = self._live()
+        if self._timeout and not self._readable(sk):
+            raise self._timed_out()               # sock_call_ex polls for POLLIN before accept4()
         if sk.proto != "tcp":
             fail(errno.EOPNOTSUPP)
-        try:
-            child = self._stack.accept(sk)
-        except BlockingIOError:
-            if self._timeout:
-                raise self._timed_out() from None
-            raise
+        child = self._stack.accept(sk)
         child.sock_state = "connected"
         conn = Socket(self._host, child, self._af, _socket.SOCK_STREAM)
         # inet_getname(peer=2): the address even of a child that was reset while it waited.
@@ -324,6 +320,8 @@ class Socket:
             block = operator.index(flag)
         except TypeError:
             raise TypeError(f"'{type(flag).__name__}' object cannot be interpreted as an integer") from None
+        if not -(2**63) <= block < 2**63:
+            raise OverflowError("Python int too large to convert to C long")
         self._set_mode(None if block else 0.0)
 
     def getblocking(self) -> bool:
@@ -347,6 +345,18 @@ class Socket:
     def gettimeout(self) -> float | None:
         """The timeout set with settimeout(): None (blocking), 0.0 (non-blocking) or seconds."""
         return self._timeout
+
+    def _readable(self, sk: Sock) -> bool:
+        """Would poll() report POLLIN, POLLHUP or POLLERR now (tcp_poll, udp_poll)? A listener with a child in
+        its queue, a TCP socket that is CLOSE (never connected, or reset: POLLHUP) or whose peer has closed, a
+        pending error, a queued datagram. The model carries no TCP data, so an established socket never is."""
+        if sk.so_error:
+            return True
+        if sk.proto == "udp":
+            return bool(sk.rx)
+        if sk.state == LISTEN:
+            return bool(sk.accept_queue)
+        return sk.state in (CLOSE, CLOSE_WAIT)
 
     def _timed_out(self) -> TimeoutError:
         """CPython's wait ran out: the whole timeout passes on the simulated clock (timers fire as the real
@@ -382,9 +392,13 @@ class Socket:
         if size < 0:
             raise ValueError(f"negative buffersize in {fn}")
         sk = self._live()
+        if size == 0 and fn == "recv":
+            return b"", ()                        # sock_recv: a 0-byte recv() returns b"" without a syscall
+        if self._timeout and not self._readable(sk):
+            raise self._timed_out()
+        if sk.proto == "tcp" and sk.state in (CLOSE, LISTEN):
+            fail(errno.ENOTCONN)                  # tcp_recvmsg_locked: never connected, or listening
         if sk.proto != "udp" or not sk.rx:
-            if self._timeout and sk.proto == "udp":
-                raise self._timed_out()
             fail(errno.EAGAIN)
         assert sk.rx is not None
         data, (addr, port) = sk.rx.popleft()
@@ -415,16 +429,35 @@ class Socket:
     def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
         """setsockopt(2) for the options that change port allocation; others at known levels are accepted."""
         sk = self._live()
+        level, optname = self._parse_setsockopt(level, optname, value, optlen)
         num, raw = _option_value(value, optlen)
+        length = len(raw)
+        if optlen is not None:                    # setsockopt(level, optname, None, optlen): optval is NULL
+            length = (optlen & 0xFFFFFFFF) - ((optlen & 0x80000000) << 1)
+            if length < 0:
+                fail(errno.EINVAL)                # __sys_setsockopt: optlen < 0
+            reads_int = ((level == SOL_SOCKET and optname != SO_BINDTODEVICE)
+                         or (level in (IPPROTO_TCP, _socket.IPPROTO_UDP) and level == self.proto))
+            if reads_int:
+                fail(errno.EINVAL if length < 4 else errno.EFAULT)   # optlen < sizeof(int), or a NULL read
+            if level == SOL_IP and optname in (IP_FREEBIND, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE) \
+                    and length >= 1:
+                fail(errno.EFAULT)                # do_ip_setsockopt copies an int or a char from NULL
         p = self._stack.profile
         if self._stack.os_setsockopt(sk, level, optname, num, raw):
             return
 
         def as_bool() -> bool:
-            if len(raw) < 4 and value is not None:
+            if length < 4:
                 fail(errno.EINVAL)
             return num != 0
 
+        if level == SOL_SOCKET and optname != SO_BINDTODEVICE and length < 4:
+            fail(errno.EINVAL)                    # sk_setsockopt: optlen < sizeof(int), any option
+        if level in (IPPROTO_TCP, _socket.IPPROTO_UDP) and level == self.proto and length < 4:
+            fail(errno.EINVAL)                    # do_tcp_setsockopt / udp_lib_setsockopt: optlen < sizeof(int)
+        if level == SOL_IP and len(raw) < 4 and value is not None:
+            num = raw[0] if raw else 0            # do_ip_setsockopt: optlen >= sizeof(char) reads one byte
         if level == SOL_SOCKET:
             if optname == SO_REUSEADDR:
                 sk.reuseaddr = as_bool()
@@ -440,16 +473,18 @@ class Socket:
                 fail(errno.ENOPROTOOPT)
         elif level == SOL_IP:
             if optname == IP_BIND_ADDRESS_NO_PORT and p.ip_bind_address_no_port:
-                sk.bind_no_port = as_bool()
+                sk.bind_no_port = num != 0        # any optlen: 0 bytes read as 0
             elif optname == IP_LOCAL_PORT_RANGE and p.ip_local_port_range_option:
-                if len(raw) != 4:
+                if length != 4:
                     fail(errno.EINVAL)
                 lo, hi = num & 0xFFFF, num >> 16
                 if lo and hi and lo > hi:
                     fail(errno.EINVAL)
                 sk.local_range = num
             elif optname == IP_FREEBIND:
-                sk.freebind = as_bool()
+                if length < 1:
+                    fail(errno.EINVAL)            # IP_FREEBIND: optlen < 1
+                sk.freebind = num != 0
             else:
                 fail(errno.ENOPROTOOPT)
         elif level == IPPROTO_IPV6 and self.family == _socket.AF_INET6:
@@ -464,6 +499,29 @@ class Socket:
         else:
             fail(errno.ENOPROTOOPT)
 
+    @staticmethod
+    def _parse_setsockopt(level: object, optname: object, value: object, optlen: object) -> tuple[int, int]:
+        """sock_setsockopt's argument parsing: "iii", then "iiO!I" (None and an optlen), then "iiy*"; the
+        error of the last form is the one raised (an int value beyond a C int is "not bytes-like")."""
+        if optlen is not None:
+            try:
+                if value is not None:
+                    raise TypeError
+                parsed = c_int(level), c_int(optname)
+                operator.index(optlen)            # type: ignore[arg-type]
+            except (TypeError, OverflowError):
+                raise TypeError("setsockopt() takes exactly 3 arguments (4 given)") from None
+            return parsed
+        parsed = c_int(level), c_int(optname)
+        if isinstance(value, int):
+            try:
+                c_int(value)
+            except OverflowError:
+                raise TypeError("a bytes-like object is required, not 'int'") from None
+        elif not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+        return parsed
+
     def _bind_to_device(self, sk: Sock, raw: bytes) -> None:
         """sock_setbindtodevice: a known interface name (ENODEV otherwise), empty to unbind; once bound, an
         unprivileged socket may change neither (EPERM)."""
@@ -475,8 +533,17 @@ class Socket:
             fail(errno.EPERM)                  # sock_bindtoindex_locked: any change, unbinding too, needs CAP_NET_RAW
         self._stack.set_bound_device(sk, index)
 
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+    def getsockopt(self, level: int, optname: int, buflen: Any = _MISSING) -> int | bytes:
         """getsockopt(2) for the same options; SO_ERROR reads and clears the pending error."""
+        level, optname = c_int(level), c_int(optname)
+        if buflen is _MISSING:
+            buflen = None
+        else:
+            buflen = c_int(buflen)
+            if buflen == 0:
+                buflen = None                     # sock_getsockopt: buflen 0 is the int form
+            elif not 0 < buflen <= 1024:
+                raise OSError("getsockopt buflen out of range")
         sk = self._live()
         p = self._stack.profile
         value: int
@@ -491,6 +558,8 @@ class Socket:
             value, sk.so_error = sk.so_error, 0
         elif level == SOL_SOCKET and optname == SO_TYPE:
             value = int(self.type)
+        elif level == SOL_SOCKET and optname == _socket.SO_BROADCAST:
+            value = int(sk.broadcast)
         elif level == SOL_SOCKET and optname == SO_BINDTODEVICE:
             name = next((n for n, i in self._stack.devices.items() if i == sk.dev), "") if sk.dev else ""
             return name.encode() + b"\0" if buflen else (1 if name else 0)
@@ -502,6 +571,8 @@ class Socket:
             value = int(sk.freebind)
         elif level == IPPROTO_IPV6 and optname == IPV6_V6ONLY and self.family == _socket.AF_INET6:
             value = int(sk.v6only)
+        elif self._af == _socket.AF_INET and level not in (SOL_SOCKET, SOL_IP, self.proto):
+            fail(errno.EOPNOTSUPP)                # do_ip_getsockopt: level != SOL_IP
         else:
             fail(errno.ENOPROTOOPT)
         if buflen is not None:

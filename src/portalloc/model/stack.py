@@ -348,6 +348,8 @@ class Stack:
         if scope:
             if connect and sk.dev and sk.dev != scope:
                 fail(errno.EINVAL)
+            if connect and scope not in self.devices.values():
+                fail(errno.ENETUNREACH)        # no such device: the route lookup finds none (measured, 6.18)
             if not connect and scope not in self.devices.values():
                 sk.dev = scope                 # set before the lookup, and left set (__inet6_bind)
                 fail(errno.ENODEV)
