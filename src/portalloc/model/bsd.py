@@ -44,10 +44,10 @@ from portalloc.kernels.profile import BsdRules, KernelProfile
 from portalloc.kernels.strategies import PORT_ORDERS, RANGE_PICKS, RangeRequest
 from portalloc.kernels.sysctls import SysctlSpec, parse_port_list
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
+from portalloc.model.core import CoreStack, mapped
 from portalloc.model.portset import PortSet
 from portalloc.model.reuseport import ReuseportGroup
 from portalloc.model.sock import CLOSE, ESTABLISHED, LISTEN, TIME_WAIT, Sock
-from portalloc.model.stack import Stack, mapped
 from portalloc.model.tables import EstablishedTable, PortTable
 
 SOL_SOCKET = _socket.SOL_SOCKET
@@ -132,7 +132,7 @@ def query_view(addr: IPAddress, wire: int) -> IPAddress:
     return addr if isinstance(addr, IPv6Address) else ANY6
 
 
-class BsdStack(Stack):
+class BsdStack(CoreStack):
     """One BSD-family kernel (its profile's BsdRules decide which)."""
 
 

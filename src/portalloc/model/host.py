@@ -44,10 +44,10 @@ from portalloc.model.addr import (
     sockaddr_scope_id,
     wire_address,
 )
+from portalloc.model.core import CoreStack, mapped
 from portalloc.model.info import SocketInfo
 from portalloc.model.portset import PortSet
 from portalloc.model.sock import CLOSE, CLOSE_WAIT, FIN_WAIT2, LISTEN, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
-from portalloc.model.stack import Stack, mapped
 from portalloc.sysctl import SysctlValue
 
 SOL_IP = 0
@@ -68,10 +68,10 @@ STACKS = {"linux": "portalloc.model.stack:Stack", "bsd": "portalloc.model.bsd:Bs
           "windows": "portalloc.model.windows:WindowsStack"}
 
 
-def stack_class(profile: KernelProfile) -> type[Stack]:
+def stack_class(profile: KernelProfile) -> type[CoreStack]:
     """The Stack class that runs ``profile``."""
     module, _, cls = STACKS[profile.stack].partition(":")
-    found: type[Stack] = getattr(importlib.import_module(module), cls)
+    found: type[CoreStack] = getattr(importlib.import_module(module), cls)
     return found
 
 
@@ -171,7 +171,7 @@ class Socket:
     # --- plumbing -------------------------------------------------------------------------------
 
     @property
-    def _stack(self) -> Stack:
+    def _stack(self) -> CoreStack:
         return self._host._stack
 
     def _live(self) -> Sock:
