@@ -36,6 +36,9 @@ from portalloc.live import protocol
 from portalloc.model.info import SocketInfo
 from portalloc.sysctl import SysctlValue, from_text, normalize_name, to_text
 
+#: socket.create_connection's "no timeout given" sentinel.
+_DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
 #: Kernel names LiveHost accepts (besides "linux-<major>.<minor>" of the running kernel).
 KERNEL_NAMES = ("linux-live", "linux", "live")
 
@@ -289,6 +292,17 @@ class LiveHost:
             raise ValueError(f"uid must be a non-negative int, not {uid!r}")
         sid, fam, typ, pro, mode = self._call("socket", family, type, proto, uid)
         return LiveSocket(self, sid, fam, typ, pro, uid, mode)
+
+    def create_connection(self, address: tuple[Any, Any],
+                          timeout: Any = _DEFAULT_TIMEOUT, source_address: tuple[Any, ...] | None = None, *,
+                          all_errors: bool = False, uid: int = 0) -> LiveSocket:
+        """``socket.create_connection`` in the namespace, the same steps as the model's Host.create_connection
+        (portalloc.model.connection), each a real call on a real socket."""
+        from portalloc.model.connection import create_connection
+
+        sock: LiveSocket = create_connection(self, address, timeout, source_address, all_errors=all_errors,
+                                             uid=uid)
+        return sock
 
     def sysctl(self, name: str, value: SysctlValue = _UNSET) -> SysctlValue | None:
         """Get (one argument) or set (two arguments) a sysctl of this host's namespace.

@@ -356,7 +356,9 @@ class CoreStack:
             return daddr
         if isinstance(daddr, IPv4Address) or daddr != ANY6:
             # 0.0.0.0, or ::ffff:0.0.0.0, which tcp_v6_connect / __ip6_datagram_connect hand to the IPv4 code
-            if sk.laddr is not None and not is_unspecified(sk.laddr):
+            # (a socket bound to a native IPv6 address has no IPv4 source: it stays v6-only, ENETUNREACH)
+            if sk.laddr is not None and not is_unspecified(sk.laddr) \
+                    and isinstance(wire_address(sk.laddr), IPv4Address):
                 return wire_address(sk.laddr)
             return IPv4Address("127.0.0.1")
         if sk.laddr is not None and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None:

@@ -643,6 +643,19 @@ class Host:
             s.setblocking(False)
         return s
 
+    def create_connection(self, address: tuple[Any, Any],
+                          timeout: Any = _socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+                          source_address: tuple[Any, ...] | None = None, *, all_errors: bool = False,
+                          uid: int = 0) -> Socket:
+        """``socket.create_connection`` on this host, step by step (portalloc.model.connection): socket(),
+        settimeout() unless the default, a plain bind(source_address), connect(), next address on failure.
+        The bind reserves the source port for every destination (EADDRINUSE for a second connection to
+        another server from the same source_address, even where connect() could share the port)."""
+        from portalloc.model.connection import create_connection
+
+        sock: Socket = create_connection(self, address, timeout, source_address, all_errors=all_errors, uid=uid)
+        return sock
+
     def sleep(self, seconds: float) -> None:
         """Advance simulated time; TIME_WAIT (60 s) and FIN_WAIT2 (tcp_fin_timeout) timers fire."""
         self._stack.advance(float(seconds))
