@@ -229,6 +229,8 @@ def bench(
         console.print(t2)
     elif fvk:
         console.print(f"fill versus kernel: live kernel unavailable: {fvk['live']['unavailable']}")
+    if live:  # the doctor / exporter figure (portalloc.observe)
+        importlib.import_module("portalloc.cli.observe_cmds").print_scale(console)
 
 
 def _register_optional(module: str, names: dict[str, str], extras: Sequence[str] = ()) -> None:
@@ -251,6 +253,7 @@ def _register_optional(module: str, names: dict[str, str], extras: Sequence[str]
 
 _register_optional("portalloc.cli.trace_cmds", {"replay": "replay", "diff": "diff", "verify": "verify"})
 _register_optional("portalloc.cli.compare_cmd", {"compare": "compare"})
+_register_optional("portalloc.cli.observe_cmds", {"doctor": "doctor", "exporter": "exporter"})
 
 
 if __name__ == "__main__":  # pragma: no cover

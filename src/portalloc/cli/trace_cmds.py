@@ -319,6 +319,17 @@ def verify(
                         ("run time", f"{summary.seconds:.1f} s")):
         table.add_row(what, str(value))
     con.print(table)
+    reach = Table(title="compared ops: reach", title_justify="left")
+    reach.add_column("op kind")
+    reach.add_column("compared", justify="right")
+    reach.add_column("bind/connect address class")
+    reach.add_column("compared", justify="right")
+    kinds, classes = sorted(summary.by_kind.items()), sorted(summary.by_class.items())
+    for i in range(max(len(kinds), len(classes))):
+        k = kinds[i] if i < len(kinds) else ("", "")
+        c = classes[i] if i < len(classes) else ("", "")
+        reach.add_row(k[0], str(k[1]), c[0], str(c[1]))
+    con.print(reach)
     if summary.divergent:
         dt = Table(title="divergent traces", title_justify="left")
         for col in ("trace", "op", "model", "live", "saved"):

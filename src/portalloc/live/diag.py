@@ -2,7 +2,7 @@
 #
 # Theory: runs inside the agent, so "current namespace" is the private one. Primary source is
 # sock_diag netlink (NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, inet_diag_req_v2) with every state bit set;
-# on 6.7+ that includes TCP sockets that are only bound (reported in state CLOSE, printed UNCONN, like
+# on 6.8+ (91051f003948) that includes TCP sockets that are only bound (reported in state CLOSE, printed UNCONN, like
 # `ss -B` of iproute2 >= 6.8). Fallback when sock_diag is missing: /proc/net/{tcp,tcp6,udp,udp6}, which
 # omits bound-only TCP sockets. Rules: state names as `ss` prints them; addresses as inet_ntop prints them
 # (v4-mapped IPv6 stays "::ffff:a.b.c.d", family stays 6); remote is None when the peer is unset; timer
@@ -36,7 +36,7 @@ _TIMER_TIMEWAIT = 3
 _FIN_WAIT2 = 5
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawRow:
     """One socket as the kernel reports it (before options are attached)."""
 
@@ -50,10 +50,17 @@ class RawRow:
     timer: float | None
 
 
+_ADDR_TEXT: dict[bytes, str] = {}
+
+
 def _addr(family: int, raw: bytes) -> str:
-    if family == socket.AF_INET:
-        return socket.inet_ntop(socket.AF_INET, raw[:4])
-    return socket.inet_ntop(socket.AF_INET6, raw[:16])
+    key = raw[:4] if family == socket.AF_INET else raw[:16]
+    text = _ADDR_TEXT.get(key)
+    if text is None:   # a dump of 100k sockets has few distinct addresses: inet_ntop once each
+        text = socket.inet_ntop(family, key)
+        if len(_ADDR_TEXT) < 65536:
+            _ADDR_TEXT[key] = text
+    return text
 
 
 def _remote(host: str, port: int) -> tuple[str, int] | None:
@@ -91,25 +98,28 @@ def _diag_dump(family: int, protocol: int) -> list[RawRow]:
                 if length < _NLMSG_HDR.size:
                     return rows
                 seen += 1
-                body = data[off + _NLMSG_HDR.size:off + length]
                 if mtype == _NLMSG_DONE:
                     return rows
                 if mtype == _NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", body)
+                    (err,) = struct.unpack_from("=i", data, off + _NLMSG_HDR.size)
                     if err:
                         raise OSError(-err, os.strerror(-err))
                     return rows
-                if mtype == _SOCK_DIAG_BY_FAMILY and len(body) >= _DIAG_MSG_LEN:
-                    rows.append(_diag_row(proto, fam, body))
+                if mtype == _SOCK_DIAG_BY_FAMILY and length - _NLMSG_HDR.size >= _DIAG_MSG_LEN:
+                    rows.append(_diag_row(proto, fam, data, off + _NLMSG_HDR.size))
                 off += (length + 3) & ~3
     return rows
 
 
-def _diag_row(proto: str, fam: int, body: bytes) -> RawRow:
-    family, state, timer_kind, _retrans = struct.unpack_from("=BBBB", body, 0)
-    sport, dport = struct.unpack_from(">HH", body, 4)
-    src, dst = body[8:24], body[24:40]
-    expires, _rq, _wq, uid, inode = struct.unpack_from("=IIIII", body, 52)
+#: struct inet_diag_msg in one unpack: family, state, timer, retrans, sport, dport (network order), src, dst,
+#: (if, cookie skipped), expires, rqueue, wqueue, uid, inode.
+_DIAG_MSG = struct.Struct("=BBBBHH16s16s12xIIIII")
+
+
+def _diag_row(proto: str, fam: int, data: bytes, off: int = 0) -> RawRow:
+    (family, state, timer_kind, _retrans, sport, dport, src, dst, expires, _rq, _wq, uid,
+     inode) = _DIAG_MSG.unpack_from(data, off)
+    sport, dport = socket.ntohs(sport), socket.ntohs(dport)
     local = (_addr(family, src), sport)
     remote = _remote(_addr(family, dst), dport)
     return RawRow(proto, fam, STATE_NAMES.get(state, f"STATE-{state}"), local, remote, uid, inode,
@@ -155,7 +165,7 @@ def snapshot_proc() -> list[RawRow]:
 
 
 def snapshot_diag() -> list[RawRow]:
-    """The socket table from sock_diag netlink (includes bound-only TCP sockets on 6.7+)."""
+    """The socket table from sock_diag netlink (includes bound-only TCP sockets on 6.8+, 91051f003948)."""
     rows: list[RawRow] = []
     for family in (socket.AF_INET, socket.AF_INET6):
         for protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):

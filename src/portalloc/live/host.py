@@ -31,14 +31,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from portalloc.constants import DEFAULT_ADDRESSES
 from portalloc.live import protocol
 from portalloc.model.info import SocketInfo
-from portalloc.model.sysctl import SysctlValue, from_text, normalize_name, to_text
+from portalloc.sysctl import SysctlValue, from_text, normalize_name, to_text
+
+#: socket.create_connection's "no timeout given" sentinel.
+_DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 
 #: Kernel names LiveHost accepts (besides "linux-<major>.<minor>" of the running kernel).
 KERNEL_NAMES = ("linux-live", "linux", "live")
-#: Addresses a new LiveHost owns unless told otherwise.
-DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 
 _UNSET: Any = object()
 _SRC_DIR = str(Path(__file__).resolve().parents[2])
@@ -291,6 +293,17 @@ class LiveHost:
         sid, fam, typ, pro, mode = self._call("socket", family, type, proto, uid)
         return LiveSocket(self, sid, fam, typ, pro, uid, mode)
 
+    def create_connection(self, address: tuple[Any, Any],
+                          timeout: Any = _DEFAULT_TIMEOUT, source_address: tuple[Any, ...] | None = None, *,
+                          all_errors: bool = False, uid: int = 0) -> LiveSocket:
+        """``socket.create_connection`` in the namespace, the same steps as the model's Host.create_connection
+        (portalloc.model.connection), each a real call on a real socket."""
+        from portalloc.model.connection import create_connection
+
+        sock: LiveSocket = create_connection(self, address, timeout, source_address, all_errors=all_errors,
+                                             uid=uid)
+        return sock
+
     def sysctl(self, name: str, value: SysctlValue = _UNSET) -> SysctlValue | None:
         """Get (one argument) or set (two arguments) a sysctl of this host's namespace.
 
@@ -422,17 +435,17 @@ class LiveSocket:
         return self._m("getsockopt", level, optname, *buflen)
 
     def setblocking(self, flag: bool) -> None:
-        """Blocking (True) or non-blocking (False) mode."""
-        self.settimeout(None if flag else 0.0)
+        """Blocking (True) or non-blocking (False) mode, set on the real socket (O_NONBLOCK)."""
+        self._timeout = self.host._call("setblocking", self.id, flag)
 
     def getblocking(self) -> bool:
         """True unless the socket is non-blocking (timeout 0.0)."""
         return self._timeout != 0.0
 
     def settimeout(self, value: float | None) -> None:
-        """Timeout mode as in :meth:`socket.socket.settimeout` (a real wait is capped at ``wait_cap``)."""
-        self.host._call("settimeout", self.id, value)
-        self._timeout = None if value is None else float(value)
+        """Timeout mode as in :meth:`socket.socket.settimeout`, set on the real socket: t > 0 makes it
+        O_NONBLOCK in the kernel, and CPython's own connect()/accept()/recv() wait (capped at ``wait_cap``)."""
+        self._timeout = self.host._call("settimeout", self.id, value)
 
     def gettimeout(self) -> float | None:
         """The timeout set by :meth:`settimeout` / :meth:`setblocking`."""
@@ -452,11 +465,12 @@ class LiveSocket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """recv() that never waits: BlockingIOError when nothing is queued."""
-        return self.host._call("recv", self.id, "recv", bufsize, flags)
+        return bytes(self.host._call("recv", self.id, "recv", bufsize, flags))
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         """recvfrom() that never waits: BlockingIOError when nothing is queued."""
-        return tuple(self.host._call("recv", self.id, "recvfrom", bufsize, flags))  # type: ignore[return-value]
+        data, address = self.host._call("recv", self.id, "recvfrom", bufsize, flags)
+        return bytes(data), address
 
     def shutdown(self, how: int) -> None:
         """shutdown(SHUT_RD | SHUT_WR | SHUT_RDWR)."""

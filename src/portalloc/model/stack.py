@@ -1,55 +1,66 @@
-# One network namespace's kernel: the tables, the sysctls, the clock, and every port decision.
+# Linux's kernel of one network namespace: every port decision, over the OS-neutral CoreStack (core.py).
 #
 # Rules:
-# - Pure: no real sockets, no wall clock. Time moves only in `advance()`; randomness comes only from
-#   the seeded `rng`, drawn in the order the kernel draws it.
+# - Pure: no real sockets, no wall clock; randomness only from the seeded `rng` (CoreStack draws the boot
+#   secrets first), in the order the kernel draws it.
 # - Each method is one kernel function or one decision of it, named after it, with the kernel's errno.
 #   Behaviour that changed across versions is read from `self.profile` (kernels/profile.py); the order
-#   in which ports are tried comes from the strategies in kernels/strategies.py.
+#   in which ports are tried comes from kernels/strategies.py PORT_ORDERS. Linux reads its own sysctls
+#   (net.ipv4.*, net.core.somaxconn) with its own defaults (kernels/sysctls.py).
 # - Theory of operation: bind()/listen() put a socket into the protocol's PortTable (bhash);
-#   connect() picks a port with the profile's search over a PortSpace built from bitsets (reserved
-#   ports, explicitly bound ports, ports already used toward that destination) and hashes the socket
-#   into the EstablishedTable (ehash). close() walks TCP's teardown just far enough to know who ends in
-#   TIME_WAIT or FIN_WAIT2 and for how long; timers release those ports later.
-"""The model's kernel: port allocation, sharing rules and TCP teardown for one namespace."""
+#   connect() asks `connect_test` which ports pass (reserved ports, explicitly bound ports, ports already
+#   used toward that destination, TIME_WAITs tcp_tw_reuse may take over) and the profile's order picks one;
+#   the socket is hashed into the EstablishedTable (ehash). Teardown, timers, the handshake, listener lookup
+#   and UDP delivery are CoreStack's; Linux adds tcp_tw_recycle's timewait lifetime and SYN drop.
+"""Linux's model kernel: port allocation and sharing rules for one namespace, over CoreStack."""
 
 from __future__ import annotations
 
 import errno
-import random
 import struct
-from collections import Counter, deque
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from collections import deque
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from portalloc.errors import fail
 from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.search import PortSpace, scan_wrapped
 from portalloc.kernels.strategies import (
     BIND_SEARCHES,
     CONNECT_SEARCHES,
     BindRequest,
     ConnectRequest,
 )
-from portalloc.kernels.sysctls import SysctlSpec, parse_port_list, specs_for, unknown_sysctl
+from portalloc.kernels.sysctls import SysctlSpec, parse_port_list, specs_for
 from portalloc.model.addr import (
     ANY4,
     ANY6,
-    HostAddresses,
     IPAddress,
     addr_key,
     is_any,
     is_loopback,
-    v4_view,
+    is_unspecified,
+    needs_scope_id,
     wire_address,
 )
 from portalloc.model.conflict import tcp_bind_conflict, udp_bind_conflict, udp_port_taken
-from portalloc.model.errors import fail
+from portalloc.model.core import (
+    LOOPBACK_IFINDEX,
+    PEER_BEHAVIOURS,
+    SYN_TIMEOUT,
+    TCP_PAWS_MSL,
+    TCP_PAWS_WINDOW,
+    TCP_TIMEWAIT_LEN,
+    CoreStack,
+    RemotePeer,
+    mapped,
+    s32,
+)
+from portalloc.model.portset import PortSet
 from portalloc.model.reuseport import ReuseportGroup, same_group_identity
-from portalloc.model.search import PortSpace, range_mask, scan_wrapped
 from portalloc.model.siphash import siphash24
 from portalloc.model.sock import (
     CLOSE,
-    CLOSE_WAIT,
     ESTABLISHED,
     FIN_WAIT2,
     LISTEN,
@@ -57,98 +68,69 @@ from portalloc.model.sock import (
     TIME_WAIT,
     Sock,
 )
-from portalloc.model.sysctl import SysctlValue, normalize_name, to_text
-from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue
+from portalloc.model.tables import DestPorts, PortBits
+from portalloc.sysctl import SysctlValue
 
-
-def mapped(addr: IPAddress) -> IPv6Address:
-    """::ffff:a.b.c.d for an IPv4 address (how an AF_INET6 socket sees IPv4)."""
-    return addr if isinstance(addr, IPv6Address) else IPv6Address("::ffff:" + str(addr))
-
-
-#: How long an unanswered SYN is retried with tcp_syn_retries = 6: 1+2+4+8+16+32+64 s.
-SYN_TIMEOUT = 127.0
-#: TCP_TIMEWAIT_LEN (include/net/tcp.h): 60 s, not tunable.
-TCP_TIMEWAIT_LEN = 60.0
-LOOPBACK_IFINDEX = 1
-
-#: What a simulated remote peer does with a connection.
-PEER_BEHAVIOURS = ("accept", "refuse", "close_first", "hold")
+#: Linux's stack, its port test, and the shared names callers have always imported from here.
+__all__ = ["Stack", "ConnectTest", "TW_RECYCLE_TIMEOUT", "TCP_RTO_MIN_MS", "LOOPBACK_IFINDEX", "PEER_BEHAVIOURS",
+           "SYN_TIMEOUT", "TCP_PAWS_MSL", "TCP_PAWS_WINDOW", "TCP_TIMEWAIT_LEN", "CoreStack", "RemotePeer",
+           "mapped", "s32"]
 
 #: TCP_RTO_MIN (include/net/tcp.h): 200 ms, the RTO of a connection with a loopback-scale RTT.
 TCP_RTO_MIN_MS = 200
 #: tcp_tw_recycle's TIME_WAIT: tcp_time_wait sets tw_timeout = rto = (icsk_rto << 2) - (icsk_rto >> 1), 3.5 RTO,
 #: when recycle_ok. The model has no RTT, so it takes icsk_rto to be TCP_RTO_MIN: 700 ms.
 TW_RECYCLE_TIMEOUT = ((TCP_RTO_MIN_MS << 2) - (TCP_RTO_MIN_MS >> 1)) / 1000
-#: TCP_PAWS_MSL (include/net/tcp.h): a remembered per-host timestamp is trusted for 60 s.
-TCP_PAWS_MSL = 60
-#: TCP_PAWS_WINDOW: how far (in timestamp ticks) a SYN's TSval may lag the remembered one.
-TCP_PAWS_WINDOW = 1
 
 
-def s32(value: int) -> int:
-    """The C cast (s32) of a difference of two u32 timestamps."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
+class ConnectTest:
+    """The port test of __inet_hash_connect toward one destination (gVisor's PortTester): ``ok(port)`` for
+    one port, ``build()`` for the whole range as a bitset. It tests only; the strategies order.
 
-
-@dataclass
-class RemotePeer:
-    """A simulated host out on the network, for connect() to addresses this host does not own, and for
-    clients that connect to this host (``Host.inbound``).
-
-    ``accept``: accepts, and closes right after we do (we end in TIME_WAIT); ``refuse``: answers RST
-    (ECONNREFUSED); ``close_first``: accepts and closes first (we end in CLOSE_WAIT, no TIME_WAIT for
-    us); ``hold``: accepts and never closes (after our close we sit in FIN_WAIT2 for tcp_fin_timeout).
-    ``ts_clock``: the offset in seconds of the peer's TCP timestamp clock from this host's (its TSval at
-    time t is (t + ts_clock) in ms, mod 2^32); None: the peer sends no timestamps.
+    A port passes when it lies in lo..hi, is not reserved, not held by an explicit binder, and no live
+    socket or TIME_WAIT that cannot be taken over now (``tw_hard``, ``young``, or any TIME_WAIT when
+    tcp_tw_reuse is off toward this destination) holds its 4-tuple.
     """
 
-    behaviour: str = "accept"
-    ts_clock: float | None = 0.0
+    __slots__ = ("lo", "hi", "range_bits", "reserved", "explicit", "dests", "reuse")
+
+    def __init__(self, lo: int, hi: int, range_bits: int, reserved: int, explicit: PortBits,
+                 dests: tuple[DestPorts, ...], reuse: bool) -> None:
+        self.lo, self.hi, self.range_bits = lo, hi, range_bits
+        self.reserved, self.explicit, self.dests, self.reuse = reserved, explicit, dests, reuse
+
+    def ok(self, port: int) -> bool:
+        """Does ``port`` pass (O(1) per destination entry, no bitset built)?"""
+        if not self.lo <= port <= self.hi or (self.reserved and (self.reserved >> port) & 1) \
+                or port in self.explicit:
+            return False
+        reuse = self.reuse
+        for d in self.dests:
+            if port in d.live or port in d.tw_hard or port in d.young or (not reuse and port in d.tw):
+                return False
+        return True
+
+    def build(self) -> tuple[int, int]:
+        """(every passing port as a bitset, 0): PortSpace's (free, soft) with nothing soft."""
+        blocked = self.reserved | self.explicit.bits
+        reuse = self.reuse
+        for d in self.dests:
+            blocked |= d.live.bits | ((d.tw_hard.bits | d.young.bits) if reuse else d.tw.bits)
+        return self.range_bits & ~blocked, 0
 
 
-class Stack:
-    """The kernel state of one network namespace, and the operations on it."""
+class Stack(CoreStack):
+    """Linux: the kernel state of one network namespace, and every port decision on it."""
 
     def __init__(self, profile: KernelProfile, seed: int | None, addresses: tuple[str, ...] | list[str],
                  sysctls: dict[str, Any] | None, devices: tuple[str, ...] | list[str]) -> None:
-        self.profile = profile
-        self.rng = random.Random(seed)
-        # Boot-time secrets, in a fixed draw order so a seed always gives the same host.
-        self.net_secret = self.rng.getrandbits(128).to_bytes(16, "little")
-        self.ehash_secret = self.rng.getrandbits(128).to_bytes(16, "little")
-        self.boot_phase = self.rng.random() * 10.0   # where in a 10 s time-seed window "boot" fell
-        self.search_state: dict[str, Any] = {}
-        self.now = 0.0
-        self.addresses = HostAddresses(tuple(addresses))
-        self.devices = {"lo": LOOPBACK_IFINDEX}
-        for name in devices:
-            if not isinstance(name, str) or not name or len(name) > 15:
-                raise ValueError(f"bad device name {name!r}: give interface names such as 'lo' or 'v0'")
-            self.devices.setdefault(name, len(self.devices) + 1)
-        self.specs = self.sysctl_specs(profile)
-        self.sc: dict[str, SysctlValue] = {n: s.default(profile) for n, s in self.specs.items()}
-        self.reserved_mask = 0
-        self.tcp = PortTable(profile.release_resets_bucket)
-        self.udp = PortTable(profile.release_resets_bucket)
-        self.ehash = EstablishedTable()
-        self.timers = TimerQueue()
-        self.listeners: dict[int, list[Sock]] = {}
-        self.socks: dict[int, Sock] = {}
-        self.next_id = 1
-        self.peers: list[tuple[IPv4Network | IPv6Network, int | None, RemotePeer]] = []
+        self.reserved_mask = 0                   # ip_local_reserved_ports as a bitset
         # tcp_metrics (inet_peer before 3.6): per peer address, (tcpm_ts, tcpm_ts_stamp) = the peer's last
         # TSval seen by a connection that ended in TIME_WAIT, and when it came (get_seconds()).
         self.peer_stamps: dict[IPAddress, tuple[int, int]] = {}
-        self.default_peer = RemotePeer("accept")
-        self.stats: Counter[str] = Counter()
         self._offset_cache: dict[tuple[Any, ...], int] = {}
         self._offset_seed = -1
-        self._masks: dict[tuple[int, int], int] = {}
-        self._mirror_sysctls()
-        for name, value in (sysctls or {}).items():
-            self.set_sysctl(name, value)
+        super().__init__(profile, seed, addresses, sysctls, devices)
 
     # ------------------------------------------------------------------ sysctls and time
 
@@ -156,26 +138,12 @@ class Stack:
         """The sysctls this kernel has (a Stack for another OS overrides this)."""
         return specs_for(profile)
 
-    def get_sysctl(self, name: str) -> SysctlValue:
-        """Read a sysctl of this namespace (FileNotFoundError when the profile has no such file)."""
-        n = normalize_name(name)
-        if n not in self.sc:
-            raise unknown_sysctl(n)
-        return self.sc[n]
-
-    def set_sysctl(self, name: str, value: object) -> None:
-        """Write a sysctl, validated as the kernel validates the /proc write (EINVAL otherwise)."""
-        n = normalize_name(name)
-        spec = self.specs.get(n)
-        if spec is None:
-            raise unknown_sysctl(n)
-        parsed = spec.validate(to_text(value), self.sc)
-        self.sc[n] = parsed
-        if n == "net.ipv4.tcp_tw_reuse_delay":
+    def _sysctl_changed(self, name: str, value: SysctlValue) -> None:
+        """A new tcp_tw_reuse_delay re-sorts the young TIME_WAITs; new reserved ports become the bitset."""
+        if name == "net.ipv4.tcp_tw_reuse_delay":
             self.ehash.rebuild_young(self._tw_delay_passed)
-        if n == "net.ipv4.ip_local_reserved_ports":
-            self.reserved_mask = sum(1 << p for p in parse_port_list(str(parsed)))
-        self._mirror_sysctls()
+        if name == "net.ipv4.ip_local_reserved_ports":
+            self.reserved_mask = sum(1 << p for p in parse_port_list(str(value)))
 
     def _mirror_sysctls(self) -> None:
         """Mirror the sysctls read on every connection as attributes (a dict lookup per connection saved)."""
@@ -186,24 +154,11 @@ class Stack:
         self.fin_timeout = float(self.sysctl_int("net.ipv4.tcp_fin_timeout", 60))
         self.tw_recycle = self.profile.tw_recycle and self.sysctl_int("net.ipv4.tcp_tw_recycle", 0) == 1
 
-    def sysctl_int(self, name: str, default: int = 0) -> int:
-        """A scalar sysctl's value (``default`` when this profile has no such sysctl)."""
-        v = self.sc.get(name, default)
-        return v if isinstance(v, int) else default
-
     def sockname_port(self, sk: Sock) -> int:
         """The port getsockname() shows: inet_sport, which keeps a port that a failed connect() released
         (tcp_set_state(CLOSE) → inet_put_port clears inet_num only; tcp_disconnect resets the address but not
         the port; linux.md section 6, verify seed 2027 trace 158)."""
         return sk.lport or sk.sport
-
-    def os_setsockopt(self, sk: Sock, level: int, optname: int, num: int, raw: bytes) -> bool:
-        """Options only another OS has (a Stack subclass handles them and returns True); Linux: none."""
-        return False
-
-    def os_getsockopt(self, sk: Sock, level: int, optname: int) -> int | None:
-        """Read an option only another OS has (None: not one of them)."""
-        return None
 
     def port_range(self) -> tuple[int, int]:
         """The namespace's ephemeral range (net.ipv4.ip_local_port_range; other OSes override this)."""
@@ -211,45 +166,17 @@ class Stack:
         assert isinstance(v, tuple)
         return v
 
-    def advance(self, seconds: float) -> None:
-        """Let simulated time pass; TIME_WAIT and FIN_WAIT2 timers fire in order."""
-        if seconds < 0:
-            raise ValueError("sleep length must be non-negative")
-        target = self.now + seconds
-        while True:
-            # Fire timers one instant at a time so each sees the clock at its own expiry.
-            nxt = self.timers.next_expiry()
-            if nxt is None or nxt > target:
-                break
-            self.now = max(self.now, nxt)
-            self.timers.run_until(self.now, self._timer_fired)
-        self.now = target
-
-    def _timer_fired(self, sk: Sock) -> None:
-        """A timer ran out: a TIME_WAIT or FIN_WAIT2 orphan dies (inet_twsk_kill); a SYN that nobody
-        answered gives up (tcp_write_timeout → tcp_done with ETIMEDOUT), releasing an autobound port."""
-        if sk.state == SYN_SENT:
-            self._reset_received(sk, errno.ETIMEDOUT)
-            if sk.orphan:
-                self._destroy(sk)
-            return
-        self._destroy(sk)
-
-    # ------------------------------------------------------------------ sockets
-
-    def new_sock(self, family: int, proto: str, uid: int) -> Sock:
-        """socket(2): a fresh, unbound socket."""
-        sk = Sock(self.next_id, family, proto, uid)
-        self.next_id += 1
-        self.socks[sk.id] = sk
-        return sk
-
     def local_port_range(self, sk: Sock) -> tuple[int, int, bool]:
         """inet_sk_get_local_port_range (6.3+, 91d0b78c5177): the netns range narrowed by
         IP_LOCAL_PORT_RANGE; each bound applies only if it lies inside. Returns (low, high, option set)."""
+        return self.narrowed_range(sk.local_range)
+
+    def narrowed_range(self, option: int) -> tuple[int, int, bool]:
+        """The netns range narrowed by an IP_LOCAL_PORT_RANGE value (``hi << 16 | lo``, 0: unset), as
+        inet_sk_get_local_port_range does: (low, high, option set)."""
         lo, hi = self.port_range()
-        if sk.local_range and self.profile.ip_local_port_range_option:
-            sk_lo, sk_hi = sk.local_range & 0xFFFF, sk.local_range >> 16
+        if option and self.profile.ip_local_port_range_option:
+            sk_lo, sk_hi = option & 0xFFFF, option >> 16
             if lo <= sk_lo <= hi:
                 lo = sk_lo
             if lo <= sk_hi <= hi:
@@ -257,26 +184,13 @@ class Stack:
             return lo, hi, True
         return lo, hi, False
 
-    def _range_mask(self, lo: int, hi: int) -> int:
-        """range_mask(lo, hi), remembered (a 64k-bit integer is worth building once)."""
-        m = self._masks.get((lo, hi))
-        if m is None:
-            if len(self._masks) > 256:
-                self._masks.clear()
-            m = self._masks[(lo, hi)] = range_mask(lo, hi)
-        return m
-
-    def table(self, sk: Sock) -> PortTable:
-        """bhash for TCP, the UDP table for UDP."""
-        return self.tcp if sk.proto == "tcp" else self.udp
-
     # ------------------------------------------------------------------ bind()
 
     def _address_bindable(self, sk: Sock, addr: IPAddress) -> bool:
         """inet_addr_valid_or_nonlocal / ipv6_chk_addr: wildcard, local, multicast or broadcast address,
         or ip_nonlocal_bind / IP_FREEBIND."""
-        if is_any(addr) or sk.freebind:
-            return True
+        if is_unspecified(addr) or sk.freebind:
+            return True                 # ::ffff:0.0.0.0 too: inet_addr_valid_or_nonlocal admits INADDR_ANY
         w = wire_address(addr)
         nonlocal_key = "net.ipv4.ip_nonlocal_bind" if isinstance(w, IPv4Address) else "net.ipv6.ip_nonlocal_bind"
         if self.sysctl_int(nonlocal_key):
@@ -286,6 +200,27 @@ class Stack:
         if isinstance(addr, IPv6Address) and addr.ipv4_mapped is None and sk.dev and sk.dev != LOOPBACK_IFINDEX:
             return False   # ipv6_chk_addr(net, addr, dev, 0): the address must be on the bound device (lo here)
         return self.addresses.is_local(w)
+
+    def _scope_device(self, sk: Sock, addr: IPAddress, connect: bool) -> None:
+        """__inet6_bind, tcp_v6_connect, __ip6_datagram_connect: a link-local address (or link-/interface-local
+        multicast) needs a device. The sockaddr's scope id binds the socket to it (connect: EINVAL when the
+        socket is bound to another device, sk_dev_equal_l3scope); with neither a scope id nor a bound device,
+        EINVAL; bind() to an unknown ifindex, ENODEV. Measured on 6.18 (fe80::1, ff02::1, with and without
+        scope id 1)."""
+        if not needs_scope_id(addr):
+            return
+        scope = sk.scope_id
+        if scope:
+            if connect and sk.dev and sk.dev != scope:
+                fail(errno.EINVAL)
+            if connect and scope not in self.devices.values():
+                fail(errno.ENETUNREACH)        # no such device: the route lookup finds none (measured, 6.18)
+            if not connect and scope not in self.devices.values():
+                sk.dev = scope                 # set before the lookup, and left set (__inet6_bind)
+                fail(errno.ENODEV)
+            self.set_bound_device(sk, scope)
+        if not sk.dev:
+            fail(errno.EINVAL)
 
     def _needs_bind_service(self, port: int) -> bool:
         """inet_port_requires_bind_service: below ip_unprivileged_port_start (1024 before 4.11)."""
@@ -298,6 +233,8 @@ class Stack:
         privilege and state first, v4-mapped on a v6only socket is EINVAL, and binding a plain IPv6 address
         sets the socket v6-only (so [::1]:P and 0.0.0.0:P coexist; verified live on 6.18)."""
         mapped = sk.family == 6 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None
+        if sk.family == 6 and sk.proto == "tcp" and isinstance(addr, IPv6Address) and addr.is_multicast:
+            fail(errno.EINVAL)          # __inet6_bind: no IPv6 multicast address for SOCK_STREAM (first check)
         if sk.family == 4:
             if not self._address_bindable(sk, addr):
                 fail(errno.EADDRNOTAVAIL)
@@ -312,6 +249,7 @@ class Stack:
                 fail(errno.EINVAL)
             if mapped and sk.v6only:
                 fail(errno.EINVAL)
+            self._scope_device(sk, addr, connect=False)
             if not self._address_bindable(sk, addr):
                 fail(errno.EADDRNOTAVAIL)
         saved_v6only = sk.v6only
@@ -400,17 +338,25 @@ class Stack:
         self.udp.add(sk, port)
         return True
 
+    def udp_autobind_ports(self, sk: Sock, lo: int, hi: int) -> tuple[int, int]:
+        """The port test of udp_lib_get_port's autobind walk for ``sk`` (its address already set), as two
+        bitsets of the range lo..hi without reserved ports: (free, taken) where ``free`` holds no socket on an
+        overlapping address and ``taken`` does (udp_lib_lport_inuse may still pass one of those for a
+        SO_REUSEADDR/SO_REUSEPORT socket, owner by owner). Not destination-aware: Linux's UDP autobind never
+        looks at the peer."""
+        full = self._range_mask(lo, hi) & ~self.reserved_mask
+        overlap = self.udp.overlap_mask(sk.key())
+        return full & ~overlap, full & overlap
+
     def udp_find_port(self, sk: Sock) -> int | None:
         """udp_lib_get_port with snum 0: a uniformly random first port, then each hash slot in turn,
         walking the slot's ports with an odd multiple of the table size; no parity preference."""
         lo, hi, _ = self.local_port_range(sk)
-        full = self._range_mask(lo, hi) & ~self.reserved_mask
-        overlap = self.udp.overlap_mask(sk.key())
+        free, taken = self.udp_autobind_ports(sk, lo, hi)
         if sk.reuseaddr or sk.reuseport:
-            space = PortSpace(full & ~overlap, full & overlap,
-                              lambda p: not udp_port_taken(sk, self.udp.owners(p)))
+            space = PortSpace(free, taken, lambda p: not udp_port_taken(sk, self.udp.owners(p)))
         else:
-            space = PortSpace(full & ~overlap)
+            space = PortSpace(free)
         remaining = hi - lo + 1
         rand = self.rng.getrandbits(32)
         first = ((rand * remaining) >> 32) + lo
@@ -463,71 +409,6 @@ class Stack:
             else:
                 ReuseportGroup().add(sk)
         lst.append(sk)
-
-    def _unhash_listener(self, sk: Sock) -> None:
-        lst = self.listeners.get(sk.lport, [])
-        if sk in lst:
-            lst.remove(sk)
-            if not lst:
-                del self.listeners[sk.lport]
-        if sk.group is not None:
-            sk.group.detach(sk)
-
-    def lookup_listener(self, daddr: IPAddress, dport: int, saddr: IPAddress, sport: int) -> Sock | None:
-        """__inet_lookup_listener: the exact-address listeners first, then the wildcard ones; the best
-        compute_score() wins (IPv4 socket +1, bound device +1), and a reuseport group picks by 4-tuple hash."""
-        cands = self.listeners.get(dport)
-        if not cands:
-            return None
-        wire_v4 = isinstance(daddr, IPv4Address)
-        exact: list[Sock] = []
-        wild: list[Sock] = []
-        for sk in cands:
-            assert sk.laddr is not None
-            if wire_v4:
-                if sk.family == 6 and sk.v6only:
-                    continue
-                view = v4_view(sk.family, sk.laddr)
-                if view == daddr:
-                    exact.append(sk)
-                elif view == ANY4:
-                    wild.append(sk)
-            else:
-                if sk.family != 6:
-                    continue
-                if sk.laddr == daddr:
-                    exact.append(sk)
-                elif sk.laddr == ANY6:
-                    wild.append(sk)
-        for bucket in (exact, wild):
-            best: Sock | None = None
-            best_score = -1
-            # IPv4 listeners are added at the head of the hash chain (newest first).
-            for sk in reversed(bucket):
-                score = (2 if sk.dev else 1) + (1 if sk.family == 4 else 0)
-                if score > best_score:
-                    best, best_score = sk, score
-            if best is not None:
-                if best.group is not None and len(best.group.members) > 1:
-                    return best.group.select(self._ehashfn(daddr, dport, saddr, sport))
-                return best
-        return None
-
-    def _ehashfn(self, laddr: IPAddress, lport: int, faddr: IPAddress, fport: int) -> int:
-        """inet_ehashfn: a keyed 32-bit hash of the 4-tuple (jhash with a boot secret in the kernel)."""
-        data = laddr.packed + faddr.packed + struct.pack(">HH", lport, fport)
-        return siphash24(self.ehash_secret, data) & 0xFFFFFFFF
-
-    def accept(self, listener: Sock) -> Sock:
-        """inet_csk_accept, non-blocking: the oldest established child, or EAGAIN (EINVAL if not listening)."""
-        if listener.state != LISTEN:
-            fail(errno.EINVAL)
-        if not listener.accept_queue:
-            fail(errno.EAGAIN)
-        assert listener.accept_queue is not None
-        child = listener.accept_queue.popleft()
-        child.parent = None
-        return child
 
     # ------------------------------------------------------------------ connect()
 
@@ -607,43 +488,61 @@ class Stack:
             return True
         return False
 
-    def connect_search(self, sk: Sock) -> int | None:
-        """__inet_hash_connect for an unbound socket: the profile's search over the ports that are not
-        reserved, not held by an explicit binder, and whose 4-tuple toward this destination is free (or a
-        TIME_WAIT that tcp_tw_reuse may take over). Returns the port, with the bucket taken."""
-        assert sk.saddr_wire is not None and sk.raddr is not None
-        lo, hi, local_ports = self.local_port_range(sk)
-        rport = sk.rport
-        dests = self.ehash.dest_ports(addr_key(sk.saddr_wire), addr_key(sk.raddr), rport, sk.dev)
+    def connect_test(self, saddr: IPAddress, daddr: IPAddress, dport: int, dev: int, lo: int,
+                     hi: int) -> ConnectTest:
+        """The port test of __inet_hash_connect for an unbound socket bound to ``dev`` going from ``saddr``
+        to daddr:dport over the range lo..hi: a port passes when it is not reserved, not held by an explicit
+        binder, and its 4-tuple is free or a TIME_WAIT that tcp_twsk_unique would take over now. The one
+        answer every caller asks (the search, ``usable_ports``); it never orders."""
+        dests = self.ehash.dest_ports(addr_key(saddr), addr_key(daddr), dport, dev)
         # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (FIN_WAIT2 and no-timestamp
-        # ones are tw_hard; the delay leaves the `young` ones), so the search needs no per-port look. One
+        # ones are tw_hard; the delay leaves the `young` ones), so the test needs no per-port look. One
         # approximation: tcp_tw_reuse=2's loopback test reads each TIME_WAIT's own device, here the new
         # socket's; they differ only for non-loopback addresses with SO_BINDTODEVICE lo on one side.
         reuse = False
         for d in dests:
             if d.tw:
-                reuse = self._tw_reuse_for(sk.saddr_wire, sk.raddr, sk.dev)
+                reuse = self._tw_reuse_for(saddr, daddr, dev)
                 break
         if reuse:
             for d in dests:
                 d.age(self._tw_delay_passed)
-        reserved, explicit = self.reserved_mask, self.tcp.explicit
+        return ConnectTest(lo, hi, self._range_mask(lo, hi), self.reserved_mask, self.tcp.explicit, dests, reuse)
 
-        def build() -> tuple[int, int]:
-            blocked = reserved | explicit.bits
-            for d in dests:
-                blocked |= d.live.bits | ((d.tw_hard.bits | d.young.bits) if reuse else d.tw.bits)
-            return self._range_mask(lo, hi) & ~blocked, 0
+    def usable_ports(self, proto: str, saddr: IPAddress, daddr: IPAddress, dport: int, *, dev: int = 0,
+                     local_range: tuple[int, int] | None = None) -> PortSet:
+        """The ports a new, unbound socket's connect() from ``saddr`` to daddr:dport could take now.
 
-        def quick(port: int) -> bool:
-            if not lo <= port <= hi or (reserved and (reserved >> port) & 1) or port in explicit:
-                return False
-            for d in dests:
-                if port in d.live or port in d.tw_hard or port in d.young or (not reuse and port in d.tw):
-                    return False
-            return True
+        TCP: what __inet_hash_connect's test passes (``connect_test``): the range (narrowed by an
+        IP_LOCAL_PORT_RANGE of ``local_range`` = (low, high), 0 for an unset bound), minus reserved ports,
+        minus ports an explicit binder holds, minus ports whose 4-tuple toward the destination is live or
+        a TIME_WAIT that tcp_tw_reuse cannot take over now. UDP: what connect()'s autobind
+        (udp_lib_get_port) could take; Linux's UDP autobind is not destination-aware, so ``daddr`` and
+        ``dport`` only choose the family. ``dev``: the ifindex of SO_BINDTODEVICE (0: none).
+        The number of ports is the number of further connect() calls of fresh sockets toward the
+        destination that get a port, as long as each keeps it. Nothing in the tables changes."""
+        option = 0
+        if local_range is not None:
+            option = (local_range[0] & 0xFFFF) | (local_range[1] & 0xFFFF) << 16
+        lo, hi, _ = self.narrowed_range(option)
+        saddr, daddr = wire_address(saddr), wire_address(daddr)
+        if proto == "tcp":
+            return PortSet(self.connect_test(saddr, daddr, dport, dev, lo, hi).build()[0])
+        if proto != "udp":
+            raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
+        probe = self.probe_sock(4 if isinstance(daddr, IPv4Address) else 6, "udp", 0)
+        probe.dev = dev
+        probe.laddr = ANY4 if probe.family == 4 else ANY6
+        return PortSet(self.udp_autobind_ports(probe, lo, hi)[0])
 
-        space = PortSpace(build=build, quick=quick)
+    def connect_search(self, sk: Sock) -> int | None:
+        """__inet_hash_connect for an unbound socket: the profile's search (the order) over the ports
+        ``connect_test`` passes (the test). Returns the port, with the bucket taken."""
+        assert sk.saddr_wire is not None and sk.raddr is not None
+        lo, hi, local_ports = self.local_port_range(sk)
+        rport = sk.rport
+        test = self.connect_test(sk.saddr_wire, sk.raddr, rport, sk.dev, lo, hi)
+        space = PortSpace(build=test.build, quick=test.ok)
         req = ConnectRequest(lo, hi, local_ports, self._port_offset(sk.saddr_wire, sk.raddr, rport), space,
                              self.rng, self.search_state, self.profile)
         result = CONNECT_SEARCHES[self.profile.connect_search](req)
@@ -655,20 +554,6 @@ class Stack:
         sk.connect_bind = True
         self.tcp.add(sk, result.port)
         return result.port
-
-    def any_to_loopback(self, sk: Sock, daddr: IPAddress) -> IPAddress:
-        """connect() to 0.0.0.0 or :: reaches this host: ip_route_output_key_hash_rcu uses the bound source
-        address or 127.0.0.1; tcp_v6_connect/ip6_datagram_connect use ::1 (::ffff:127.0.0.1 for a socket
-        bound to a v4-mapped address)."""
-        if not is_any(daddr):
-            return daddr
-        if isinstance(daddr, IPv4Address):
-            if sk.laddr is not None and not is_any(sk.laddr):
-                return wire_address(sk.laddr)
-            return IPv4Address("127.0.0.1")
-        if sk.laddr is not None and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None:
-            return IPv6Address("::ffff:127.0.0.1")
-        return IPv6Address(1)
 
     def device_blackhole(self, sk: Sock, daddr: IPAddress, wildcard: bool = False) -> bool:
         """Routing for a socket tied to a non-loopback device (SO_BINDTODEVICE) toward this host's own
@@ -697,77 +582,27 @@ class Stack:
         tcp6-mapped-refused-then-v6, tcp6-mapped-refused-bind-then-v6)."""
         return sk.family == 6 and sk.v4_ops and isinstance(daddr, IPv6Address)
 
-    def route_source(self, sk: Sock, daddr: IPAddress) -> IPAddress:
-        """ip_route_connect's source choice, or the socket's own address: the one the user bound, or one a
-        previous connect() left of the destination's family (a v6 socket that failed toward ::1 may still go
-        to ::ffff:127.0.0.1: tcp_v4_connect routes afresh). ENETUNREACH with no address to use."""
-        if sk.laddr is not None and not is_any(sk.laddr):
-            mine = wire_address(sk.laddr)
-            if sk.bindaddr_lock or isinstance(mine, IPv4Address) == isinstance(daddr, IPv4Address):
-                return mine
-        src = self.addresses.source_for(daddr)
-        if src is None:
-            fail(errno.ENETUNREACH)
-        return src
-
     def _set_rcv_saddr(self, sk: Sock, src: IPAddress) -> None:
         """inet_bhash2_update_saddr: a socket bound to the wildcard (or not at all) takes the source address;
         a port it already holds moves to that address."""
-        if sk.laddr is not None and not is_any(sk.laddr):
+        if sk.laddr is not None and not is_unspecified(sk.laddr):
             return
         self._rehash_laddr(sk, src if sk.family == 4 or isinstance(src, IPv6Address) else mapped(src))
-
-    def stream_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> int:
-        """__inet_stream_connect: the socket-level state switch around tcp_connect.
-
-        Returns 0 or the errno the handshake ended with (ECONNREFUSED, ETIMEDOUT); raises what fails
-        before any packet is sent (EISCONN, EADDRNOTAVAIL, ...). A non-blocking socket gets EINPROGRESS
-        and finds the outcome on its next connect() (0 once, then EISCONN) or in SO_ERROR.
-        """
-        if sk.sock_state == "connected":
-            fail(errno.EISCONN)
-        if sk.sock_state == "connecting":
-            if sk.state == SYN_SENT:
-                # EALREADY from the kernel; a blocking call then waits, and (bounded, as LiveHost) times out.
-                fail(errno.ETIMEDOUT if sk.blocking else errno.EALREADY)
-            if sk.state == CLOSE:
-                return self._sock_error(sk) or errno.ECONNABORTED
-            sk.sock_state = "connected"
-            return 0
-        if sk.state != CLOSE:
-            fail(errno.EISCONN)
-        self.tcp_connect(sk, daddr, dport)
-        if not sk.blocking:
-            sk.sock_state = "connecting"
-            fail(errno.EINPROGRESS)
-        if sk.state == SYN_SENT:
-            # Nobody answers. The model does not block: like LiveHost's bounded wait, connect() reports
-            # ETIMEDOUT while the kernel socket keeps trying (SYN_SENT, holding its port) until SYN_TIMEOUT.
-            sk.sock_state = "connecting"
-            fail(errno.ETIMEDOUT)
-        if sk.state == CLOSE:
-            return self._sock_error(sk)
-        sk.sock_state = "connected"
-        return 0
-
-    def _sock_error(self, sk: Sock) -> int:
-        """__inet_stream_connect's sock_error path: report the pending error, then tcp_disconnect(), which
-        forgets a source address the user did not bind (inet_reset_saddr; found by verify, seed 2027)."""
-        err, sk.so_error = sk.so_error, 0
-        sk.sock_state = "unconnected"
-        sk.raddr, sk.rport = None, 0
-        if not sk.bindaddr_lock:
-            self._rehash_laddr(sk, None)
-        return err
 
     def tcp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
         (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
         handshake leaves the socket CLOSE with so_error set."""
-        wildcard = is_any(daddr)
+        wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
+        if isinstance(daddr, IPv6Address):
+            if daddr.is_multicast:
+                fail(errno.ENETUNREACH)        # tcp_v6_connect: no multicast peer
+            self._scope_device(sk, daddr, connect=True)
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.ENETUNREACH)
+        if isinstance(daddr, IPv4Address) and (daddr.is_multicast or self.addresses.is_broadcast(daddr)):
+            fail(errno.ENETUNREACH)            # tcp_v4_connect: rt_flags & (RTCF_MULTICAST | RTCF_BROADCAST)
         src: IPAddress
         if self.device_blackhole(sk, daddr, wildcard):
             blackhole, src = True, ANY4
@@ -797,34 +632,6 @@ class Stack:
             return
         self._handshake(sk, daddr, dport)
 
-    def set_bound_device(self, sk: Sock, ifindex: int) -> None:
-        """sock_bindtoindex_locked: a socket that already holds a port is rehashed under its new device, and
-        a connected one is matched under it from then on (inet_match reads sk_bound_dev_if at lookup)."""
-        if ifindex == sk.dev:
-            return
-        hashed = sk.hashed
-        if hashed:
-            self.ehash.remove(sk)
-        if sk.lport:
-            table, port = self.table(sk), sk.lport
-            table.remove(sk)
-            sk.dev = ifindex
-            table.add(sk, port)
-        else:
-            sk.dev = ifindex
-        if hashed:
-            self.ehash.insert(sk)
-
-    def _rehash_laddr(self, sk: Sock, laddr: IPAddress | None) -> None:
-        """Change the local address of a socket, moving the port it holds (inet_bhash2_update_saddr)."""
-        if sk.lport:
-            table, port = self.table(sk), sk.lport
-            table.remove(sk)
-            sk.laddr = laddr if laddr is not None else (ANY4 if sk.family == 4 else ANY6)
-            table.add(sk, port)
-        else:
-            sk.laddr = laddr
-
     def _connect_failed(self, sk: Sock) -> None:
         """tcp_set_state(CLOSE) + inet_bhash2_reset_saddr: a port not chosen by the user is released
         (inet_put_port), an address not chosen by the user forgotten."""
@@ -839,103 +646,58 @@ class Stack:
             self._rehash_laddr(sk, None)
         sk.raddr, sk.rport, sk.saddr_wire = None, 0, None
 
-    def _peer_for(self, daddr: IPAddress, dport: int) -> RemotePeer:
-        for i in range(len(self.peers) - 1, -1, -1):
-            net, port, peer = self.peers[i]
-            if daddr in net and (port is None or port == dport):
-                return peer
-        return self.default_peer
+    # ------------------------------------------------------------------ restoring a read socket table
 
-    def set_peer(self, address: str, behaviour: str, port: int | None = None) -> None:
-        """Choose what the simulated remote peer(s) at ``address`` (an address or a network) do."""
-        if behaviour not in PEER_BEHAVIOURS:
-            raise ValueError(f"unknown peer behaviour {behaviour!r}; choose one of {', '.join(PEER_BEHAVIOURS)}")
-        try:
-            net = ip_network(address, strict=False)
-        except ValueError as exc:
-            raise ValueError(f"bad peer address {address!r}: give an address or a network like 10.0.0.0/8") from exc
-        self.peers.append((net, port, RemotePeer(behaviour)))
+    def restore(self, proto: str, family: int, state: str, laddr: IPAddress, lport: int,
+                remote: tuple[IPAddress, int] | None, *, chosen_by: str, uid: int = 0,
+                tw_substate: str = TIME_WAIT, lifetime: float = TCP_TIMEWAIT_LEN,
+                timestamps: bool = True) -> Sock:
+        """Put back, as it stands now, one socket read from a real host's table (portalloc.observe): the
+        entry point that lets a snapshot be rebuilt without replaying the calls that made it.
 
-    def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
-        """The SYN meets a listener on this host, or a simulated remote peer."""
-        assert sk.saddr_wire is not None
-        ts = self.timestamps
-        if self.addresses.is_local(daddr):
-            if daddr == sk.saddr_wire and dport == sk.lport:
-                # TCP simultaneous open with itself: the SYN meets its own socket (linux.md section 6).
-                sk.peer = sk
-                sk.ts_stamp = self.now if ts else None
-                sk.state = ESTABLISHED
-                return
-            self._syn_meets_existing(sk, daddr, dport)
-            listener = self.lookup_listener(daddr, dport, sk.saddr_wire, sk.lport)
-            if listener is None:
-                self._reset_received(sk, errno.ECONNREFUSED)
-                return
-            if len(listener.accept_queue or ()) > min(listener.backlog, self.somaxconn):
-                # sk_acceptq_is_full: the SYN is dropped; a blocking connect() times out.
-                self._reset_received(sk, errno.ETIMEDOUT)
-                return
-            child = self._new_child(listener, daddr, sk.saddr_wire, sk.lport)
-            child.peer, sk.peer = sk, child
-            child.ts_stamp = sk.ts_stamp = (self.now if ts else None)
-            assert listener.accept_queue is not None
-            listener.accept_queue.append(child)
-        else:
-            peer = self._peer_for(daddr, dport)
-            if peer.behaviour == "refuse" or dport == 0:
-                self._reset_received(sk, errno.ECONNREFUSED)
-                return
-            sk.peer = peer
-            sk.ts_stamp = self.now if ts else None
+        ``state``: ``LISTEN``, ``CLOSE`` (TCP bound only, or unconnected UDP), ``ESTABLISHED`` (any live
+        connected state: the 4-tuple is taken) or ``TIME_WAIT`` (substate ``tw_substate``; it enters
+        TIME_WAIT *now*, as tcp_time_wait does, with its timer at ``lifetime`` seconds and, when
+        ``timestamps``, tw_ts_recent_stamp = now; the caller moves the clock with ``advance`` to age it).
+        ``chosen_by``: ``"connect"`` when connect()'s autobind picked the port (SOCK_CONNECT_BIND: the bucket
+        stays connect-shareable, fastreuse -1), ``"bind"`` for a port taken by bind()/listen() or inherited
+        from a listener (an explicit bucket, skipped by every later connect() search, __inet_hash_connect).
+        ``laddr`` is in the socket's own family (v4-mapped for a dual-stack IPv6 socket). No packet is
+        simulated: the peer of a restored connection is the default remote peer."""
+        if chosen_by not in ("connect", "bind"):
+            raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
+        sk = self.new_sock(family, proto, uid)
+        sk.laddr = laddr
+        sk.connect_bind = chosen_by == "connect"
+        sk.bindport_lock = not sk.connect_bind
+        sk.bindaddr_lock = sk.bindport_lock and not is_any(laddr)
+        if state == LISTEN:
+            sk.state = LISTEN
+            sk.backlog = self.somaxconn
+            sk.accept_queue = deque()
+            self.table(sk).add(sk, lport)
+            self._hash_listener(sk)
+            return sk
+        self.table(sk).add(sk, lport)
+        if remote is None:
+            if state != CLOSE:
+                raise ValueError(f"a {state} socket needs a remote address")
+            return sk
+        raddr, rport = remote
+        sk.saddr_wire, sk.raddr, sk.rport = wire_address(laddr), wire_address(raddr), rport
         sk.state = ESTABLISHED
-        if isinstance(sk.peer, RemotePeer) and sk.peer.behaviour == "close_first":
-            sk.state = CLOSE_WAIT
-
-    def _new_child(self, listener: Sock, daddr: IPAddress, raddr: IPAddress, rport: int) -> Sock:
-        """tcp_create_openreq_child + __inet_inherit_port: the established child of ``listener`` for a
-        connection from raddr:rport to daddr, holding the listener's port and hashed in ehash."""
-        child = self.new_sock(listener.family, "tcp", listener.uid)
-        child.reuseaddr, child.reuseport, child.dev = listener.reuseaddr, listener.reuseport, listener.dev
-        child.v6only = listener.v6only
-        child.laddr = daddr if listener.family == 4 or isinstance(daddr, IPv6Address) else mapped(daddr)
-        child.saddr_wire, child.raddr, child.rport = daddr, raddr, rport
-        child.state = ESTABLISHED
-        child.parent = listener
-        self.tcp.add(child, listener.lport)        # __inet_inherit_port
-        self.ehash.insert(child)
-        return child
-
-    def _syn_meets_existing(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
-        """The SYN reaches a socket that already holds its 4-tuple on this host (possible when the other
-        client is bound to a device, see EstablishedTable.match). A TIME_WAIT takes it as TCP_TW_SYN (the
-        loopback clock only grows) and dies; a live socket answers a challenge ACK (RFC 5961, tcp_validate_
-        incoming), the client's RST resets it (ECONNRESET, its autobound port released), and the client's
-        retransmitted SYN goes on to the listener. Found by verify (seed 4242, trace 33)."""
-        assert sk.saddr_wire is not None
-        other = self.ehash.match(addr_key(daddr), dport, addr_key(sk.saddr_wire), sk.lport, LOOPBACK_IFINDEX)
-        if other is None or other is sk:
-            return
-        if other.state == TIME_WAIT:
-            self._destroy(other)
-            return
-        if isinstance(other.peer, Sock) and other.peer.peer is other:
-            other.peer.peer = None
-        other.peer = None
-        self._reset_received(other, errno.ECONNRESET)
-        if other.orphan:
-            self._destroy(other)
-
-    def _reset_received(self, sk: Sock, err: int) -> None:
-        """tcp_reset → tcp_done: the connection fails with ``err``; an autobound port is released. The peer's
-        address stays (inet_dport is cleared by tcp_disconnect, not here): accept() still reports it."""
-        self.ehash.remove(sk)
-        sk.state = CLOSE
-        sk.so_error = err
-        if sk.lport and not sk.bindport_lock:
-            self.table(sk).remove(sk)
-            sk.lport = 0
-            sk.connect_bind = False
+        sk.sock_state = "connected"
+        sk.peer = self.default_peer
+        if proto == "udp":
+            return sk
+        sk.ts_stamp = self.now if timestamps else None
+        self.ehash.insert(sk)
+        if state == TIME_WAIT:
+            sk.orphan = True
+            self._enter_timewait(sk, tw_substate, lifetime)
+        elif state != ESTABLISHED:
+            raise ValueError(f"cannot restore a socket in state {state!r}")
+        return sk
 
     # ------------------------------------------------------------------ UDP
 
@@ -949,9 +711,13 @@ class Stack:
     def udp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """inet_dgram_connect + __ip4_datagram_connect: autobind (on the bound address, else the wildcard),
         then take the route's source address."""
-        wildcard = is_any(daddr)
+        wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
         self.udp_autobind(sk)
+        if isinstance(daddr, IPv6Address):
+            self._scope_device(sk, daddr, connect=True)
+        elif self.addresses.is_broadcast(daddr) and not sk.broadcast:
+            fail(errno.EACCES)                # ip4_datagram_connect: RTCF_BROADCAST without SO_BROADCAST
         if sk.family == 6:
             if isinstance(daddr, IPv4Address) and sk.v6only:
                 fail(errno.ENETUNREACH)       # __ip6_datagram_connect: a v6-only socket has no IPv4 path
@@ -962,106 +728,17 @@ class Stack:
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
         sk.state = ESTABLISHED
 
-    def udp_deliver(self, src: Sock, daddr: IPAddress, dport: int, data: bytes) -> None:
-        """A datagram from ``src`` to a local address: __udp4_lib_lookup picks the receiver (exact address
-        before wildcard, a matching connected socket scores higher; a reuseport group without connected
-        members picks by the 4-tuple hash). No receiver: the datagram is dropped (the ICMP error is not
-        modelled)."""
-        daddr = wire_address(daddr)
-        if not self.addresses.is_local(daddr):
-            return
-        saddr = src.saddr_wire or self.route_source(src, daddr)
-        best: Sock | None = None
-        best_score = -1
-        for sk in self.udp.owners(dport):
-            assert sk.laddr is not None
-            if isinstance(daddr, IPv4Address):
-                if sk.family == 6 and sk.v6only:
-                    continue
-                view = v4_view(sk.family, sk.laddr)
-                if view != daddr and view != ANY4:
-                    continue
-                score = 2 if sk.family == 4 else 1
-            else:
-                if sk.family != 6 or (sk.laddr != daddr and sk.laddr != ANY6):
-                    continue
-                score = 1
-            if sk.raddr is not None:
-                if sk.raddr != saddr or sk.rport != src.lport:
-                    continue
-                score += 8
-            if sk.laddr not in (ANY4, ANY6):
-                score += 4
-            if score > best_score:
-                best, best_score = sk, score
-        if best is None:
-            return
-        group = best.group
-        if group is not None and len(group.members) > 1 and all(m.raddr is None for m in group.members):
-            best = group.select(self._ehashfn(daddr, dport, saddr, src.lport))
-        if best.rx is None:
-            best.rx = deque()
-        best.rx.append((bytes(data), (saddr, src.lport)))
-
-    # ------------------------------------------------------------------ close() and teardown
-
-    def close(self, sk: Sock) -> None:
-        """tcp_close / udp_lib_close: what is left of the socket in the kernel, and for how long."""
-        sk.orphan = True
-        if sk.proto == "udp" or sk.state == CLOSE:
-            self._destroy(sk)
-            return
-        if sk.state == LISTEN:
-            self._close_listener(sk)
-            return
-        if sk.state == ESTABLISHED:
-            self._active_close(sk)
-        elif sk.state == CLOSE_WAIT:
-            self._passive_close(sk)
-        else:
-            self._destroy(sk)
-
-    def _close_listener(self, sk: Sock) -> None:
-        """inet_csk_listen_stop: children never accepted are reset (RST to their peers)."""
-        self._unhash_listener(sk)
-        while sk.accept_queue:
-            child = sk.accept_queue.popleft()
-            child.parent = None
-            child.orphan = True
-            self._send_reset(child)
-            self._destroy(child)
-        self._destroy(sk)
-
-    def _send_reset(self, sk: Sock) -> None:
-        """The peer of ``sk`` receives an RST: a live peer fails with ECONNRESET; a TIME_WAIT or FIN_WAIT2
-        peer is killed (tcp_timewait_state_process, tcp_rfc1337 = 0)."""
-        peer = sk.peer
-        if not isinstance(peer, Sock):
-            return
-        peer.peer = None
-        if peer.state == TIME_WAIT:
-            self._destroy(peer)
-        elif peer.state in (ESTABLISHED, CLOSE_WAIT):
-            self._reset_received(peer, errno.ECONNRESET)
-            if peer.orphan:
-                self._destroy(peer)
-
-    def _enter_timewait(self, sk: Sock, substate: str, lifetime: float) -> None:
-        """tcp_time_wait: the socket becomes a timewait sock holding its port and 4-tuple.
-
-        With tcp_tw_recycle (<= 4.11) and a peer that sent timestamps, tcp_time_wait first remembers the
-        peer's timestamp (recycle_ok = tcp_remember_stamp(sk)), and so does tcp_timewait_state_process when
-        a FIN_WAIT2-substate timewait gets the peer's FIN (tcp_tw_remember_stamp); the timewait then lasts
-        tw_timeout = 3.5 RTO (TW_RECYCLE_TIMEOUT) instead of TCP_TIMEWAIT_LEN. A FIN_WAIT2 substate keeps
-        its own timeout, raised to that RTO if shorter (``if (timeo < rto) timeo = rto``)."""
-        sk.state = TIME_WAIT
-        sk.tw_substate = substate
-        if sk.ts_stamp is not None:
-            sk.ts_stamp = self.now
+    def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
+        """How long the timewait sock ``sk`` lives (``lifetime``: TCP_TIMEWAIT_LEN for TIME_WAIT, the FIN_WAIT2
+        orphan's tcp_fin_timeout otherwise). With tcp_tw_recycle (<= 4.11) and a peer that sent timestamps,
+        tcp_time_wait first remembers the peer's timestamp (recycle_ok = tcp_remember_stamp(sk)), and so does
+        tcp_timewait_state_process when a FIN_WAIT2-substate timewait gets the peer's FIN
+        (tcp_tw_remember_stamp); the timewait then lasts tw_timeout = 3.5 RTO (TW_RECYCLE_TIMEOUT) instead of
+        TCP_TIMEWAIT_LEN. A FIN_WAIT2 substate keeps its own timeout, raised to that RTO if shorter
+        (``if (timeo < rto) timeo = rto``)."""
         if self.tw_recycle_enabled() and sk.ts_stamp is not None and self.remember_peer_stamp(sk):
-            lifetime = TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
-        self.ehash.set_timewait(sk, self._tw_hard(sk))
-        self.timers.arm(sk, self.now + lifetime)
+            return TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
+        return lifetime
 
     # ------------------------------------------------------------------ tcp_tw_recycle (<= 4.11)
 
@@ -1073,15 +750,6 @@ class Stack:
     def get_seconds(self, t: float) -> int:
         """get_seconds() at simulated time ``t``: whole seconds of a wall clock (boot fell at boot_phase)."""
         return int(t + self.boot_phase)
-
-    def peer_tsval(self, peer: object, at: float) -> int | None:
-        """The TSval a peer's segment carries at time ``at``: its timestamp clock in 1 ms ticks (jiffies at
-        HZ=1000) plus its offset, mod 2^32; None when it sends no timestamps. A peer on this host (a Sock)
-        uses this host's clock (offset 0)."""
-        clock = peer.ts_clock if isinstance(peer, RemotePeer) else 0.0
-        if clock is None:
-            return None
-        return int(round((at + clock) * 1000)) & 0xFFFFFFFF
 
     def remember_peer_stamp(self, sk: Sock) -> bool:
         """tcp_remember_stamp (tcp_time_wait) / tcp_tw_remember_stamp (tcp_timewait_state_process),
@@ -1125,109 +793,3 @@ class Stack:
         if self.get_seconds(self.now) - tcpm_ts_stamp >= TCP_PAWS_MSL:
             return False
         return tsval is None or s32(tcpm_ts - tsval) > TCP_PAWS_WINDOW
-
-    def _tw_syn_paws_reject(self, tw: Sock, tsval: int | None) -> bool:
-        """tcp_timewait_state_process for a SYN that hits a TIME_WAIT of its own 4-tuple: tcp_paws_reject
-        when both sides have timestamps and ``(s32)(tw_ts_recent - rcv_tsval) > TCP_PAWS_WINDOW``; the
-        timewait then answers with an ACK and is rescheduled for TCP_TIMEWAIT_LEN. Otherwise the SYN is
-        taken as TCP_TW_SYN (the model assumes the client's ISN is after tw_rcv_nxt, as a clock-driven ISN
-        for the same 4-tuple is): the timewait is killed and the SYN goes to the listener."""
-        if tw.ts_stamp is None or tsval is None:
-            return False
-        tw_ts_recent = self.peer_tsval(tw.peer, tw.ts_stamp)
-        return tw_ts_recent is not None and s32(tw_ts_recent - tsval) > TCP_PAWS_WINDOW
-
-    def inbound(self, saddr: IPAddress, sport: int, daddr: IPAddress, dport: int, ts_clock: float | None) -> str:
-        """A remote client's SYN from saddr:sport to daddr:dport on this host, as tcp_v4_rcv/tcp_v6_rcv meet it:
-        a TIME_WAIT of the same 4-tuple first (tcp_timewait_state_process), then the listener
-        (__inet_lookup_listener; none: RST, "refused"), the full accept queue (sk_acceptq_is_full: "dropped")
-        and tcp_tw_recycle's per-peer check (``syn_dropped_by_tw_recycle``: "dropped"). Otherwise the
-        handshake completes at once and the child waits in the accept queue ("accepted"); its peer is a
-        RemotePeer that closes right after this host does. ``ts_clock``: the client's timestamp offset
-        (seconds), None for no timestamps; with tcp_timestamps=0 here the options are not parsed."""
-        saddr, daddr = wire_address(saddr), wire_address(daddr)
-        if isinstance(saddr, IPv4Address) != isinstance(daddr, IPv4Address):
-            raise ValueError("inbound(): source and destination must be of the same family")
-        if is_any(saddr) or self.addresses.is_local(saddr):
-            raise ValueError(f"inbound(): {saddr} is not a remote address (this host owns it)")
-        if not self.addresses.is_local(daddr):
-            raise ValueError(f"inbound(): {daddr} is not an address of this host")
-        if not 0 < sport <= 0xFFFF or not 0 < dport <= 0xFFFF:
-            raise ValueError("inbound(): ports must be 1-65535")
-        timestamps = self.timestamps
-        peer = RemotePeer("accept", ts_clock if timestamps else None)
-        tsval = self.peer_tsval(peer, self.now)
-        tw = self.ehash.match(addr_key(daddr), dport, addr_key(saddr), sport, 0)
-        if tw is not None and tw.state != TIME_WAIT:
-            raise ValueError(f"inbound(): {saddr}:{sport} already has a connection to {daddr}:{dport}")
-        if tw is not None and self._tw_syn_paws_reject(tw, tsval):
-            self.stats["paws_estab_rejected"] += 1
-            self.timers.arm(tw, self.now + TCP_TIMEWAIT_LEN)     # inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN)
-            return "dropped"
-        listener = self.lookup_listener(daddr, dport, saddr, sport)
-        if listener is None:
-            # No listener: RST; a TCP_TW_SYN without a listener falls through to TCP_TW_ACK instead.
-            return "dropped" if tw is not None else "refused"
-        if tw is not None:
-            self._destroy(tw)                     # inet_twsk_deschedule_put: the SYN skips the recycle check
-        assert listener.accept_queue is not None
-        if len(listener.accept_queue) > min(listener.backlog, self.somaxconn):
-            self.stats["listen_overflows"] += 1
-            return "dropped"
-        if tw is None and self.syn_dropped_by_tw_recycle(saddr, tsval):
-            self.stats["paws_passive_rejected"] += 1
-            return "dropped"
-        child = self._new_child(listener, daddr, saddr, sport)
-        child.peer = peer
-        child.ts_stamp = self.now if tsval is not None else None
-        listener.accept_queue.append(child)
-        self.stats["inbound_accepted"] += 1
-        return "accepted"
-
-    def _active_close(self, sk: Sock) -> None:
-        """tcp_close as the active closer: FIN_WAIT2 until the peer closes, kept as a timewait sock with substate
-        FIN_WAIT2 for tcp_fin_timeout (tcp_rcv_state_process → tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)); the peer's
-        FIN turns it into TIME_WAIT for TCP_TIMEWAIT_LEN (tcp_timewait_state_process). Verified live: TV37."""
-        peer = sk.peer
-        if isinstance(peer, RemotePeer):
-            if peer.behaviour == "hold":
-                self._enter_timewait(sk, FIN_WAIT2, self.fin_timeout)
-            else:
-                self._enter_timewait(sk, TIME_WAIT, TCP_TIMEWAIT_LEN)
-            return
-        if peer is sk:
-            # A self-connected socket's FIN comes back to it: CLOSING, then TIME_WAIT.
-            self._enter_timewait(sk, TIME_WAIT, TCP_TIMEWAIT_LEN)
-            return
-        if isinstance(peer, Sock):
-            peer.state = CLOSE_WAIT
-            self._enter_timewait(sk, FIN_WAIT2, self.fin_timeout)
-            return
-        self._destroy(sk)
-
-    def _passive_close(self, sk: Sock) -> None:
-        """The peer closed first: LAST_ACK, then gone; the peer's FIN_WAIT2 becomes TIME_WAIT (60 s)."""
-        peer = sk.peer
-        if isinstance(peer, Sock) and peer.state == TIME_WAIT and peer.tw_substate == FIN_WAIT2:
-            self._enter_timewait(peer, TIME_WAIT, TCP_TIMEWAIT_LEN)
-            peer.peer = None
-        self._destroy(sk)
-
-    def _destroy(self, sk: Sock) -> None:
-        """Free the kernel socket: unhash it, release its port, drop its timer."""
-        if sk.hashed:
-            self.ehash.remove(sk)
-        if sk.state == LISTEN:
-            self._unhash_listener(sk)
-        elif sk.group is not None:
-            sk.group.detach(sk)
-        if sk.lport:
-            self.table(sk).remove(sk)
-        if isinstance(sk.peer, Sock) and sk.peer.peer is sk:
-            sk.peer.peer = None
-        sk.expires = None
-        if sk.parent is not None and sk.parent.accept_queue and sk in sk.parent.accept_queue:
-            sk.parent.accept_queue.remove(sk)
-        self.socks.pop(sk.id, None)
-        sk.state = CLOSE
-        sk.lport = 0

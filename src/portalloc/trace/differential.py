@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -133,6 +135,27 @@ def run_differential(trace: Trace, *, runs: int = RUNS, kernel: str | None = Non
     return TraceResult(trace, m, lv, c, time.monotonic() - t0, None, label)
 
 
+def address_class(addr: str) -> str:
+    """The class of an op's address, as the kernel tells them apart (the reach table of ``verify``)."""
+    a = ipaddress.ip_address(addr)
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        inner = address_class(str(a.ipv4_mapped))
+        return "v4-mapped " + {"0.0.0.0": "wildcard", "127.0.0.1": "127.0.0.1"}.get(inner, inner)
+    if a.is_unspecified:
+        return "0.0.0.0" if a.version == 4 else "::"
+    if str(a) in ("127.0.0.1", "::1"):
+        return str(a)
+    if a.version == 4 and a == ipaddress.IPv4Address("255.255.255.255"):
+        return "limited broadcast"
+    if a.version == 4 and a.is_loopback:
+        return "127/8 broadcast" if a.packed[1:] == b"\xff\xff\xff" else "other 127/8"
+    if a.is_multicast:
+        return "multicast (needs scope)" if a.version == 6 and (a.packed[1] & 0x0F) in (1, 2) else "multicast"
+    if a.is_link_local:
+        return "link-local (no scope)"
+    return "other"
+
+
 @dataclass
 class VerifySummary:
     """Totals of a verify run (see :func:`verify`)."""
@@ -149,6 +172,8 @@ class VerifySummary:
     seconds: float = 0.0
     runs: int = RUNS
     seed: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)         # compared ops per op kind
+    by_class: Counter[str] = field(default_factory=Counter)        # compared bind/connect ops per address class
 
     @property
     def agreement(self) -> float:
@@ -163,6 +188,10 @@ class VerifySummary:
             self.errors.append(r)
             return
         c = r.comparison
+        for op in r.trace.ops[:c.compared]:
+            self.by_kind[op.kind] += 1
+            if "addr" in op.args:
+                self.by_class[f"{op.kind} {address_class(op['addr'])}"] += 1
         self.compared += c.compared
         self.agreed += c.agreed
         self.excluded += c.excluded
@@ -181,6 +210,8 @@ class VerifySummary:
             "disjoint_nondeterministic": self.disjoint_nondeterministic,
             "divergent_traces": len(self.divergent), "errors": len(self.errors),
             "seconds": round(self.seconds, 2), "runs": self.runs, "seed": self.seed,
+            "compared_by_kind": dict(sorted(self.by_kind.items())),
+            "compared_by_address_class": dict(sorted(self.by_class.items())),
             "divergences": [{"label": r.label, **(r.comparison.divergence.to_json()
                                                    if r.comparison and r.comparison.divergence else {})}
                             for r in self.divergent],

@@ -32,6 +32,7 @@ from portalloc.constants import (
     pack_local_port_range,
 )
 from portalloc.live.host import LiveAgentError
+from portalloc.model.api import HostAPI, SocketAPI
 from portalloc.trace.format import Op, Trace, TraceError
 
 OK = "ok"
@@ -111,9 +112,9 @@ def _sockaddr(addr: str, port: int) -> tuple[str, int]:
 class _Run:
     """State of one replay: the named sockets and the last port each held."""
 
-    def __init__(self, host: Any) -> None:
+    def __init__(self, host: HostAPI) -> None:
         self.host = host
-        self.socks: dict[str, Any] = {}           # name -> socket object, absent when gone/never made
+        self.socks: dict[str, SocketAPI] = {}           # name -> socket object, absent when gone/never made
         self.last_port: dict[str, int] = {}
 
     def port_of(self, spec: int | Mapping[str, str]) -> int:
@@ -177,6 +178,15 @@ class _Run:
             if k == "listen":
                 s.listen(a.get("backlog", 128))
                 return OK, self.refresh(name)
+            if k == "settimeout":
+                s.settimeout(a["value"])
+                return OK, None
+            if k == "setblocking":
+                s.setblocking(a["flag"])
+                return OK, None
+            if k == "getsockopt":
+                pending = int(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+                return (OK if pending == 0 else "so_error:" + _ERRNO_NAMES.get(pending, f"E{pending}")), None
             if k == "accept":
                 conn, _peer = s.accept()
                 self.socks[a["name"]] = conn
@@ -188,7 +198,7 @@ class _Run:
         raise AssertionError(f"unhandled op {k!r}")   # pragma: no cover - the schema lists every op
 
 
-def run_trace(trace: Trace, host: Any, *,
+def run_trace(trace: Trace, host: HostAPI, *,
               on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Replay ``trace`` on ``host`` (a ``portalloc.Host`` or ``LiveHost`` built for it) op by op.
 
@@ -217,7 +227,7 @@ def run_trace(trace: Trace, host: Any, *,
 
 
 def build_host(trace: Trace, backend: str = "model", *, kernel: str | None = None, seed: int | None = None,
-               wait_cap: float = LIVE_WAIT_CAP) -> Any:
+               wait_cap: float = LIVE_WAIT_CAP) -> HostAPI:
     """A fresh host configured by the trace's ``host`` header (addresses, sysctls, devices, seed).
 
     ``backend`` is ``"model"`` (``kernel`` overrides the header's; default ``"linux"``, the newest

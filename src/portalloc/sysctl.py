@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 
-from portalloc.model.errors import kernel_error
+from portalloc.errors import kernel_error
 
 SysctlValue = int | str | tuple[int, int]
 

@@ -1,0 +1,265 @@
+# Reading a real host's socket table and the sysctls that decide its ports (I/O lives here).
+#
+# Rules:
+# - Read-only, always: nothing here writes a sysctl, closes or kills a socket. Root is needed only where
+#   the kernel asks for it (entering another namespace).
+# - Sources, best first: sock_diag netlink (portalloc.live.diag: one dump per family and protocol with every
+#   state bit set, bit 13 TCP_BOUND_INACTIVE included, so bound-only TCP sockets come back as state CLOSE on
+#   kernels with 91051f003948, first released in 6.8); /proc/net/{tcp,tcp6,udp,udp6} when sock_diag is
+#   missing (bound-only TCP sockets are invisible there); a saved `ss -tanpeH` / `ss -uanpeH` dump (`--from`).
+#   The snapshot says which source it came from and what that source cannot see.
+# - Another namespace (`netns`: a name under /run/netns, or a path such as /proc/PID/ns/net) is read in a
+#   forked child that setns()-es into it, reads, and sends the rows back over a pipe; the caller's own
+#   namespace never changes (/proc/net and /proc/sys/net follow the reading task's namespace).
+# - Every wait is bounded: the child is given READ_TIMEOUT seconds, then killed.
+"""read_host: a HostSnapshot of a live namespace or of a saved ``ss`` dump."""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import re
+import select
+import signal
+import socket
+import time
+from typing import Any
+
+from portalloc.live import diag
+from portalloc.observe.snapshot import HostSnapshot, SockRow
+
+#: The sysctls that decide which ports a connect() can take, read from /proc/sys of the namespace.
+SYSCTLS = (
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_autobind_reuse",
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.tcp_tw_reuse_delay",
+    "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_max_tw_buckets",
+)
+#: Bound on reading another namespace (the child is killed after it).
+READ_TIMEOUT = 60.0
+CLONE_NEWNET = 0x40000000
+
+
+class ReadError(RuntimeError):
+    """The host could not be read as asked (unknown namespace, unreadable file, malformed dump)."""
+
+
+def read_sysctls() -> dict[str, str]:
+    """The sysctls of SYSCTLS that this namespace has, as the text /proc/sys holds (whitespace normalised)."""
+    out: dict[str, str] = {}
+    for name in SYSCTLS:
+        path = "/proc/sys/" + name.replace(".", "/")
+        try:
+            with open(path, encoding="ascii") as f:
+                out[name] = " ".join(f.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def _rows(raw: list[diag.RawRow]) -> list[SockRow]:
+    return [SockRow(r.proto, r.family, r.state, r.local, r.remote, r.uid, r.timer) for r in raw]
+
+
+def read_here(source: str = "auto") -> HostSnapshot:
+    """Read the namespace this process is in: sock_diag (``source="auto"`` or ``"sock_diag"``), falling
+    back to /proc/net; ``"proc"`` forces /proc/net."""
+    t0 = time.perf_counter()
+    collecting = gc.isenabled()
+    gc.disable()                 # as above: one burst of allocations, nothing to collect
+    try:
+        if source == "proc":
+            raw, used = diag.snapshot_proc(), "proc"
+        else:
+            raw, used = diag.snapshot()
+        rows = _rows(raw)
+    finally:
+        if collecting:
+            gc.enable()
+    return HostSnapshot(rows=rows, sysctls=read_sysctls(), source=used, kernel_release=os.uname().release,
+                        read_seconds=time.perf_counter() - t0)
+
+
+def _netns_path(netns: str) -> str:
+    if netns.startswith("/"):
+        path = netns
+    elif re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", netns):
+        path = f"/run/netns/{netns}"
+    else:
+        raise ReadError(f"bad namespace name {netns!r}: give a name from `ip netns list` or a path like "
+                        "/proc/PID/ns/net")
+    if not os.path.exists(path):
+        raise ReadError(f"no network namespace at {path}: check `ip netns list` (or the PID)")
+    return path
+
+
+def _setns(fd: int) -> None:
+    setns = getattr(os, "setns", None)       # Python 3.12+
+    if setns is not None:
+        setns(fd, CLONE_NEWNET)
+        return
+    from pyroute2.netns import setns as pr_setns  # the `observe` extra; Python 3.11 has no os.setns
+
+    pr_setns(f"/proc/self/fd/{fd}", flags=0)
+
+
+def read_netns(netns: str, source: str = "auto") -> HostSnapshot:
+    """Read another network namespace in a forked child (the caller's namespace never changes)."""
+    t0 = time.perf_counter()
+    path = _netns_path(netns)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise ReadError(f"cannot open {path}: {exc.strerror} (reading another namespace needs root)") from exc
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                             # the child: enter, read, send, exit
+        code = 0
+        try:
+            os.close(rfd)
+            _setns(fd)
+            snap = read_here(source)
+            # Plain tuples pickle several times faster than dataclass instances.
+            payload: Any = ([(r.proto, r.family, r.state, r.local, r.remote, r.uid, r.timer) for r in snap.rows],
+                            snap.sysctls, snap.source, snap.kernel_release, snap.read_seconds)
+        except BaseException as exc:  # noqa: B036 - every failure goes back to the parent as text
+            payload, code = f"{type(exc).__name__}: {exc}", 1
+        try:
+            data = pickle.dumps(payload)
+            view = memoryview(data)
+            while view:
+                n = os.write(wfd, view)
+                view = view[n:]
+        finally:
+            os._exit(code)
+    os.close(fd)
+    os.close(wfd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + READ_TIMEOUT
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                raise ReadError(f"reading {path} took longer than {READ_TIMEOUT:.0f} s")
+            ready, _, _ = select.select([rfd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(rfd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(rfd)
+        os.waitpid(pid, 0)
+    collecting = gc.isenabled()
+    gc.disable()                 # 100k rows at once: generational passes would rescan them all
+    try:
+        result = pickle.loads(b"".join(chunks)) if chunks else "no answer from the reading child"
+        if isinstance(result, str):
+            raise ReadError(f"cannot read namespace {netns}: {result}")
+        rows, sysctls, used, release, _ = result
+        return HostSnapshot(rows=[SockRow(*t) for t in rows], sysctls=sysctls, source=used,
+                            kernel_release=release, read_seconds=time.perf_counter() - t0)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def read_host(netns: str | None = None, source: str = "auto") -> HostSnapshot:
+    """The socket table and port sysctls of the current namespace, or of ``netns`` (a name under
+    /run/netns or a path such as /proc/PID/ns/net). ``source``: ``"auto"`` (sock_diag, else /proc/net)
+    or ``"proc"``."""
+    if source not in ("auto", "sock_diag", "proc"):
+        raise ReadError(f"unknown source {source!r}: give auto, sock_diag or proc")
+    if netns is None:
+        return read_here(source)
+    return read_netns(netns, source)
+
+
+# ----------------------------------------------------------------------------------- saved `ss` output
+
+_SS_STATES = {"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "UNCONN", "CLOSE-WAIT",
+              "LAST-ACK", "LISTEN", "CLOSING"}
+_TIMER_RE = re.compile(r"timer:\((\w+),([0-9.]+)(ms|sec|min)")
+_UID_RE = re.compile(r"\buid:(\d+)")
+
+
+def _ss_endpoint(text: str) -> tuple[str, int] | None:
+    host, _, port = text.rpartition(":")
+    if port == "*":
+        return None
+    host = host.strip("[]").split("%", 1)[0]
+    if host == "*":
+        host = "0.0.0.0"
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return host, int(port)
+    except (OSError, ValueError):
+        raise ReadError(f"not an address:port: {text!r}") from None
+
+
+def _ss_timer(rest: str) -> float | None:
+    m = _TIMER_RE.search(rest)
+    if not m or m.group(1) != "timewait":
+        return None
+    value = float(m.group(2))
+    return value / 1000 if m.group(3) == "ms" else value * 60 if m.group(3) == "min" else value
+
+
+def _guess_proto(text: str) -> str:
+    """The protocol of a dump without a Netid column: UDP when it has UNCONN lines and no TCP-only state."""
+    states = {line.split()[0] for line in text.splitlines() if line.split()}
+    return "udp" if "UNCONN" in states and not states & (_SS_STATES - {"UNCONN", "ESTAB"}) else "tcp"
+
+
+def parse_ss(text: str, proto: str | None = None) -> list[SockRow]:
+    """Rows of a saved ``ss -tanpeH`` / ``ss -uanpeH`` dump (``-H``: no header; a header line is skipped
+    anyway). Lines start ``State Recv-Q Send-Q Local Peer`` or, with ``-tu`` mixed, ``Netid State ...``.
+    ``proto`` is the protocol when lines carry no Netid column (``-t`` → tcp, ``-u`` → udp)."""
+    rows: list[SockRow] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0] in ("State", "Netid"):
+            continue
+        p = proto
+        if parts[0] in ("tcp", "udp"):
+            p, parts = parts[0], parts[1:]
+        if len(parts) < 5 or parts[0] not in _SS_STATES:
+            raise ReadError(f"line {lineno}: not a line of `ss -tanpeH` or `ss -uanpeH`: {line.strip()[:80]!r}")
+        if p is None:
+            p = _guess_proto(text)
+        try:
+            local = _ss_endpoint(parts[3])
+            remote = _ss_endpoint(parts[4])
+        except ReadError as exc:
+            raise ReadError(f"line {lineno}: {exc}") from None
+        if local is None:
+            continue
+        rest = " ".join(parts[5:])
+        uid_m = _UID_RE.search(rest)
+        family = 6 if ":" in local[0] else 4
+        rows.append(SockRow(p, family, parts[0], local, remote, int(uid_m.group(1)) if uid_m else 0,
+                            _ss_timer(rest)))
+    return rows
+
+
+def read_ss_file(path: str, sysctls: dict[str, str] | None = None) -> HostSnapshot:
+    """A HostSnapshot of a saved ``ss`` dump. The sysctls are the ones given (else this kernel's defaults,
+    which the snapshot says it assumed); a TCP socket that is only bound is not in such a dump unless it
+    was taken with ``ss -B`` / ``-a`` of iproute2 >= 6.8."""
+    t0 = time.perf_counter()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ReadError(f"cannot read {path}: {exc.strerror}") from exc
+    rows = parse_ss(text)
+    return HostSnapshot(rows=rows, sysctls=dict(sysctls or {}), source="ss-file", kernel_release=None,
+                        read_seconds=time.perf_counter() - t0)

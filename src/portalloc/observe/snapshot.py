@@ -1,0 +1,420 @@
+# A host's socket table as read (HostSnapshot), its rebuild in the model (to_model), and the headroom per
+# destination that the model computes from it.
+#
+# Rules:
+# - No I/O here: reading is observe/read.py. This module only interprets rows and asks the model.
+# - The headroom is the MODEL's answer (Host.usable_ports on the rebuilt host), never a second formula: the
+#   other columns (in use, TIME_WAIT, bind-locked, reserved, limit) are counts of what was read, shown so a
+#   user can see where the ports went.
+# - Where the kernel hides something the model needs, the snapshot infers it and says so in the row
+#   (`inferred`). sock_diag does not say whether bind() or connect() chose a connected socket's port, and
+#   that decides whether the port is taken from every destination (an explicit bind bucket, which
+#   __inet_hash_connect skips) or from one. Rules, in order:
+#     1. LISTEN, bound-only TCP (TCP_BOUND_INACTIVE, shown as CLOSE/UNCONN) and UDP sockets: bind (certain);
+#     2. a connection on a listener's port (an accepted child, SYN-RECV): inherited from the listener (certain);
+#     3. a client port outside ip_local_port_range: bind (connect() never leaves the range);
+#     4. a client port of the "other" parity (not low's) while, toward the same destination, a port of low's
+#        parity is still usable: bind, inferred. Since 4.6 (1580ab63fc9a) connect() scans low's parity first
+#        and takes the other parity only when the first is exhausted for that destination, while bind(0)
+#        prefers the other parity (inet_csk_find_open_port, odd offset) - the seed article's signature;
+#     5. otherwise connect().
+#   Rule 4 can be wrong for a port taken when low's parity was full and kept after ports freed up again, and
+#   for sockets with IP_LOCAL_PORT_RANGE (6.8+ scans in step 1; the option is not visible in a dump).
+# - TIME_WAITs are rebuilt with their ages: the model clock starts TW_BASE seconds before "now", each
+#   TIME_WAIT enters at (now - its age), and the clock then runs to "now" (Host.restore + Host.sleep), so
+#   tcp_tw_reuse's delay and the timers are the model's own. TIME_WAIT timestamps are not in a dump: they
+#   are assumed present when net.ipv4.tcp_timestamps is on (inferred, said in the snapshot's notes).
+"""HostSnapshot, SockRow, Headroom: a read socket table, rebuilt in the model and asked for headroom."""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
+
+from portalloc.model.host import Host
+
+#: TCP states (as `ss` prints them) that hold a 4-tuple in ehash; TIME-WAIT is apart.
+LIVE_STATES = frozenset({"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK",
+                         "CLOSING"})
+#: Model clock at "now": older than any TIME_WAIT (60 s) or FIN_WAIT2 orphan timer that can be read.
+TW_BASE = 3600.0
+TCP_TIMEWAIT_LEN = 60.0
+DEFAULT_RANGE = (32768, 60999)
+
+
+@dataclass(slots=True)
+class SockRow:
+    """One socket as read: ``state`` as ``ss`` prints it (TCP bound-only: ``UNCONN``), ``timer`` the seconds
+    left on a TIME-WAIT (or FIN-WAIT-2 timewait) timer, None otherwise."""
+
+    proto: str
+    family: int
+    state: str
+    local: tuple[str, int]
+    remote: tuple[str, int] | None
+    uid: int = 0
+    timer: float | None = None
+
+
+@dataclass
+class Headroom:
+    """Headroom toward one destination from one source address.
+
+    ``headroom``: further connect() calls from fresh sockets toward dst:dport (from ``src``) that get a port
+    now - the model's answer. ``in_use``: live connections toward it; ``time_wait``: TIME_WAITs toward it,
+    of which ``reusable_time_wait`` could be taken over now (tcp_tw_reuse); ``bind_locked``: ports of the
+    range held by bind()/listen() (taken from every destination); ``reserved``: ip_local_reserved_ports in
+    the range; ``limit``: ports in the range. ``inferred``: what was inferred for this row."""
+
+    proto: str
+    src: str
+    dst: str
+    dport: int
+    in_use: int
+    time_wait: int
+    reusable_time_wait: int
+    bind_locked: int
+    reserved: int
+    limit: int
+    headroom: int
+    inferred: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass
+class Classified:
+    """A row with who chose its port: ``role`` (listener, bound, child, client, udp), ``chosen_by``
+    (bind or connect), and ``inferred`` (the reason when rule 4 decided)."""
+
+    row: SockRow
+    role: str
+    chosen_by: str
+    inferred: str = ""
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """No generational GC passes inside: reading or rebuilding ~100k sockets allocates objects in one burst
+    that nothing frees, and each pass would rescan all of them (measured: 8 s instead of 2 s at 100k)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@lru_cache(maxsize=65536)
+def wire(host: str) -> str:
+    """The address as it is on the wire (a v4-mapped IPv6 address as IPv4)."""
+    a = ip_address(host)
+    if isinstance(a, IPv6Address) and a.ipv4_mapped is not None:
+        return str(a.ipv4_mapped)
+    return str(a)
+
+
+def _is_any(host: str) -> bool:
+    return wire(host) in ("0.0.0.0", "::")
+
+
+def parse_range(text: str | None) -> tuple[int, int]:
+    """ip_local_port_range text → (low, high)."""
+    if not text:
+        return DEFAULT_RANGE
+    lo, hi = (int(x) for x in text.split())
+    return lo, hi
+
+
+def parse_port_list(text: str | None) -> int:
+    """ip_local_reserved_ports text ("40000-40003,40008") → a bitset of ports."""
+    bits = 0
+    for part in (text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        a, b = int(lo), int(hi or lo)
+        bits |= ((1 << (b - a + 1)) - 1) << a
+    return bits
+
+
+def _range_bits(lo: int, hi: int) -> int:
+    return ((1 << (hi - lo + 1)) - 1) << lo
+
+
+def kernel_name(release: str | None) -> str:
+    """The model profile of a kernel release ("6.18.44-fc" → "linux-6.18"); "linux" when unknown."""
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    return f"linux-{m.group(1)}.{m.group(2)}" if m else "linux"
+
+
+@dataclass
+class HostSnapshot:
+    """A network namespace's socket table and port sysctls as read (``portalloc.observe.read_host``).
+
+    ``source``: ``sock_diag``, ``proc`` or ``ss-file``; ``notes`` say what that source cannot see."""
+
+    rows: list[SockRow]
+    sysctls: dict[str, str]
+    source: str
+    kernel_release: str | None = None
+    read_seconds: float = 0.0
+    _classified: list[Classified] | None = field(default=None, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def port_range(self) -> tuple[int, int]:
+        """ip_local_port_range (low, high)."""
+        return parse_range(self.sysctls.get("net.ipv4.ip_local_port_range"))
+
+    @property
+    def reserved_bits(self) -> int:
+        """ip_local_reserved_ports as a bitset."""
+        return parse_port_list(self.sysctls.get("net.ipv4.ip_local_reserved_ports"))
+
+    @property
+    def timestamps(self) -> bool:
+        """Whether TIME_WAITs are taken to carry timestamps (net.ipv4.tcp_timestamps != 0)."""
+        return self.sysctls.get("net.ipv4.tcp_timestamps", "1").strip() != "0"
+
+    @property
+    def notes(self) -> list[str]:
+        """What this snapshot could not see or had to assume."""
+        out = []
+        if self.source != "sock_diag":
+            out.append(f"read from {self.source}: TCP sockets that are only bound (bind() without connect() or "
+                       "listen()) are invisible here, so ports they lock are not counted")
+        elif self.kernel_release and tuple(int(x) for x in re.findall(r"\d+", self.kernel_release)[:2]) < (6, 8):
+            out.append(f"kernel {self.kernel_release} < 6.8: sock_diag does not dump bound-only TCP sockets "
+                       "(91051f003948), so ports they lock are not counted")
+        if self.source == "ss-file" and "net.ipv4.ip_local_port_range" not in self.sysctls:
+            out.append("no sysctls with the dump: the defaults of the model's kernel were assumed")
+        if any(r.state in ("TIME-WAIT",) for r in self.rows):
+            out.append("TIME_WAIT timestamps are not in a dump: taken from net.ipv4.tcp_timestamps "
+                       f"({'on' if self.timestamps else 'off'})")
+        return out
+
+    # ------------------------------------------------------------------ who chose each port
+
+    def classify(self) -> list[Classified]:
+        """Every row with its role and who chose its port (rules 1-5 of the module comment)."""
+        if self._classified is not None:
+            return self._classified
+        lo, hi = self.port_range
+        listen_addrs: dict[int, list[str]] = defaultdict(list)
+        for r in self.rows:
+            if r.proto == "tcp" and r.state == "LISTEN":
+                listen_addrs[r.local[1]].append(wire(r.local[0]))
+        out: list[Classified] = []
+        clients: list[Classified] = []
+        explicit = 0
+        for r in self.rows:
+            if r.proto == "udp":
+                out.append(Classified(r, "udp", "bind"))
+                continue
+            port = r.local[1]
+            if r.state == "LISTEN":
+                c = Classified(r, "listener", "bind")
+            elif r.remote is None:
+                c = Classified(r, "bound", "bind")
+            elif port in listen_addrs and any(a in ("0.0.0.0", "::") or a == wire(r.local[0])
+                                              for a in listen_addrs[port]):
+                c = Classified(r, "child", "bind")
+            elif not lo <= port <= hi:
+                c = Classified(r, "client", "bind", "port outside ip_local_port_range: chosen by bind()")
+            else:
+                c = Classified(r, "client", "connect")
+                clients.append(c)
+            if c.chosen_by == "bind":
+                explicit |= 1 << port
+            out.append(c)
+        # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
+        used: dict[tuple[str, str, int], int] = defaultdict(int)
+        for c in out:
+            if c.role == "client" and c.row.remote is not None:
+                used[(wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])] |= 1 << c.row.local[1]
+        first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~explicit
+        for c in clients:
+            assert c.row.remote is not None
+            if (c.row.local[1] - lo) & 1 == 0:
+                continue
+            key = (wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])
+            if first & ~used[key]:
+                c.chosen_by = "bind"
+                c.inferred = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s "
+                              "parity were free toward this destination (inferred)")
+        self._classified = out
+        return out
+
+    def explicit_bits(self, proto: str = "tcp") -> int:
+        """Ports held by sockets whose port bind()/listen() chose (for UDP: every bound port)."""
+        bits = 0
+        for c in self.classify():
+            if c.row.proto == proto and c.chosen_by == "bind":
+                bits |= 1 << c.row.local[1]
+        return bits
+
+    # ------------------------------------------------------------------ the model
+
+    def to_model(self, kernel: str | None = None, seed: int = 0) -> Host:
+        """The same state as a model Host, for what-if questions: sysctls, listeners, bound sockets,
+        connections (with who chose each port) and TIME_WAITs with their ages. The model clock ends at
+        "now" = TW_BASE seconds."""
+        addresses = {"127.0.0.1/8", "::1/128"}
+        for text in {r.local[0] for r in self.rows}:
+            if not _is_any(text):
+                a = ip_address(wire(text))
+                if not a.is_loopback:
+                    addresses.add(f"{a}/{32 if isinstance(a, IPv4Address) else 128}")
+        with no_gc():
+            return self._rebuild(kernel, seed, sorted(addresses))
+
+    def _rebuild(self, kernel: str | None, seed: int, addresses: list[str]) -> Host:
+        host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
+        _apply_sysctls(host, self.sysctls)
+        fin_timeout = float(self.sysctls.get("net.ipv4.tcp_fin_timeout", "60") or 60)
+        tws: list[tuple[float, float, Classified]] = []
+        order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
+        for c in sorted(self.classify(), key=lambda c: order[c.role]):
+            r = c.row
+            if r.proto == "tcp" and r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
+                total = TCP_TIMEWAIT_LEN if r.state == "TIME-WAIT" else fin_timeout
+                left = min(max(r.timer or 0.0, 0.0), total)
+                tws.append((total - left, total, c))
+                continue
+            if r.proto == "tcp":
+                state = "LISTEN" if r.state == "LISTEN" else "CLOSE" if r.remote is None else "ESTABLISHED"
+            else:
+                state = "CLOSE" if r.remote is None else "ESTABLISHED"
+            _restore(host, r, state, c.chosen_by)
+        host.sleep(TW_BASE - max((age for age, _, _ in tws), default=0.0))
+        for age, total, c in sorted(tws, key=lambda t: -t[0]):
+            at = TW_BASE - age
+            if at > host.time:
+                host.sleep(at - host.time)
+            substate = "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2"
+            _restore(host, c.row, "TIME_WAIT", c.chosen_by, tw_substate=substate, lifetime=total,
+                     timestamps=self.timestamps)
+        if host.time < TW_BASE:
+            host.sleep(TW_BASE - host.time)
+        return host
+
+    # ------------------------------------------------------------------ the answer
+
+    def destinations(self) -> list[tuple[str, str, str, int]]:
+        """(proto, src, dst, dport) of every client connection and TIME_WAIT (TCP) and connected UDP socket."""
+        keys: set[tuple[str, str, str, int]] = set()
+        for c in self.classify():
+            r = c.row
+            if r.remote is None or c.role in ("child", "listener"):
+                continue
+            keys.add((r.proto, wire(r.local[0]), wire(r.remote[0]), r.remote[1]))
+        return sorted(keys)
+
+    def headroom(self, dst: list[tuple[str, int]] | tuple[str, int] | None = None,
+                 host: Host | None = None) -> list[Headroom]:
+        """One row per (proto, source address, destination address, destination port) seen in the table,
+        plus each ``dst`` asked for (TCP, from the source the kernel would route from); with ``dst`` given,
+        only the rows toward those destinations. ``headroom`` is the model's answer (``Host.usable_ports``
+        on ``to_model()``); ``host`` reuses a model already built from this snapshot."""
+        with no_gc():
+            return self._headroom(dst, host)
+
+    def _headroom(self, dst: list[tuple[str, int]] | tuple[str, int] | None, host: Host | None) -> list[Headroom]:
+        asked: list[tuple[str, int]] = []
+        if dst is not None:
+            asked = [dst] if isinstance(dst, tuple) else list(dst)
+        model = host if host is not None else self.to_model()
+        lo, hi = self.port_range
+        rng = _range_bits(lo, hi)
+        reserved = (self.reserved_bits & rng).bit_count()
+        counts: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+        tw_ports: dict[tuple[str, str, str, int], int] = defaultdict(int)
+        notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
+        for c in self.classify():
+            r = c.row
+            if r.remote is None or c.role in ("child", "listener"):
+                continue
+            key = (r.proto, wire(r.local[0]), wire(r.remote[0]), r.remote[1])
+            if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
+                counts[key][1] += 1
+                tw_ports[key] |= 1 << r.local[1]
+            else:
+                counts[key][0] += 1
+            if c.inferred:
+                notes[key].add(c.inferred)
+        locked = {p: (self.explicit_bits(p) & rng & ~self.reserved_bits).bit_count() for p in ("tcp", "udp")}
+        keys = self.destinations()
+        if asked:
+            wanted = {(wire(a), p) for a, p in asked}
+            keys = [k for k in keys if (k[2], k[3]) in wanted]
+            for a, p in asked:
+                if not any((k[2], k[3]) == (wire(a), p) for k in keys):
+                    keys.append(("tcp", "", wire(a), p))
+        out = []
+        for key in keys:
+            proto, src, daddr, dport = key
+            usable = model.usable_ports((daddr, dport), proto=proto, src=src or None)
+            in_use, tw = counts[key]
+            reusable = (tw_ports[key] & usable.bits).bit_count()
+            row_notes = sorted(notes[key])
+            out.append(Headroom(proto, src or "(route)", daddr, dport, in_use, tw, reusable, locked[proto],
+                                reserved, hi - lo + 1, len(usable), row_notes))
+        return out
+
+    def to_json(self, rows: list[Headroom], findings: list[Any]) -> dict[str, Any]:
+        """The ``doctor --json`` document."""
+        return {"sysctls": dict(self.sysctls), "source": self.source, "kernel": self.kernel_release,
+                "notes": self.notes, "headroom": [r.as_dict() for r in rows],
+                "findings": [f.as_dict() for f in findings]}
+
+
+_PARITY: dict[int, int] = {}
+
+
+def _parity_mask(parity: int) -> int:
+    m = _PARITY.get(parity)
+    if m is None:
+        m = _PARITY[parity] = int.from_bytes(bytes([0xAA if parity else 0x55]) * 8192, "little")
+    return m
+
+
+def _apply_sysctls(host: Host, sysctls: dict[str, str]) -> None:
+    """Write the read sysctls the model knows, retrying those the kernel accepts only after another (a range
+    below ip_unprivileged_port_start needs the start lowered first)."""
+    pending = [(n, v) for n, v in sysctls.items() if v != ""]
+    for _ in range(3):
+        left = []
+        for name, value in pending:
+            try:
+                host.sysctl(name, value)
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError):
+                left.append((name, value))
+        if not left:
+            return
+        pending = left
+
+
+def _restore(host: Host, r: SockRow, state: str, chosen_by: str, **kw: Any) -> None:
+    local = r.local
+    if r.family == 6 and ":" not in local[0]:
+        local = ("::ffff:" + local[0], local[1])
+    remote = r.remote
+    if remote is not None and r.family == 6 and ":" not in remote[0]:
+        remote = ("::ffff:" + remote[0], remote[1])
+    if remote is not None and state == "CLOSE":
+        remote = None
+    host.restore(r.proto, local, remote, state=state, chosen_by=chosen_by, family=r.family, uid=r.uid, **kw)
