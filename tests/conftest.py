@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from portalloc.constants import DEFAULT_ADDRESSES
+
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-from portalloc.constants import DEFAULT_ADDRESSES
 
 #: Seed for the model's random choices: results are reproducible, never relied on for one port number.
 #: PORTALLOC_TEST_SEED overrides it (to check that no assertion depends on a lucky seed).
