@@ -299,7 +299,13 @@ class Socket:
                 sk.reuseport = as_bool()
             elif optname == SO_BINDTODEVICE:
                 self._bind_to_device(sk, raw)
-            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_LINGER, _socket.SO_SNDBUF, _socket.SO_RCVBUF,
+            elif optname == _socket.SO_LINGER:
+                # sock_setsockopt: a struct linger (two C ints) or EINVAL; {1, 0} makes close() abortive.
+                if len(raw) < 8:
+                    fail(errno.EINVAL)
+                onoff, seconds = struct.unpack("=ii", raw[:8])
+                sk.linger_abort = onoff != 0 and seconds == 0
+            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_SNDBUF, _socket.SO_RCVBUF,
                              _socket.SO_BROADCAST):
                 pass
             else:

@@ -26,11 +26,13 @@ from typing import Any
 
 #: setsockopt options a trace may use, with the kind of value each takes.
 BOOL_OPTIONS = ("SO_REUSEADDR", "SO_REUSEPORT", "IP_BIND_ADDRESS_NO_PORT", "IPV6_V6ONLY", "IP_FREEBIND")
-OPTIONS = (*BOOL_OPTIONS, "IP_LOCAL_PORT_RANGE", "SO_BINDTODEVICE")
+OPTIONS = (*BOOL_OPTIONS, "IP_LOCAL_PORT_RANGE", "SO_BINDTODEVICE", "SO_LINGER")
+#: What a simulated remote peer does (the model's Host.set_peer; the `peer` op).
+PEER_BEHAVIOURS = ("accept", "refuse", "close_first", "hold")
 FAMILIES = ("inet", "inet6")
 TYPES = ("stream", "dgram")
 #: Op names, in the order docs/traces.md lists them.
-OPS = ("host", "sysctl", "socket", "setsockopt", "bind", "connect", "listen", "accept", "close", "sleep")
+OPS = ("host", "sysctl", "socket", "setsockopt", "bind", "connect", "listen", "accept", "close", "sleep", "peer")
 #: Longest sleep one op may ask for (seconds); live sleeps are real.
 MAX_SLEEP = 120.0
 
@@ -109,6 +111,9 @@ class Op:
             return f"{a['sock']}.close()"
         if k == "sleep":
             return f"sleep({a['seconds']:g})"
+        if k == "peer":
+            port = f":{a['port']}" if a.get("port") else ""
+            return f"peer {a['addr']}{port} {a['behaviour']}"
         return k
 
 
@@ -287,6 +292,17 @@ def _note(v: Any, what: str) -> str:
     return v
 
 
+def _network(v: Any, what: str) -> str:
+    """An address or a network (``10.1.0.0/28``), as Host.set_peer takes."""
+    if not isinstance(v, str):
+        raise _Bad(f"{what} must be an address or network string, not {json.dumps(v)}")
+    try:
+        ipaddress.ip_network(v, strict=False)
+    except ValueError:
+        raise _Bad(f"{what} must be an address or a network like 10.1.0.0/28, not {json.dumps(v)}") from None
+    return v
+
+
 _Validator = Callable[[Any, str], Any]
 _COMMON: dict[str, tuple[bool, _Validator]] = {"expect": (False, _expect), "note": (False, _note)}
 _SCHEMA: dict[str, dict[str, tuple[bool, _Validator]]] = {
@@ -302,6 +318,8 @@ _SCHEMA: dict[str, dict[str, tuple[bool, _Validator]]] = {
     "accept": {"sock": (True, _name), "name": (True, _name)},
     "close": {"sock": (True, _name)},
     "sleep": {"seconds": (True, _seconds)},
+    "peer": {"addr": (True, _network), "behaviour": (True, _enum(PEER_BEHAVIOURS)),
+             "port": (False, lambda v, w: _int(v, w, 1, 65535))},
 }
 
 
@@ -312,6 +330,10 @@ def _option_value(option: str, v: Any) -> Any:
         if not isinstance(v, list) or len(v) != 2:
             raise _Bad(f"{what} must be a pair [lo, hi], not {json.dumps(v)}")
         return [_int(x, what, 0, 65535) for x in v]
+    if option == "SO_LINGER":
+        if not isinstance(v, list) or len(v) != 2:
+            raise _Bad(f"{what} must be a pair [l_onoff, l_linger], not {json.dumps(v)}")
+        return [_int(x, what, -(2**31), 2**31 - 1) for x in v]
     if option == "SO_BINDTODEVICE":
         if not isinstance(v, str) or len(v) > 15:
             raise _Bad(f"{what} must be a device name (a string of at most 15 characters, \"\" to unbind), "
