@@ -152,6 +152,7 @@ def _register_optional(module: str, names: dict[str, str]) -> None:
 
 _register_optional("portalloc.cli.trace_cmds", {"replay": "replay", "diff": "diff", "verify": "verify"})
 _register_optional("portalloc.cli.compare_cmd", {"compare": "compare"})
+_register_optional("portalloc.cli.simulate_cmd", {"simulate": "simulate_command"})
 
 
 if __name__ == "__main__":  # pragma: no cover

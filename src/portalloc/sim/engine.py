@@ -290,6 +290,7 @@ class Engine:
         realtime = self.realtime
         interfaces = sc.addresses if sc.addresses is not None else DEFAULT_ADDRESSES
         rec = self.rec
+        rec_on = rec is not None
         notes: list[str] = []
         if rec is not None:
             hdr: dict[str, Any] = {"op": "host", "kernel": sc.kernel, "seed": sc.seed}
@@ -330,21 +331,21 @@ class Engine:
                         fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
                         ls = host.socket(fam, socket.SOCK_STREAM)
                         name = new_name("L")
-                        self._r(hi, {"op": "socket", "name": name, "family": "inet6" if ":" in addr else "inet",
+                        rec_on and self._r(hi, {"op": "socket", "name": name, "family": "inet6" if ":" in addr else "inet",
                                      "type": "stream"})
                         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                        self._r(hi, {"op": "setsockopt", "sock": name, "option": "SO_REUSEADDR", "value": 1})
+                        rec_on and self._r(hi, {"op": "setsockopt", "sock": name, "option": "SO_REUSEADDR", "value": 1})
                         try:
                             ls.bind((addr, port))
                             ls.listen(4096)
                         except OSError as exc:
                             raise RuntimeError(f"cannot listen on {addr}:{port} on the host: {exc}") from None
-                        self._r(hi, {"op": "bind", "sock": name, "addr": addr, "port": port})
-                        self._r(hi, {"op": "listen", "sock": name, "backlog": 4096})
+                        rec_on and self._r(hi, {"op": "bind", "sock": name, "addr": addr, "port": port})
+                        rec_on and self._r(hi, {"op": "listen", "sock": name, "backlog": 4096})
                         listeners[hi][(addr, port)] = (ls, name)
                     elif w.closes == "server" and (hi, addr, port) not in peers_set:
                         host.set_peer(addr, "close_first", port)
-                        self._r(hi, {"op": "peer", "addr": addr, "behaviour": "close_first", "port": port})
+                        rec_on and self._r(hi, {"op": "peer", "addr": addr, "behaviour": "close_first", "port": port})
                         peers_set.add((hi, addr, port))
 
         # Streams and the event heap.
@@ -399,10 +400,10 @@ class Engine:
                 return
             while dt > SLEEP_PIECE:
                 host.sleep(SLEEP_PIECE)
-                self._r(hi, {"op": "sleep", "seconds": SLEEP_PIECE})
+                rec_on and self._r(hi, {"op": "sleep", "seconds": SLEEP_PIECE})
                 dt = t - host.time
             host.sleep(dt)
-            self._r(hi, {"op": "sleep", "seconds": dt})
+            rec_on and self._r(hi, {"op": "sleep", "seconds": dt})
 
         def pair_for(hi: int, wi: int, gd: int, src: str) -> PairStats:
             p = pair_index.get((hi, src, gd))
@@ -447,16 +448,16 @@ class Engine:
                 closes = sc.workloads[wi].closes
                 if closes == "server" and child is not None:
                     child.close()
-                    self._r(hi, {"op": "close", "sock": cname})
+                    rec_on and self._r(hi, {"op": "close", "sock": cname})
                     child = None
                 if closes == "reset":
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
-                    self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
+                    rec_on and self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
                 s.close()
-                self._r(hi, {"op": "close", "sock": sname})
+                rec_on and self._r(hi, {"op": "close", "sock": sname})
                 if child is not None:
                     child.close()
-                    self._r(hi, {"op": "close", "sock": cname})
+                    rec_on and self._r(hi, {"op": "close", "sock": cname})
                 p.in_use -= 1
                 wcounts[wi]["in_use"] -= 1
                 in_use_total -= 1
@@ -513,28 +514,28 @@ class Engine:
             else:
                 s = host.socket(st.family, st.stype)
                 sname = new_name("c")
-                self._r(hi, {"op": "socket", "name": sname, "family": "inet6" if st.family == socket.AF_INET6
+                rec_on and self._r(hi, {"op": "socket", "name": sname, "family": "inet6" if st.family == socket.AF_INET6
                              else "inet", "type": "stream" if st.stype == socket.SOCK_STREAM else "dgram"})
                 err, call, errname = 0, "connect", ""
                 if technique != "connect":
                     try:
                         if technique == "no-port":
-                            self._r(hi, {"op": "setsockopt", "sock": sname, "option": "IP_BIND_ADDRESS_NO_PORT",
+                            rec_on and self._r(hi, {"op": "setsockopt", "sock": sname, "option": "IP_BIND_ADDRESS_NO_PORT",
                                          "value": 1})
                             s.setsockopt(SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
                         baddr = src or ("::" if st.family == socket.AF_INET6 else "0.0.0.0")
-                        self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
+                        rec_on and self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
                         s.bind((baddr, 0))
                     except OSError as exc:
                         err, call, errname = exc.errno or -1, "bind", outcome_name(exc)
                 if not err:
-                    self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
+                    rec_on and self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
                     err = s.connect_ex(dest)
                     if err:
                         errname = outcome_name(OSError(err, ""))
                 if err:
                     s.close()
-                    self._r(hi, {"op": "close", "sock": sname})
+                    rec_on and self._r(hi, {"op": "close", "sock": sname})
             if err:
                 fail(hi, wi, gd, src or route_src.get((hi, gd), "*"), call, errname, t)
                 continue
@@ -548,16 +549,16 @@ class Engine:
             if lst is not None:
                 child, _ = lst[0].accept()
                 cname = new_name("a")
-                self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
+                rec_on and self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
             p = pair_for(hi, wi, gd, src)
             if nat is not None and not nat.admit(hi, gd, t):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
-                self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
+                rec_on and self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
                 s.close()
-                self._r(hi, {"op": "close", "sock": sname})
+                rec_on and self._r(hi, {"op": "close", "sock": sname})
                 if child is not None:
                     child.close()
-                    self._r(hi, {"op": "close", "sock": cname})
+                    rec_on and self._r(hi, {"op": "close", "sock": cname})
                 fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
                 continue
             p.attempts += 1
