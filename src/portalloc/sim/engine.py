@@ -68,6 +68,7 @@ class TraceRecorder:
 
     def __init__(self, limit: int = 1_000_000) -> None:
         self.ops: list[dict[str, Any]] = []
+        self.ports: dict[int, int] = {}
         self.limit = limit
         self.truncated = False
 
@@ -77,6 +78,14 @@ class TraceRecorder:
             self.ops.append(op)
         else:
             self.truncated = True
+
+    def outcome(self, result: str, port: int | None) -> None:
+        """What the last recorded op (a bind or connect) gave on the engine's host: its outcome becomes the
+        op's ``expect`` (so `portalloc replay` checks it) and its port is kept in ``ports`` by op index."""
+        if self.ops and not self.truncated and self.ops[-1]["op"] in ("bind", "connect"):
+            self.ops[-1]["expect"] = result
+            if port is not None:
+                self.ports[len(self.ops) - 1] = port
 
     def dumps(self) -> str:
         """The trace as JSON Lines text."""
@@ -526,13 +535,19 @@ class Engine:
                         baddr = src or ("::" if st.family == socket.AF_INET6 else "0.0.0.0")
                         rec_on and self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
                         s.bind((baddr, 0))
+                        if rec_on and hi == 0:
+                            rec.outcome("ok", s.getsockname()[1])
                     except OSError as exc:
                         err, call, errname = exc.errno or -1, "bind", outcome_name(exc)
+                        if rec_on and hi == 0 and call == "bind":
+                            rec.outcome(errname, None)
                 if not err:
                     rec_on and self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
                     err = s.connect_ex(dest)
                     if err:
                         errname = outcome_name(OSError(err, ""))
+                    if rec_on and hi == 0:
+                        rec.outcome(errname or "ok", None if err else s.getsockname()[1])
                 if err:
                     s.close()
                     rec_on and self._r(hi, {"op": "close", "sock": sname})
