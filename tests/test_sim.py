@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from portalloc import Host
 from portalloc.cli.main import app
-from portalloc.sim import Scenario, ScenarioError, TraceRecorder, example, examples, simulate
+from portalloc.sim import Scenario, ScenarioError, TraceRecorder, example, list_examples, simulate
 from portalloc.sim.nat import AZURE_LB_DEFAULT_PORTS, azure_lb_default_ports
 from portalloc.trace import build_host, load_trace, run_trace
 
@@ -247,7 +247,7 @@ def test_gcp_cloud_nat_min_ports() -> None:
 # ------------------------------------------------------------------------------------------- scenarios
 
 def test_bundled_examples() -> None:
-    names = set(examples())
+    names = set(list_examples())
     assert names == {"proxy-one-backend", "envoy-upstream-bind-config", "load-generator-one-server",
                      "dns-forwarder-udp", "aws-nat-gateway-one-api", "azure-pool-scaled-out"}
     for n in names:

@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from portalloc.sim import DEFAULT_EXAMPLE, Result, Scenario, ScenarioError, example, examples, parse_value, simulate
+from portalloc.sim import DEFAULT_EXAMPLE, Result, Scenario, ScenarioError, example, list_examples, parse_value, simulate
 from portalloc.sim.engine import TraceRecorder
 from portalloc.sim.result import check_fixes
 
@@ -45,7 +45,7 @@ class _Bad(Exception):
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print("error: " + message, style="red", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -287,7 +287,7 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
               dask: str | None, json: bool, plot: Path | None, live: bool, list_examples: bool,
               example_name: str | None, trace: Path | None, trace_limit: int, fixes: bool) -> None:
     if list_examples:
-        ex = examples()
+        ex = list_examples()
         if json:
             print(_json.dumps([{"name": n, "description": dsc} for n, dsc in ex.items()], indent=2))
             return
@@ -312,9 +312,9 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
         name = example_name or DEFAULT_EXAMPLE
         sc = example(name)
         origin = f"bundled example {name!r}" + ("" if example_name else "; --list shows the others")
-        if not json:
+        if not json and example_name is None:
             err.print(f"no scenario file given: running the bundled example {name!r} (--list shows all)",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     if kernel is not None:
         sc = sc.with_param("kernel", kernel)
     if seed is not None:

@@ -35,7 +35,7 @@ def simulate(scenario: Scenario, *, fixes: bool = True, recorder: TraceRecorder 
     return result
 
 
-def examples() -> dict[str, str]:
+def list_examples() -> dict[str, str]:
     """The bundled example scenarios: name -> its description line."""
     out = {}
     for entry in sorted(resources.files("portalloc.sim.examples").iterdir(), key=lambda e: e.name):
@@ -49,7 +49,7 @@ def example(name: str) -> Scenario:
     """A bundled example scenario by name (ScenarioError naming the known ones otherwise)."""
     entry = resources.files("portalloc.sim.examples").joinpath(f"{name}.toml")
     if not entry.is_file():
-        raise ScenarioError(f"--example: no bundled example {name!r}; known: {', '.join(examples())}")
+        raise ScenarioError(f"--example: no bundled example {name!r}; known: {', '.join(list_examples())}")
     sc = Scenario.from_dict(_toml(entry.read_text(encoding="utf-8")))
     return sc if sc.name else Scenario.from_dict({**sc.to_dict(), "name": name})
 
@@ -60,5 +60,5 @@ def _toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-__all__ = ["DEFAULT_EXAMPLE", "Result", "Scenario", "ScenarioError", "TraceRecorder", "example", "examples",
+__all__ = ["DEFAULT_EXAMPLE", "Result", "Scenario", "ScenarioError", "TraceRecorder", "example", "list_examples",
            "parse_value", "simulate"]
