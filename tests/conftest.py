@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from portalloc.constants import DEFAULT_ADDRESSES
+
 #: Seed for the model's random choices: results are reproducible, never relied on for one port number.
 #: PORTALLOC_TEST_SEED overrides it (to check that no assertion depends on a lucky seed).
 SEED = int(os.environ.get("PORTALLOC_TEST_SEED", "7"))
 DEFAULT_KERNEL = "linux-6.18"
-DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 DEFAULT_RANGE: tuple[int, int] = (40000, 40009)
 RANGE_SYSCTL = "net.ipv4.ip_local_port_range"
 

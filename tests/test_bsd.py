@@ -49,7 +49,7 @@ def outcome(fn: Any, *args: Any) -> str:
 
 def opts(sock: Any, names: tuple[str, ...]) -> Any:
     for name in names:
-        bsd.setsockopt(sock, socket.SOL_SOCKET, OPTION[name], 1)
+        sock.setsockopt(socket.SOL_SOCKET, OPTION[name], 1)
     return sock
 
 
@@ -215,7 +215,7 @@ def _win_socket(h: Host, kind: str, uid: int) -> tuple[Any, tuple[str, int]]:
     if option == "REUSEADDR":
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     elif option == "EXCLUSIVE":
-        bsd.setsockopt(s, socket.SOL_SOCKET, windows.SO_EXCLUSIVEADDRUSE, 1)
+        s.setsockopt(socket.SOL_SOCKET, windows.SO_EXCLUSIVEADDRUSE, 1)
     return s, ("" if where == "W" else "127.0.0.1", P)
 
 
@@ -234,7 +234,7 @@ def test_windows_different_specific_addresses_never_conflict() -> None:
     """W6: two sockets bound to different specific addresses never conflict, whatever the options."""
     h = host("windows", addresses=("127.0.0.1/8", "10.0.0.1/24"))
     a = h.socket(uid=1001)
-    bsd.setsockopt(a, socket.SOL_SOCKET, windows.SO_EXCLUSIVEADDRUSE, 1)
+    a.setsockopt(socket.SOL_SOCKET, windows.SO_EXCLUSIVEADDRUSE, 1)
     a.bind(("10.0.0.1", P))
     assert outcome(h.socket(uid=1002).bind, ("127.0.0.1", P)) == "ok"
 
@@ -286,12 +286,12 @@ def test_freebsd_bindany_and_multicast() -> None:
     """IP_BINDANY (root only) allows a non-local address; TCP refuses a multicast one (tcp_usr_bind)."""
     h = host("freebsd-14")
     s = h.socket()
-    bsd.setsockopt(s, socket.SOL_IP, bsd.IP_BINDANY, 1)
+    s.setsockopt(socket.SOL_IP, bsd.IP_BINDANY, 1)
     s.bind(("192.0.2.1", P))
-    assert bsd.getsockopt(s, socket.SOL_IP, bsd.IP_BINDANY) == 1
+    assert s.getsockopt(socket.SOL_IP, bsd.IP_BINDANY) == 1
     user = h.socket(uid=1000)
     with pytest.raises(OSError) as exc:
-        bsd.setsockopt(user, socket.SOL_IP, bsd.IP_BINDANY, 1)
+        user.setsockopt(socket.SOL_IP, bsd.IP_BINDANY, 1)
     assert exc.value.errno == errno.EPERM
     assert outcome(h.socket().bind, ("224.0.0.9", P)) == "EAFNOSUPPORT"
     udp = h.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -334,7 +334,7 @@ def test_linux_only_options_enoprotoopt_through_the_facade(kernel: str, level: i
 def test_linux_only_options_enoprotoopt_through_the_os_hook(kernel: str, level: int, name: int) -> None:
     s = host(kernel).socket()
     with pytest.raises(OSError) as exc:
-        bsd.setsockopt(s, level, name, b"lo\0\0" if name == SO_BINDTODEVICE else 1)
+        s.setsockopt(level, name, b"lo\0\0" if name == SO_BINDTODEVICE else 1)
     assert exc.value.errno == errno.ENOPROTOOPT
 
 
@@ -351,18 +351,18 @@ def test_linux_only_options_enoprotoopt_through_the_os_hook(kernel: str, level: 
 ])
 def test_os_specific_options(kernel: str, level: int, name: int, exists: bool) -> None:
     s = host(kernel).socket()
-    assert outcome(bsd.setsockopt, s, level, name, 1) == ("ok" if exists else "ENOPROTOOPT")
+    assert outcome(s.setsockopt, level, name, 1) == ("ok" if exists else "ENOPROTOOPT")
 
 
 def test_windows_option_rules() -> None:
     """SO_RANDOMIZE_PORT fails after SO_REUSE_UNICASTPORT (W4); Windows options are set before bind."""
     h = host("windows")
     s = h.socket()
-    bsd.setsockopt(s, socket.SOL_SOCKET, windows.SO_REUSE_UNICASTPORT, 1)
-    assert outcome(bsd.setsockopt, s, socket.SOL_SOCKET, windows.SO_RANDOMIZE_PORT, 1) == "EINVAL"
+    s.setsockopt(socket.SOL_SOCKET, windows.SO_REUSE_UNICASTPORT, 1)
+    assert outcome(s.setsockopt, socket.SOL_SOCKET, windows.SO_RANDOMIZE_PORT, 1) == "EINVAL"
     t = h.socket()
     t.bind(("", P))
-    assert outcome(bsd.setsockopt, t, socket.SOL_SOCKET, windows.SO_EXCLUSIVEADDRUSE, 1) == "EINVAL"
+    assert outcome(t.setsockopt, socket.SOL_SOCKET, windows.SO_EXCLUSIVEADDRUSE, 1) == "EINVAL"
 
 
 # ------------------------------------------------------------------ sysctls
@@ -645,11 +645,11 @@ def test_windows_bind_zero_unique_and_sequential_connect_shared() -> None:
         ports.append(s.getsockname()[1])
     assert ports == list(range(49152, 49157))
     r = h.socket()
-    bsd.setsockopt(r, socket.SOL_SOCKET, windows.SO_RANDOMIZE_PORT, 1)
+    r.setsockopt(socket.SOL_SOCKET, windows.SO_RANDOMIZE_PORT, 1)
     r.bind(("", 0))
     assert r.getsockname()[1] != 49157
     d = h.socket()
-    bsd.setsockopt(d, socket.SOL_SOCKET, windows.SO_REUSE_UNICASTPORT, 1)
+    d.setsockopt(socket.SOL_SOCKET, windows.SO_REUSE_UNICASTPORT, 1)
     d.bind(("10.0.0.1", 0))
     assert d.getsockname()[1] == 0
     d.connect(("10.0.0.5", 80))
@@ -795,10 +795,10 @@ def test_netbsd_hash_binds_at_connect() -> None:
                                             ("openbsd", 49152, 65535)])
 def test_ip_portrange_high(kernel: str, lo: int, hi: int) -> None:
     s = host(kernel).socket()
-    bsd.setsockopt(s, socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_HIGH)
+    s.setsockopt(socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_HIGH)
     s.bind(("", 0))
     assert lo <= s.getsockname()[1] <= hi
-    assert bsd.getsockopt(s, socket.SOL_IP, bsd.IP_PORTRANGE) == bsd.IP_PORTRANGE_HIGH
+    assert s.getsockopt(socket.SOL_IP, bsd.IP_PORTRANGE) == bsd.IP_PORTRANGE_HIGH
 
 
 @pytest.mark.parametrize("kernel, err", [("freebsd-14", "EPERM"), ("openbsd", "EACCES"), ("netbsd", "EACCES")])
@@ -806,10 +806,10 @@ def test_ip_portrange_low_needs_root(kernel: str, err: str) -> None:
     """FreeBSD in_pcb_lport returns priv_check_cred's EPERM; OpenBSD and NetBSD refuse with EACCES."""
     h = host(kernel)
     s = h.socket(uid=1000)
-    bsd.setsockopt(s, socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_LOW)
+    s.setsockopt(socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_LOW)
     assert outcome(s.bind, ("", 0)) == err
     r = h.socket()
-    bsd.setsockopt(r, socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_LOW)
+    r.setsockopt(socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_LOW)
     r.bind(("", 0))
     assert 600 <= r.getsockname()[1] <= 1023
 
@@ -872,7 +872,7 @@ def test_macos_low_range_counts_down() -> None:
     ports = []
     for _ in range(3):
         s = h.socket()
-        bsd.setsockopt(s, socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_LOW)
+        s.setsockopt(socket.SOL_IP, bsd.IP_PORTRANGE, bsd.IP_PORTRANGE_LOW)
         s.bind(("", 0))
         ports.append(s.getsockname()[1])
     assert ports == [1023, 1022, 1021]

@@ -7,8 +7,12 @@
 from __future__ import annotations
 
 from portalloc.kernels import get_profile, kernels
+from portalloc.live import running as _running  # noqa: F401  registers "linux-live" (uname is I/O: live/)
+from portalloc.model.api import HostAPI, ModelHostAPI, SocketAPI
 from portalloc.model.host import Host, Socket
 from portalloc.model.info import SocketInfo
+from portalloc.model.portset import PortSet
 
 __version__ = "0.1.0"
-__all__ = ["Host", "Socket", "SocketInfo", "kernels", "get_profile", "__version__"]
+__all__ = ["Host", "Socket", "SocketInfo", "HostAPI", "ModelHostAPI", "SocketAPI", "PortSet", "kernels",
+           "get_profile", "__version__"]

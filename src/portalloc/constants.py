@@ -36,3 +36,6 @@ def pack_local_port_range(lo: int, hi: int) -> int:
 def unpack_local_port_range(value: int) -> tuple[int, int]:
     """The ``(lo, hi)`` pair stored in an IP_LOCAL_PORT_RANGE value (signed or unsigned form)."""
     return value & 0xFFFF, (value >> 16) & 0xFFFF
+
+#: The addresses a new host (model or live) owns unless told otherwise: a namespace's lo once it is up.
+DEFAULT_ADDRESSES: tuple[str, ...] = ("127.0.0.1/8", "::1/128")

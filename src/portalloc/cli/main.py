@@ -139,10 +139,13 @@ def bench(
 
 
 def _register_optional(module: str, names: dict[str, str]) -> None:
-    """Register commands whose modules exist (so --help shows only what is installed)."""
+    """Register the commands of ``module``. Only a missing third-party dependency (an optional extra) hides
+    them; a broken import inside portalloc itself is raised, never silently turned into a missing command."""
     try:
         mod = importlib.import_module(module)
-    except ImportError:
+    except ImportError as exc:
+        if exc.name is None or exc.name == "portalloc" or exc.name.startswith("portalloc."):
+            raise
         return
     for command, attr in names.items():
         fn: Any = getattr(mod, attr, None)

@@ -3,7 +3,8 @@
 # Rule: profiles come from family modules, each offering `names()` (the names it lists) and `resolve(key)`
 # (a profile for a lower-cased name, or None when the name is not its own). Every name `kernels()` lists
 # resolves. Linux (kernels/linux.py): "linux" is the newest; "linux-X.Y" resolves to the newest switch at
-# or below X.Y; "linux-live" to the running kernel's version. RFC 6056 (kernels/rfc6056.py): Linux 6.18 with
+# or below X.Y; "linux-live" to the running kernel's version, through a family that live/running.py registers
+# (reading uname is I/O, which this package never does). RFC 6056 (kernels/rfc6056.py): Linux 6.18 with
 # connect()'s search replaced by one of the RFC's algorithms. The BSDs, macOS and Windows: kernels/bsd.py.
 """Kernel profiles by name."""
 
@@ -14,7 +15,7 @@ from typing import Protocol
 from portalloc.kernels import bsd, linux, rfc6056
 from portalloc.kernels.profile import KernelProfile
 
-__all__ = ["KernelProfile", "kernels", "get_profile", "describe"]
+__all__ = ["KernelProfile", "kernels", "get_profile", "describe", "register_family"]
 
 
 class _Family(Protocol):
@@ -23,8 +24,14 @@ class _Family(Protocol):
     def resolve(self, key: str) -> KernelProfile | None: ...
 
 
-#: Family modules, in listing order.
-FAMILIES: tuple[_Family, ...] = (linux, rfc6056, bsd)
+#: Family modules, in listing order; ``register_family`` adds one (live/running.py: "linux-live").
+FAMILIES: list[_Family] = [linux, rfc6056, bsd]
+
+
+def register_family(family: _Family) -> None:
+    """Add a family of profiles to the registry (once; later families are asked after earlier ones)."""
+    if family not in FAMILIES:
+        FAMILIES.append(family)
 
 
 def kernels() -> list[str]:

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from portalloc.errors import kernel_error
 from portalloc.kernels.linux import Switch
-from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.profile import KernelProfile, RangeSysctls
 from portalloc.kernels.sysctls import SysctlSpec, Validator, parse_port_list
-from portalloc.model.errors import kernel_error
-from portalloc.model.sysctl import SysctlValue, format_port_list
+from portalloc.sysctl import SysctlValue, format_port_list
 
 #: NetBSD portalgo.c algos[], in the kernel's order (the index is what IP_PORTALGO would take).
 NETBSD_ALGORITHMS = ("bsd", "random_start", "random_pick", "hash", "doublehash", "randinc")
@@ -340,7 +340,8 @@ def freebsd(version: tuple[int, int], name: str | None = None) -> KernelProfile:
     sources: tuple[str, ...] = (_S1, _S2, _PR) if not applied else (_S3, _S4, _PR) + tuple(applied[-1].commits)
     return dataclasses.replace(
         _BASE, name=name or f"freebsd-{base[0]}", os="freebsd", version=version, description=desc,
-        sources=sources, default_port_range=(10000, 65535), extra={"bsd": rules})
+        sources=sources, default_port_range=(10000, 65535), extra={"bsd": rules},
+        range_sysctls=RangeSysctls(("net.inet.ip.portrange.first", "net.inet.ip.portrange.last"), "first-last"))
 
 
 def openbsd(name: str = "openbsd") -> KernelProfile:
@@ -355,7 +356,8 @@ def openbsd(name: str = "openbsd") -> KernelProfile:
                     "sysctl names and baddynamic defaults remembered, not read (⚠)",
         sources=("openbsd/src sys/netinet/in_pcb.c in_pcbpickport, in_pcbaddrisavail, in_pcbconnect "
                  "(stored id 7844750530)",),
-        default_port_range=(1024, 49151), extra={"bsd": rules})
+        default_port_range=(1024, 49151), extra={"bsd": rules},
+        range_sysctls=RangeSysctls(("net.inet.ip.portfirst", "net.inet.ip.portlast"), "first-last"))
 
 
 def netbsd(algorithm: str = "bsd", name: str | None = None) -> KernelProfile:
@@ -381,7 +383,8 @@ def netbsd(algorithm: str = "bsd", name: str | None = None) -> KernelProfile:
         sources=("NetBSD/src sys/netinet/portalgo.c algo_* and check_suitable_port (stored id 749032271)",
                  "NetBSD/src sys/netinet/in_pcb.c inpcb_bind_port, inpcb_connect (stored id 2337914991)",
                  "NetBSD/src sys/netinet/tcp_usrreq.c sysctl_net_inet_ip_ports (stored id 4710049294)"),
-        default_port_range=(49152, 65535), extra={"bsd": rules})
+        default_port_range=(49152, 65535), extra={"bsd": rules},
+        range_sysctls=RangeSysctls(("net.inet.ip.anonportmin", "net.inet.ip.anonportmax"), "first-last"))
 
 
 def macos(name: str = "macos") -> KernelProfile:
@@ -398,7 +401,8 @@ def macos(name: str = "macos") -> KernelProfile:
         sources=("apple-oss-distributions/xnu bsd/netinet/in_pcb.c in_pcbbind (stored ids 57046288705, "
                  "657195750)", "apple-oss-distributions/xnu bsd/netinet/tcp_subr.c tcp_use_randomport = 0, "
                  "udp_usrreq.c udp_use_randomport = 1 (older release; id 230366126)"),
-        default_port_range=(49152, 65535), extra={"bsd": rules})
+        default_port_range=(49152, 65535), extra={"bsd": rules},
+        range_sysctls=RangeSysctls(("net.inet.ip.portrange.first", "net.inet.ip.portrange.last"), "first-last"))
 
 
 def windows(name: str = "windows") -> KernelProfile:
@@ -418,7 +422,9 @@ def windows(name: str = "windows") -> KernelProfile:
         sources=("MS KB929851 default dynamic port range (W1)", "MS Troubleshoot port exhaustion (W2)",
                  "MS Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE (W3, MicrosoftDocs/win32 08f5ed21d569)",
                  "MS SOL_SOCKET socket options (W4, 01fb6093604)", "MS SO_PORT_SCALABILITY (W5)"),
-        default_port_range=(49152, 65535), extra={"bsd": rules})
+        default_port_range=(49152, 65535), extra={"bsd": rules},
+        range_sysctls=RangeSysctls(("netsh.int.ipv4.dynamicport.tcp", "netsh.int.ipv4.dynamicport.udp"),
+                                   "start-count"))
 
 
 _SINGLE: dict[str, Any] = {

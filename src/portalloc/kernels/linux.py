@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,21 +138,25 @@ def build(version: tuple[int, int], name: str | None = None) -> KernelProfile:
     )
 
 
+def for_release(release: str) -> KernelProfile:
+    """The profile of a running kernel whose ``uname -r`` is ``release`` (versions newer than the newest
+    switch behave as the newest), named after its version."""
+    v = parse_version(release)
+    if v is None:
+        raise ValueError(f"cannot read a Linux version from uname -r = {release!r}")
+    return build(min(v, NEWEST), name=f"linux-{v[0]}.{v[1]}")
+
+
 def names() -> list[str]:
     """Every Linux profile name with a switch of its own, oldest first."""
     return [_version_name(BASE.version)] + [_version_name(sw.version) for sw in SWITCHES]
 
 
 def resolve(key: str) -> KernelProfile | None:
-    """The profile for a lower-cased name: "linux", "linux-latest", "linux-live" or "linux-X.Y"; else None."""
+    """The profile for a lower-cased name: "linux", "linux-latest" or "linux-X.Y"; else None. ("linux-live",
+    the running kernel, needs ``uname -r``: live/running.py resolves it with ``for_release``.)"""
     if key in ("linux", "linux-latest"):
         return build(NEWEST)
-    if key == "linux-live":
-        release = os.uname().release
-        v = parse_version(release)
-        if v is None:
-            raise ValueError(f"cannot read a Linux version from uname -r = {release!r}")
-        return build(min(v, NEWEST), name=f"linux-{v[0]}.{v[1]}")
     if key.startswith("linux-"):
         v = parse_version(key[len("linux-"):])
         if v is not None and v >= BASE.version:

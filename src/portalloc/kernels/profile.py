@@ -11,6 +11,40 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class RangeSysctls:
+    """Where an OS keeps its default ephemeral range (TCP over IPv4) and in what form, so that "the range,
+    whatever the OS calls it" is a question to the profile.
+
+    ``form``: "low-high" (one sysctl holding the pair, Linux's ip_local_port_range), "first-last" (two
+    sysctls, the BSDs), "start-count" (each sysctl a (start, number) pair, Windows' netsh dynamicport).
+    ``names``: the sysctls; for "low-high" and "start-count" every name is written and the first is read
+    (Windows keeps TCP and UDP apart: both are set).
+    """
+
+    names: tuple[str, ...] = ("net.ipv4.ip_local_port_range",)
+    form: str = "low-high"
+
+    def writes(self, low: int, high: int) -> dict[str, str]:
+        """The sysctl writes (name -> text) that make the range low..high."""
+        if self.form == "first-last":
+            return {self.names[0]: str(low), self.names[1]: str(high)}
+        text = f"{low} {high - low + 1}" if self.form == "start-count" else f"{low} {high}"
+        return {name: text for name in self.names}
+
+    def read(self, values: tuple[object, ...]) -> tuple[int, int] | None:
+        """The range (low, high) from the values of ``names`` in order; None when they do not read as one."""
+        if self.form == "first-last":
+            if len(values) >= 2 and isinstance(values[0], int) and isinstance(values[1], int):
+                return values[0], values[1]
+            return None
+        v = values[0] if values else None
+        if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) for x in v)):
+            return None
+        low, second = int(v[0]), int(v[1])
+        return (low, low + second - 1) if self.form == "start-count" else (low, second)
+
+
+@dataclass(frozen=True)
 class KernelProfile:
     """Every switch of one kernel version that port allocation depends on.
 
@@ -66,6 +100,8 @@ class KernelProfile:
     #: (tcp_peer_is_proven's ``|| !timestamps``, a26552afe894)
     tw_recycle_drops_untimestamped: bool = False
     default_port_range: tuple[int, int] = (32768, 60999)   # 32768-61000 before 4.2 (07f4c90062f8)
+    #: the sysctl(s) holding the default ephemeral range, and their form
+    range_sysctls: RangeSysctls = RangeSysctls()
 
     # --- TIME_WAIT and port release ---
     #: tcp_tw_reuse never takes over a FIN_WAIT2-substate timewait (6.12, 0d9e5df4a257).

@@ -2,8 +2,9 @@
 #
 # Rules: a strategy gets a request (effective range, the hash of the destination, a PortSpace that
 # answers "may this port be taken?", the host's seeded RNG and its boot-time state) and returns the
-# port plus the number of ports the kernel's loop examined. Strategies decide order only; what a port
-# may be shared with is decided by the model (model/connect.py, model/bind.py) and is the same for all.
+# port plus the number of ports the kernel's loop examined. Strategies decide order only; whether a port
+# may be taken is the model's test (model/stack.py `connect_test` for connect(), the bind conflict
+# predicates of model/conflict.py for bind(0)), the same for all.
 # Each names the kernel function and commit it follows.
 """connect() and bind(0) search strategies, by profile name."""
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portalloc.kernels.profile import KernelProfile
-from portalloc.model.search import PortSpace, scan_wrapped
+from portalloc.kernels.search import PortSpace, scan_wrapped
 
 M32 = 0xFFFFFFFF
 GOLDEN_RATIO_32 = 0x61C88647

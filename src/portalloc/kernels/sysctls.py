@@ -14,9 +14,9 @@ import errno
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from portalloc.errors import kernel_error
 from portalloc.kernels.profile import KernelProfile
-from portalloc.model.errors import kernel_error
-from portalloc.model.sysctl import SysctlValue, format_port_list
+from portalloc.sysctl import SysctlValue, format_port_list
 
 Validator = Callable[[str, Mapping[str, SysctlValue]], SysctlValue]
 

@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
+from portalloc.constants import DEFAULT_ADDRESSES
 from portalloc.live.host import (
-    DEFAULT_ADDRESSES,
     KERNEL_NAMES,
     LiveAgentError,
     LiveHost,

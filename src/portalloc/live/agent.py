@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from portalloc.constants import (
+    DEFAULT_ADDRESSES,
     IP_BIND_ADDRESS_NO_PORT,
     IP_FREEBIND,
     IP_LOCAL_PORT_RANGE,
@@ -58,8 +59,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _SYSCTL_PART_RE = re.compile(r"^[A-Za-z0-9_:-]+$")
 #: Device that receives non-loopback addresses (created on demand, like a dummy interface).
 ADDRESS_DEVICE = "portalloc0"
-#: Default loopback addresses of a new namespace once lo is up.
-DEFAULT_LO_ADDRESSES = ("127.0.0.1/8", "::1/128")
 #: Link types tried, in order, for an extra device (this 6.18 build has no `dummy` driver; ifb is alike).
 DEVICE_KINDS = ("dummy", "ifb", "bridge")
 
@@ -170,7 +169,7 @@ class Agent:
             if name != "lo":
                 self._add_device(name)
         wanted = [ipaddress.ip_interface(a) for a in addresses]
-        defaults = [ipaddress.ip_interface(a) for a in DEFAULT_LO_ADDRESSES]
+        defaults = [ipaddress.ip_interface(a) for a in DEFAULT_ADDRESSES]
         for d in defaults:
             if d not in wanted:
                 r = self._ip("addr", "del", str(d), "dev", "lo")

@@ -31,14 +31,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from portalloc.constants import DEFAULT_ADDRESSES
 from portalloc.live import protocol
 from portalloc.model.info import SocketInfo
-from portalloc.model.sysctl import SysctlValue, from_text, normalize_name, to_text
+from portalloc.sysctl import SysctlValue, from_text, normalize_name, to_text
 
 #: Kernel names LiveHost accepts (besides "linux-<major>.<minor>" of the running kernel).
 KERNEL_NAMES = ("linux-live", "linux", "live")
-#: Addresses a new LiveHost owns unless told otherwise.
-DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 
 _UNSET: Any = object()
 _SRC_DIR = str(Path(__file__).resolve().parents[2])
@@ -452,11 +451,12 @@ class LiveSocket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """recv() that never waits: BlockingIOError when nothing is queued."""
-        return self.host._call("recv", self.id, "recv", bufsize, flags)
+        return bytes(self.host._call("recv", self.id, "recv", bufsize, flags))
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         """recvfrom() that never waits: BlockingIOError when nothing is queued."""
-        return tuple(self.host._call("recv", self.id, "recvfrom", bufsize, flags))  # type: ignore[return-value]
+        data, address = self.host._call("recv", self.id, "recvfrom", bufsize, flags)
+        return bytes(data), address
 
     def shutdown(self, how: int) -> None:
         """shutdown(SHUT_RD | SHUT_WR | SHUT_RDWR)."""

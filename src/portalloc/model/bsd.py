@@ -12,7 +12,7 @@
 #   The model answers them with bitsets: `self.tcp`/`self.udp` (PortTable, every PCB with a port, by local
 #   address), `self.unconn` (the unconnected PCBs only: bound, listening, pre-bound), and the established
 #   tables (`self.ehash` for TCP, `self.uehash` for UDP) for 4-tuples. A port search builds one bitset of
-#   usable ports and walks it in the OS's order (search.py's scan_wrapped, or a downward scan), so filling
+#   usable ports and walks it in the OS's order (kernels/search.py's scan_wrapped, or a downward scan), so filling
 #   a range costs word operations, not a Python step per port, and the kernel's probe count is reported.
 # - Explicit bind() conflicts are decided PCB by PCB, as the kernel does, with `lookup_local` (best-fit
 #   scoring of in_pcblookup_local, newest PCB first).
@@ -23,8 +23,8 @@
 #   binds with laddr = ANY. Time moves only in advance(); FreeBSD's once-a-second ipport_tick is replayed
 #   lazily, tick by tick, before each port allocation.
 # - OS-specific socket options (SO_REUSEPORT_LB, IP_PORTRANGE, IP_BINDANY, SO_BINDANY) live on BsdSock;
-#   `os_setsockopt`/`os_getsockopt` handle them and refuse the Linux-only options with ENOPROTOOPT.
-#   Until model/host.py calls those hooks, use this module's `setsockopt`/`getsockopt` helpers.
+#   `os_setsockopt`/`os_getsockopt` handle them (Socket.setsockopt/getsockopt in model/host.py ask them
+#   first) and refuse the Linux-only options with ENOPROTOOPT.
 """BSD-family model kernel: PCB lookups, bind rules, port orders and connect() variants."""
 
 from __future__ import annotations
@@ -34,22 +34,20 @@ import math
 import socket as _socket
 from collections import deque
 from ipaddress import IPv4Address, IPv6Address
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_LOCAL_PORT_RANGE, SO_BINDTODEVICE
+from portalloc.errors import fail
 from portalloc.kernels.bsd import BsdRules, rules_of
 from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.search import PortSpace, range_mask, scan_wrapped
 from portalloc.kernels.sysctls import SysctlSpec, parse_port_list
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
-from portalloc.model.errors import fail
+from portalloc.model.portset import PortSet
 from portalloc.model.reuseport import ReuseportGroup
-from portalloc.model.search import PortSpace, range_mask, scan_wrapped
 from portalloc.model.sock import CLOSE, ESTABLISHED, LISTEN, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
 from portalloc.model.tables import EstablishedTable, PortTable
-
-if TYPE_CHECKING:
-    from portalloc.model.host import Socket
 
 SOL_SOCKET = _socket.SOL_SOCKET
 SOL_IP = 0
@@ -206,11 +204,9 @@ class BsdStack(Stack):
         lo, hi, _ = self.range_for(sk.proto, self._af(sk), self._portrange(sk), sk.uid)
         return (lo, hi, False) if lo <= hi else (hi, lo, False)
 
-    def new_sock(self, family: int, proto: str, uid: int) -> Sock:
-        """socket(2): a PCB with the OS's IPV6_V6ONLY default (net.inet6.ip6.v6only on FreeBSD)."""
-        sk = BsdSock(self.next_id, family, proto, uid)
-        self.next_id += 1
-        self.socks[sk.id] = sk
+    def probe_sock(self, family: int, proto: str, uid: int, sid: int = 0) -> Sock:
+        """A PCB with the OS's IPV6_V6ONLY default (net.inet6.ip6.v6only on FreeBSD), not in any table."""
+        sk = BsdSock(sid, family, proto, uid)
         if family == 6:
             v6 = self.sc.get("net.inet6.ip6.v6only")
             sk.v6only = bool(v6) if isinstance(v6, int) else self.rules.v6only_default
@@ -633,22 +629,74 @@ class BsdStack(Stack):
         NetBSD IPv4 (check_suitable_port passes 1) always look up wildcard. Raises the exhaustion errno."""
         assert isinstance(sk, BsdSock)
         lo, hi, cursor = self.range_for(sk.proto, self._af(sk), self._portrange(sk), sk.uid)
-        reuse = so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT | OPT_REUSEPORT_LB)
-        wildcard = not (honour_reuse and self.rules.implicit_bind_honours_reuse and reuse)
-        if self.rules.family == "netbsd" and sk.family == 4:
-            wildcard = True                     # check_suitable_port: in_pcblookup_port(..., 1)
-        if self.rules.family == "netbsd" and self._netbsd_algorithm_name(self._af(sk)) in ("hash", "doublehash"):
+        if self._binds_at_connect(sk):
             sk.bindportonsend = True            # iscompletetuple() false: port 0 now, bound at connect
             return 0
-        used = self.used_by_lookup_local(sk, laddr, wildcard)
-        if self.rules.family == "openbsd":
-            used |= self._baddynamic(sk.proto)
-        port, probes = self.choose_port(sk, lo, hi, cursor, used, dest=None)
+        used = self.autobind_used(sk, laddr, honour_reuse)
+        port, probes = self.choose_port(sk, lo, hi, cursor, self.free_ports(lo, hi, used))
         self.stats["bind_probes"] += probes
         if port is None:
             fail(self.exhausted_errno(sk))
         self._hash_port(sk, laddr, port, connected=False)
         return port
+
+    def _binds_at_connect(self, sk: Sock) -> bool:
+        """NetBSD's hash and doublehash algorithms: an implicit bind leaves port 0 (iscompletetuple() is
+        false) and the port is chosen when the 4-tuple is known."""
+        return self.rules.family == "netbsd" and \
+            self._netbsd_algorithm_name(self._af(sk)) in ("hash", "doublehash")
+
+    def autobind_used(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
+        """The port test of in_pcbbind(inp, NULL) on ``laddr``: the ports in_pcblookup_local(laddr, port,
+        lookupflags) finds a PCB on (plus OpenBSD's baddynamic). With ``honour_reuse`` the lookup is
+        non-wildcard when the socket has SO_REUSEADDR/SO_REUSEPORT on kernels whose rules say so; NetBSD
+        IPv4 always looks up wildcard (check_suitable_port passes 1)."""
+        reuse = so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT | OPT_REUSEPORT_LB)
+        wildcard = not (honour_reuse and self.rules.implicit_bind_honours_reuse and reuse)
+        if self.rules.family == "netbsd" and sk.family == 4:
+            wildcard = True                     # check_suitable_port: in_pcblookup_port(..., 1)
+        used = self.used_by_lookup_local(sk, laddr, wildcard)
+        if self.rules.family == "openbsd":
+            used |= self._baddynamic(sk.proto)
+        return used
+
+    def connect_used(self, sk: Sock, style: str, src: IPAddress, daddr: IPAddress, dport: int) -> int:
+        """The port test of connect()'s port choice for a socket without a port, in connect variant
+        ``style`` (``_connect_style``): the bitset of ports it must not take from ``src`` toward
+        daddr:dport. The one answer the connect paths and ``usable_ports`` ask; the orders only order."""
+        if style == "lport-dest":
+            return self.used_by_hash_lookup(sk, src, daddr, dport)
+        if style == "after-source":
+            wild = not so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT)
+            return self.used_by_lookup_local(sk, self._family_form(sk, src), wild) | self._baddynamic(sk.proto)
+        if style == "bind-source":
+            return self.used_by_lookup_local(sk, self._family_form(sk, src), self._wild_for_bind(sk))
+        if style == "check-then-bind" and ((isinstance(sk, BsdSock) and sk.bindportonsend)
+                                           or self._binds_at_connect(sk)):
+            wild = sk.family == 4 or self._wild_for_bind(sk)
+            return self.used_by_lookup_local(sk, self._family_form(sk, src), wild)
+        # prebind-wildcard and 4.4BSD check-then-bind: in_pcbbind(inp, NULL) on the bound address or ANY.
+        laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
+        return self.autobind_used(sk, laddr, honour_reuse=True)
+
+    def free_ports(self, first: int, last: int, used: int) -> int:
+        """The ports of the range first..last (either order) that are not in ``used``."""
+        lo, hi = (first, last) if first <= last else (last, first)
+        return self._range_mask(lo, hi) & ~used
+
+    def usable_ports(self, proto: str, saddr: IPAddress, daddr: IPAddress, dport: int, *, dev: int = 0,
+                     local_range: tuple[int, int] | None = None) -> PortSet:
+        """The ports a new, unbound socket's connect() from ``saddr`` to daddr:dport could take now, in this
+        OS's connect variant (``connect_used``): destination-aware where the OS checks the 4-tuple when it
+        picks the port (FreeBSD >= 13 TCP), host-wide unique ports where it binds first (FreeBSD <= 12 and
+        XNU TCP, NetBSD's bsd/random algorithms), unique on the source address on OpenBSD. ``dev`` and
+        ``local_range`` are Linux options the BSDs lack: ignored. Nothing in the tables changes."""
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
+        saddr, daddr = wire_address(saddr), wire_address(daddr)
+        sk = self.probe_sock(4 if isinstance(daddr, IPv4Address) else 6, proto, 0)
+        lo, hi, _ = self.range_for(proto, sk.family, self._portrange(sk), sk.uid)
+        return PortSet(self.free_ports(lo, hi, self.connect_used(sk, self._connect_style(sk), saddr, daddr, dport)))
 
     def _baddynamic(self, proto: str) -> int:
         text = self.sc.get(f"net.inet.{proto}.baddynamic", "")
@@ -657,18 +705,18 @@ class BsdStack(Stack):
             mask |= 1 << p
         return mask
 
-    def choose_port(self, sk: Sock, first: int, last: int, cursor: str, used: int,
-                    dest: tuple[IPAddress, IPAddress, int] | None) -> tuple[int | None, int]:
-        """Walk the range in the OS's order over the ports not in ``used``: (port or None, probes)."""
+    def choose_port(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
+        """Walk the range in the OS's order over the ports in ``free`` (the test's answer, within the
+        range): (port or None, probes)."""
         order = self.rules.order
         if order == "freebsd":
-            return self.freebsd_order(sk, first, last, cursor, used)
+            return self.freebsd_order(sk, first, last, cursor, free)
         if order == "xnu":
-            return self.xnu_order(sk, first, last, cursor, used)
+            return self.xnu_order(sk, first, last, cursor, free)
         if order == "openbsd":
-            return self.openbsd_order(first, last, used)
+            return self.openbsd_order(first, last, free)
         if order == "netbsd":
-            return self.netbsd_order(sk, first, last, cursor, used)
+            return self.netbsd_order(sk, first, last, cursor, free)
         raise NotImplementedError(order)
 
     def ipport_tick(self) -> None:
@@ -692,7 +740,7 @@ class BsdStack(Stack):
             self.stoprandom = max(0, self.stoprandom - rest) if cps >= 0 else randomtime
         self.last_tick = now_tick
 
-    def freebsd_order(self, sk: Sock, first: int, last: int, cursor: str, used: int) -> tuple[int | None, int]:
+    def freebsd_order(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
         """in_pcb_lport (S1) / in_pcb_lport_dest (S3): first and last swapped into order; a random cursor
         `first + arc4random() % (last - first)` when randomized (not while ipport_tick has stopped
         randomness for TCP, <= 13.x; never when first == last), else the shared cursor; then
@@ -712,22 +760,22 @@ class BsdStack(Stack):
         cur = self.cursors.get(cursor, 0)
         if dorandom:
             cur = first + self.rng.getrandbits(32) % (last - first)
-        return self._ascending(first, last, cursor, cur, used)
+        return self._ascending(first, last, cursor, cur, free)
 
-    def _ascending(self, first: int, last: int, cursor: str, cur: int, used: int) -> tuple[int | None, int]:
+    def _ascending(self, first: int, last: int, cursor: str, cur: int, free: int) -> tuple[int | None, int]:
         """`do { if (count-- < 0) fail; if (++cur < first || cur > last) cur = first; } while (in use)`."""
         n = last - first + 1
         start = cur + 1
         if start < first or start > last:
             start = first
-        port, k = scan_wrapped(PortSpace(self._range_mask(first, last) & ~used), start, 1, n, last + 1, n)
+        port, k = scan_wrapped(PortSpace(free), start, 1, n, last + 1, n)
         if port is None:
             self.cursors[cursor] = first + (start - first + n - 1) % n
             return None, n
         self.cursors[cursor] = port
         return port, k + 1
 
-    def xnu_order(self, sk: Sock, first: int, last: int, cursor: str, used: int) -> tuple[int | None, int]:
+    def xnu_order(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
         """XNU in_pcbbind, lport == 0 (S6): a random cursor `first + rand_port % (first - last)` (u_short
         rand_port, C remainder) when net.inet.{tcp,udp}.randomize_ports is set, else the shared cursor;
         counting up (first < last) or down (first > last), every port tried once. Restricted ports
@@ -737,19 +785,19 @@ class BsdStack(Stack):
         if first <= last:
             if randomize and first != last:
                 cur = first + self.rng.getrandbits(16) % (last - first)
-            return self._ascending(first, last, cursor, cur, used)
+            return self._ascending(first, last, cursor, cur, free)
         if randomize:
             cur = first - self.rng.getrandbits(16) % (first - last)
         n = first - last + 1
         start = cur - 1
         if start > first or start < last:
             start = first
-        port, probes = scan_down(range_mask(last, first) & ~used, start, last, first, n)
+        port, probes = scan_down(free, start, last, first, n)
         if port is not None:
             self.cursors[cursor] = port
         return port, probes
 
-    def openbsd_order(self, first: int, last: int, used: int) -> tuple[int | None, int]:
+    def openbsd_order(self, first: int, last: int, free: int) -> tuple[int | None, int]:
         """in_pcbpickport (S5): candidate = lower + arc4random_uniform(higher - lower), then ++candidate
         with wrap-around; baddynamic ports (already in ``used``) cost a probe each; no cursor is kept."""
         lower, higher = (first, last) if first <= last else (last, first)
@@ -759,7 +807,7 @@ class BsdStack(Stack):
         if start > higher:
             start = lower
         n = higher - lower + 1
-        port, k = scan_wrapped(PortSpace(range_mask(lower, higher) & ~used), start, 1, n, higher + 1, n)
+        port, k = scan_wrapped(PortSpace(free), start, 1, n, higher + 1, n)
         return (None, n) if port is None else (port, k + 1)
 
     # --- NetBSD portalgo.c
@@ -768,12 +816,11 @@ class BsdStack(Stack):
         prefix = "net.inet.ip." if af == 4 else "net.inet6.ip6."
         return str(self.sc.get(prefix + "anonportalgo.selected", self.rules.netbsd_algorithm))
 
-    def netbsd_order(self, sk: Sock, first: int, last: int, cursor: str, used: int) -> tuple[int | None, int]:
-        """portalgo_randport: the selected algorithm over check_suitable_port (ports not in ``used``).
+    def netbsd_order(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
+        """portalgo_randport: the selected algorithm over check_suitable_port (the ports in ``free``).
         Each algorithm keeps its uint16_t next_ephemeral per protocol, family and range."""
         mymin, mymax = (first, last) if first <= last else (last, first)
         algo = self._netbsd_algorithm_name(self._af(sk))
-        free = range_mask(mymin, mymax) & ~used
         num = mymax - mymin + 1
         key = f"{cursor}:{algo}"
         nxt = self.netbsd_next.get(key, 0)
@@ -937,7 +984,7 @@ class BsdStack(Stack):
         free and that no unconnected PCB holds on the source address or ANY. Options are not read."""
         src = self.connect_source(sk, daddr, dport)
         if not sk.lport:
-            self._search_for_connect(sk, src, self.used_by_hash_lookup(sk, src, daddr, dport))
+            self._search_for_connect(sk, src, self.connect_used(sk, "lport-dest", src, daddr, dport))
         self._establish(sk, src, daddr, dport)
 
     def connect_source(self, sk: BsdSock, daddr: IPAddress, dport: int) -> IPAddress:
@@ -951,9 +998,11 @@ class BsdStack(Stack):
         return src
 
     def _search_for_connect(self, sk: BsdSock, src: IPAddress, used: int) -> int:
+        """The port choice of connect(): the OS's order over the range's ports not in ``used`` (what
+        ``connect_used`` answered); the socket takes the port on ``src``."""
         lo, hi, cursor = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6,
                                         self._portrange(sk), sk.uid)
-        port, probes = self.choose_port(sk, lo, hi, cursor, used, dest=None)
+        port, probes = self.choose_port(sk, lo, hi, cursor, self.free_ports(lo, hi, used))
         self.stats["connect_searches"] += 1
         self.stats["connect_probes"] += probes
         if port is None:
@@ -969,9 +1018,7 @@ class BsdStack(Stack):
         the port is given back."""
         src = self.connect_source(sk, daddr, dport)
         if not sk.lport:
-            wild = not so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT)
-            used = self.used_by_lookup_local(sk, self._family_form(sk, src), wild) | self._baddynamic(sk.proto)
-            port = self._search_for_connect(sk, src, used)
+            port = self._search_for_connect(sk, src, self.connect_used(sk, "after-source", src, daddr, dport))
             if self.tuple_taken(sk, src, port, daddr, dport):
                 self.table(sk).remove(sk)
                 sk.lport = 0
@@ -986,8 +1033,7 @@ class BsdStack(Stack):
         SO_REUSEADDR one only unconnected sockets on exactly it do not hold."""
         src = self.connect_source(sk, daddr, dport)
         if not sk.lport:
-            wild = self._wild_for_bind(sk)
-            self._search_for_connect(sk, src, self.used_by_lookup_local(sk, self._family_form(sk, src), wild))
+            self._search_for_connect(sk, src, self.connect_used(sk, "bind-source", src, daddr, dport))
         self._establish(sk, src, daddr, dport)
 
     def connect_check_then_bind(self, sk: BsdSock, daddr: IPAddress, dport: int) -> None:
@@ -1003,8 +1049,7 @@ class BsdStack(Stack):
             laddr = sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6)
             self.autobind(sk, laddr, honour_reuse=True)
         if sk.bindportonsend:
-            wild = sk.family == 4 or self._wild_for_bind(sk)
-            self._search_for_connect(sk, src, self.used_by_lookup_local(sk, self._family_form(sk, src), wild))
+            self._search_for_connect(sk, src, self.connect_used(sk, "check-then-bind", src, daddr, dport))
             sk.bindportonsend = False
         self._establish(sk, src, daddr, dport)
 
@@ -1088,35 +1133,3 @@ class BsdStack(Stack):
         if substate == TIME_WAIT:
             lifetime = self.timewait_seconds()
         super()._enter_timewait(sk, substate, lifetime)
-
-
-# ------------------------------------------------------------------ option helpers for callers
-
-def _stack_of(sock: Socket) -> Stack:
-    return sock._host._stack
-
-
-def setsockopt(sock: Socket, level: int, optname: int, value: object) -> None:
-    """``sock.setsockopt(level, optname, value)`` that also knows the OS's own options (SO_REUSEPORT_LB,
-    IP_PORTRANGE, SO_EXCLUSIVEADDRUSE, ...) and refuses Linux-only ones with ENOPROTOOPT, as the model's
-    OS would. Needed until model/host.py's Socket.setsockopt consults the stack's os_setsockopt."""
-    from portalloc.model.host import _option_value
-
-    stack = _stack_of(sock)
-    hook = getattr(stack, "os_setsockopt", None)
-    if hook is not None:
-        num, raw = _option_value(value)
-        if hook(sock._live(), level, optname, num, raw):
-            return
-    sock.setsockopt(level, optname, value)
-
-
-def getsockopt(sock: Socket, level: int, optname: int) -> int | bytes:
-    """``sock.getsockopt(level, optname)`` that also knows the OS's own options (see setsockopt)."""
-    stack = _stack_of(sock)
-    hook = getattr(stack, "os_getsockopt", None)
-    if hook is not None:
-        found = hook(sock._live(), level, optname)
-        if found is not None:
-            return int(found)
-    return sock.getsockopt(level, optname)

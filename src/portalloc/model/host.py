@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from portalloc.constants import (
+    DEFAULT_ADDRESSES,
     IP_BIND_ADDRESS_NO_PORT,
     IP_FREEBIND,
     IP_LOCAL_PORT_RANGE,
@@ -27,14 +28,24 @@ from portalloc.constants import (
     SO_BINDTODEVICE,
     SO_REUSEPORT,
 )
+from portalloc.errors import fail, kernel_error
 from portalloc.kernels import get_profile
 from portalloc.kernels.profile import KernelProfile
-from portalloc.model.addr import ANY4, ANY6, IPAddress, family_number, format_host, parse_sockaddr
-from portalloc.model.errors import fail, kernel_error
+from portalloc.model.addr import (
+    ANY4,
+    ANY6,
+    IPAddress,
+    family_number,
+    format_host,
+    parse_host,
+    parse_sockaddr,
+    wire_address,
+)
 from portalloc.model.info import SocketInfo
+from portalloc.model.portset import PortSet
 from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
-from portalloc.model.sysctl import SysctlValue
+from portalloc.sysctl import SysctlValue
 
 SOL_IP = 0
 SOL_SOCKET = _socket.SOL_SOCKET
@@ -59,7 +70,6 @@ def stack_class(profile: KernelProfile) -> type[Stack]:
     module, _, cls = STACKS[profile.stack].partition(":")
     found: type[Stack] = getattr(importlib.import_module(module), cls)
     return found
-DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 
 
 def _option_value(value: object, optlen: int | None = None) -> tuple[int, bytes]:
@@ -485,6 +495,38 @@ class Host:
         if ts_clock is not None and not isinstance(ts_clock, (int, float)):
             raise TypeError(f"ts_clock must be a number of seconds or None, not {type(ts_clock).__name__}")
         return self._stack.inbound(saddr, sport, daddr, dport, None if ts_clock is None else float(ts_clock))
+
+    def usable_ports(self, dst: tuple[str, int], *, proto: str = "tcp", src: str | None = None) -> PortSet:
+        """The ports that a new, unbound socket's connect() toward ``dst`` could take right now.
+
+        ``dst`` is (address, port); ``src`` the source address the connection would leave from (as after
+        ``bind((src, 0))`` with IP_BIND_ADDRESS_NO_PORT, where the kernel has it), or None for the one the
+        kernel routes from. The answer follows the host's profile and sysctls: the ephemeral range, reserved
+        ports, ports held by explicit binders, live 4-tuples toward ``dst``, and TIME_WAITs that
+        tcp_tw_reuse can (counted) or cannot (not counted) take over now. Every OS answers in its own
+        connect() variant (a BSD that binds before it looks at the destination answers host-wide unique
+        ports). ``proto="udp"``: the ports connect()'s autobind could take; Linux's UDP autobind is not
+        destination-aware, so ``dst`` only chooses the family there.
+
+        Invariant: ``len(host.usable_ports(dst))`` is the number of further connect() calls toward ``dst``,
+        each from a fresh socket that keeps its connection, that get a port now; the next one fails with
+        the OS's exhaustion errno (EADDRNOTAVAIL on Linux). Orders that draw a fresh random port per try
+        (RFC 6056 algorithms 1 and 5, NetBSD random_pick and randinc) may give up while ports remain: there
+        the count is an upper bound. Ports come out in ascending order; asking changes nothing on the host
+        (tests/test_usable_ports.py holds the invariant on every profile).
+        """
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
+        family = 6 if isinstance(dst, tuple) and dst and isinstance(dst[0], str) and ":" in dst[0] else 4
+        daddr, dport = parse_sockaddr(dst, family, "usable_ports")
+        stack = self._stack
+        probe = stack.probe_sock(family, proto, 0)
+        daddr = wire_address(stack.any_to_loopback(probe, daddr))
+        if src is None:
+            saddr = stack.route_source(probe, daddr)
+        else:
+            saddr = wire_address(parse_host(src, 6 if ":" in src else 4, "usable_ports"))
+        return stack.usable_ports(proto, saddr, daddr, dport)
 
     def sockets(self) -> list[SocketInfo]:
         """An ``ss``-like snapshot: every socket that holds a port, TIME_WAIT and orphans included."""

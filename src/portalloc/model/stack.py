@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Any
 
+from portalloc.errors import fail
 from portalloc.kernels.profile import KernelProfile
+from portalloc.kernels.search import PortSpace, range_mask, scan_wrapped
 from portalloc.kernels.strategies import (
     BIND_SEARCHES,
     CONNECT_SEARCHES,
@@ -43,9 +45,8 @@ from portalloc.model.addr import (
     wire_address,
 )
 from portalloc.model.conflict import tcp_bind_conflict, udp_bind_conflict, udp_port_taken
-from portalloc.model.errors import fail
+from portalloc.model.portset import PortSet
 from portalloc.model.reuseport import ReuseportGroup, same_group_identity
-from portalloc.model.search import PortSpace, range_mask, scan_wrapped
 from portalloc.model.siphash import siphash24
 from portalloc.model.sock import (
     CLOSE,
@@ -57,8 +58,8 @@ from portalloc.model.sock import (
     TIME_WAIT,
     Sock,
 )
-from portalloc.model.sysctl import SysctlValue, normalize_name, to_text
-from portalloc.model.tables import EstablishedTable, PortTable, TimerQueue
+from portalloc.model.tables import DestPorts, EstablishedTable, PortBits, PortTable, TimerQueue
+from portalloc.sysctl import SysctlValue, normalize_name, to_text
 
 
 def mapped(addr: IPAddress) -> IPv6Address:
@@ -106,6 +107,42 @@ class RemotePeer:
 
     behaviour: str = "accept"
     ts_clock: float | None = 0.0
+
+
+class ConnectTest:
+    """The port test of __inet_hash_connect toward one destination (gVisor's PortTester): ``ok(port)`` for
+    one port, ``build()`` for the whole range as a bitset. It tests only; the strategies order.
+
+    A port passes when it lies in lo..hi, is not reserved, not held by an explicit binder, and no live
+    socket or TIME_WAIT that cannot be taken over now (``tw_hard``, ``young``, or any TIME_WAIT when
+    tcp_tw_reuse is off toward this destination) holds its 4-tuple.
+    """
+
+    __slots__ = ("lo", "hi", "range_bits", "reserved", "explicit", "dests", "reuse")
+
+    def __init__(self, lo: int, hi: int, range_bits: int, reserved: int, explicit: PortBits,
+                 dests: tuple[DestPorts, ...], reuse: bool) -> None:
+        self.lo, self.hi, self.range_bits = lo, hi, range_bits
+        self.reserved, self.explicit, self.dests, self.reuse = reserved, explicit, dests, reuse
+
+    def ok(self, port: int) -> bool:
+        """Does ``port`` pass (O(1) per destination entry, no bitset built)?"""
+        if not self.lo <= port <= self.hi or (self.reserved and (self.reserved >> port) & 1) \
+                or port in self.explicit:
+            return False
+        reuse = self.reuse
+        for d in self.dests:
+            if port in d.live or port in d.tw_hard or port in d.young or (not reuse and port in d.tw):
+                return False
+        return True
+
+    def build(self) -> tuple[int, int]:
+        """(every passing port as a bitset, 0): PortSpace's (free, soft) with nothing soft."""
+        blocked = self.reserved | self.explicit.bits
+        reuse = self.reuse
+        for d in self.dests:
+            blocked |= d.live.bits | ((d.tw_hard.bits | d.young.bits) if reuse else d.tw.bits)
+        return self.range_bits & ~blocked, 0
 
 
 class Stack:
@@ -239,17 +276,27 @@ class Stack:
 
     def new_sock(self, family: int, proto: str, uid: int) -> Sock:
         """socket(2): a fresh, unbound socket."""
-        sk = Sock(self.next_id, family, proto, uid)
+        sk = self.probe_sock(family, proto, uid, self.next_id)
         self.next_id += 1
         self.socks[sk.id] = sk
         return sk
 
+    def probe_sock(self, family: int, proto: str, uid: int, sid: int = 0) -> Sock:
+        """A fresh socket record with this OS's defaults, not entered in any table (socket(2) enters the
+        one it returns; a query uses one to ask what a new socket would meet)."""
+        return Sock(sid, family, proto, uid)
+
     def local_port_range(self, sk: Sock) -> tuple[int, int, bool]:
         """inet_sk_get_local_port_range (6.3+, 91d0b78c5177): the netns range narrowed by
         IP_LOCAL_PORT_RANGE; each bound applies only if it lies inside. Returns (low, high, option set)."""
+        return self.narrowed_range(sk.local_range)
+
+    def narrowed_range(self, option: int) -> tuple[int, int, bool]:
+        """The netns range narrowed by an IP_LOCAL_PORT_RANGE value (``hi << 16 | lo``, 0: unset), as
+        inet_sk_get_local_port_range does: (low, high, option set)."""
         lo, hi = self.port_range()
-        if sk.local_range and self.profile.ip_local_port_range_option:
-            sk_lo, sk_hi = sk.local_range & 0xFFFF, sk.local_range >> 16
+        if option and self.profile.ip_local_port_range_option:
+            sk_lo, sk_hi = option & 0xFFFF, option >> 16
             if lo <= sk_lo <= hi:
                 lo = sk_lo
             if lo <= sk_hi <= hi:
@@ -400,17 +447,25 @@ class Stack:
         self.udp.add(sk, port)
         return True
 
+    def udp_autobind_ports(self, sk: Sock, lo: int, hi: int) -> tuple[int, int]:
+        """The port test of udp_lib_get_port's autobind walk for ``sk`` (its address already set), as two
+        bitsets of the range lo..hi without reserved ports: (free, taken) where ``free`` holds no socket on an
+        overlapping address and ``taken`` does (udp_lib_lport_inuse may still pass one of those for a
+        SO_REUSEADDR/SO_REUSEPORT socket, owner by owner). Not destination-aware: Linux's UDP autobind never
+        looks at the peer."""
+        full = self._range_mask(lo, hi) & ~self.reserved_mask
+        overlap = self.udp.overlap_mask(sk.key())
+        return full & ~overlap, full & overlap
+
     def udp_find_port(self, sk: Sock) -> int | None:
         """udp_lib_get_port with snum 0: a uniformly random first port, then each hash slot in turn,
         walking the slot's ports with an odd multiple of the table size; no parity preference."""
         lo, hi, _ = self.local_port_range(sk)
-        full = self._range_mask(lo, hi) & ~self.reserved_mask
-        overlap = self.udp.overlap_mask(sk.key())
+        free, taken = self.udp_autobind_ports(sk, lo, hi)
         if sk.reuseaddr or sk.reuseport:
-            space = PortSpace(full & ~overlap, full & overlap,
-                              lambda p: not udp_port_taken(sk, self.udp.owners(p)))
+            space = PortSpace(free, taken, lambda p: not udp_port_taken(sk, self.udp.owners(p)))
         else:
-            space = PortSpace(full & ~overlap)
+            space = PortSpace(free)
         remaining = hi - lo + 1
         rand = self.rng.getrandbits(32)
         first = ((rand * remaining) >> 32) + lo
@@ -607,43 +662,61 @@ class Stack:
             return True
         return False
 
-    def connect_search(self, sk: Sock) -> int | None:
-        """__inet_hash_connect for an unbound socket: the profile's search over the ports that are not
-        reserved, not held by an explicit binder, and whose 4-tuple toward this destination is free (or a
-        TIME_WAIT that tcp_tw_reuse may take over). Returns the port, with the bucket taken."""
-        assert sk.saddr_wire is not None and sk.raddr is not None
-        lo, hi, local_ports = self.local_port_range(sk)
-        rport = sk.rport
-        dests = self.ehash.dest_ports(addr_key(sk.saddr_wire), addr_key(sk.raddr), rport, sk.dev)
+    def connect_test(self, saddr: IPAddress, daddr: IPAddress, dport: int, dev: int, lo: int,
+                     hi: int) -> ConnectTest:
+        """The port test of __inet_hash_connect for an unbound socket bound to ``dev`` going from ``saddr``
+        to daddr:dport over the range lo..hi: a port passes when it is not reserved, not held by an explicit
+        binder, and its 4-tuple is free or a TIME_WAIT that tcp_twsk_unique would take over now. The one
+        answer every caller asks (the search, ``usable_ports``); it never orders."""
+        dests = self.ehash.dest_ports(addr_key(saddr), addr_key(daddr), dport, dev)
         # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (FIN_WAIT2 and no-timestamp
-        # ones are tw_hard; the delay leaves the `young` ones), so the search needs no per-port look. One
+        # ones are tw_hard; the delay leaves the `young` ones), so the test needs no per-port look. One
         # approximation: tcp_tw_reuse=2's loopback test reads each TIME_WAIT's own device, here the new
         # socket's; they differ only for non-loopback addresses with SO_BINDTODEVICE lo on one side.
         reuse = False
         for d in dests:
             if d.tw:
-                reuse = self._tw_reuse_for(sk.saddr_wire, sk.raddr, sk.dev)
+                reuse = self._tw_reuse_for(saddr, daddr, dev)
                 break
         if reuse:
             for d in dests:
                 d.age(self._tw_delay_passed)
-        reserved, explicit = self.reserved_mask, self.tcp.explicit
+        return ConnectTest(lo, hi, self._range_mask(lo, hi), self.reserved_mask, self.tcp.explicit, dests, reuse)
 
-        def build() -> tuple[int, int]:
-            blocked = reserved | explicit.bits
-            for d in dests:
-                blocked |= d.live.bits | ((d.tw_hard.bits | d.young.bits) if reuse else d.tw.bits)
-            return self._range_mask(lo, hi) & ~blocked, 0
+    def usable_ports(self, proto: str, saddr: IPAddress, daddr: IPAddress, dport: int, *, dev: int = 0,
+                     local_range: tuple[int, int] | None = None) -> PortSet:
+        """The ports a new, unbound socket's connect() from ``saddr`` to daddr:dport could take now.
 
-        def quick(port: int) -> bool:
-            if not lo <= port <= hi or (reserved and (reserved >> port) & 1) or port in explicit:
-                return False
-            for d in dests:
-                if port in d.live or port in d.tw_hard or port in d.young or (not reuse and port in d.tw):
-                    return False
-            return True
+        TCP: what __inet_hash_connect's test passes (``connect_test``): the range (narrowed by an
+        IP_LOCAL_PORT_RANGE of ``local_range`` = (low, high), 0 for an unset bound), minus reserved ports,
+        minus ports an explicit binder holds, minus ports whose 4-tuple toward the destination is live or
+        a TIME_WAIT that tcp_tw_reuse cannot take over now. UDP: what connect()'s autobind
+        (udp_lib_get_port) could take; Linux's UDP autobind is not destination-aware, so ``daddr`` and
+        ``dport`` only choose the family. ``dev``: the ifindex of SO_BINDTODEVICE (0: none).
+        The number of ports is the number of further connect() calls of fresh sockets toward the
+        destination that get a port, as long as each keeps it. Nothing in the tables changes."""
+        option = 0
+        if local_range is not None:
+            option = (local_range[0] & 0xFFFF) | (local_range[1] & 0xFFFF) << 16
+        lo, hi, _ = self.narrowed_range(option)
+        saddr, daddr = wire_address(saddr), wire_address(daddr)
+        if proto == "tcp":
+            return PortSet(self.connect_test(saddr, daddr, dport, dev, lo, hi).build()[0])
+        if proto != "udp":
+            raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
+        probe = self.probe_sock(4 if isinstance(daddr, IPv4Address) else 6, "udp", 0)
+        probe.dev = dev
+        probe.laddr = ANY4 if probe.family == 4 else ANY6
+        return PortSet(self.udp_autobind_ports(probe, lo, hi)[0])
 
-        space = PortSpace(build=build, quick=quick)
+    def connect_search(self, sk: Sock) -> int | None:
+        """__inet_hash_connect for an unbound socket: the profile's search (the order) over the ports
+        ``connect_test`` passes (the test). Returns the port, with the bucket taken."""
+        assert sk.saddr_wire is not None and sk.raddr is not None
+        lo, hi, local_ports = self.local_port_range(sk)
+        rport = sk.rport
+        test = self.connect_test(sk.saddr_wire, sk.raddr, rport, sk.dev, lo, hi)
+        space = PortSpace(build=test.build, quick=test.ok)
         req = ConnectRequest(lo, hi, local_ports, self._port_offset(sk.saddr_wire, sk.raddr, rport), space,
                              self.rng, self.search_state, self.profile)
         result = CONNECT_SEARCHES[self.profile.connect_search](req)

@@ -22,10 +22,11 @@ from __future__ import annotations
 import errno
 from ipaddress import IPv4Address
 
+from portalloc.errors import fail
+from portalloc.kernels.search import PortSpace, scan_wrapped
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
 from portalloc.model.bsd import SOL_IP, SOL_SOCKET, BsdSock, BsdStack, pcb_view, query_view
-from portalloc.model.errors import fail
-from portalloc.model.search import PortSpace, scan_wrapped
+from portalloc.model.portset import PortSet
 from portalloc.model.sock import CLOSE, Sock
 
 #: Winsock option numbers (winsock2.h / ws2def.h; SO_EXCLUSIVEADDRUSE is ((int)(~SO_REUSEADDR))).
@@ -168,17 +169,49 @@ class WindowsStack(BsdStack):
         SO_PORT_SCALABILITY and a specific address, W5); randomized with SO_RANDOMIZE_PORT, otherwise the
         next port after the last one handed out (⚠ undocumented order, model choice)."""
         lo, hi, cursor = self.range_for(sk.proto, self._af(sk), 0, sk.uid)
-        narrow = sk.port_scalability and not is_any(addr)
-        used = self.used_by_lookup_local(sk, addr if narrow else (ANY4 if sk.family == 4 else ANY6), True)
-        port, probes = self.windows_order(lo, hi, cursor, used, randomize=sk.randomize_port)
+        port, probes = self.windows_order(lo, hi, cursor, self.free_ports(lo, hi, self.ephemeral_used(sk, addr)),
+                                          randomize=sk.randomize_port)
         self.stats["bind_probes"] += probes
         if port is None:
             fail(errno.ENOBUFS)
         self._hash_port(sk, addr, port, connected=False)
         return port
 
-    def windows_order(self, lo: int, hi: int, cursor: str, used: int, randomize: bool) -> tuple[int | None, int]:
-        """A random start and a linear probe when randomized, else the shared cursor plus one (model)."""
+    def ephemeral_used(self, sk: BsdSock, addr: IPAddress) -> int:
+        """The port test of bind(addr, 0): the ports any socket of the protocol uses (on ``addr`` or the
+        wildcard only, with SO_PORT_SCALABILITY and a specific address, W5)."""
+        narrow = sk.port_scalability and not is_any(addr)
+        return self.used_by_lookup_local(sk, addr if narrow else (ANY4 if sk.family == 4 else ANY6), True)
+
+    def auto_reuse_used(self, sk: Sock, src: IPAddress, daddr: IPAddress, dport: int) -> int:
+        """The port test of connect()'s auto-reuse port (W4): the ports an explicit binder holds, and those
+        whose 4-tuple toward daddr:dport exists (TIME_WAIT included)."""
+        used = self.table(sk).explicit_mask
+        d = self._etable(sk).dest_masks(addr_key(src), addr_key(daddr), dport, 0)
+        if d is not None:
+            used |= d[0] | d[1]
+        return used
+
+    def usable_ports(self, proto: str, saddr: IPAddress, daddr: IPAddress, dport: int, *, dev: int = 0,
+                     local_range: tuple[int, int] | None = None) -> PortSet:
+        """The ports a new, unbound socket's connect() could take now: TCP's auto-reuse port toward
+        daddr:dport from ``saddr`` (``auto_reuse_used``), UDP's unique port (``ephemeral_used``, not
+        destination-aware). ``dev`` and ``local_range`` are Linux options Windows lacks: ignored."""
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
+        saddr, daddr = wire_address(saddr), wire_address(daddr)
+        sk = self.probe_sock(4 if isinstance(daddr, IPv4Address) else 6, proto, 0)
+        assert isinstance(sk, BsdSock)
+        lo, hi, _ = self.range_for(proto, sk.family, 0, sk.uid)
+        if proto == "tcp":
+            used = self.auto_reuse_used(sk, saddr, daddr, dport)
+        else:
+            used = self.ephemeral_used(sk, ANY4 if sk.family == 4 else ANY6)
+        return PortSet(self.free_ports(lo, hi, used))
+
+    def windows_order(self, lo: int, hi: int, cursor: str, free: int, randomize: bool) -> tuple[int | None, int]:
+        """A random start and a linear probe over ``free`` when randomized, else the shared cursor plus one
+        (model)."""
         n = hi - lo + 1
         if randomize:
             start = lo + self.rng.randrange(n)
@@ -186,7 +219,7 @@ class WindowsStack(BsdStack):
             start = self.cursors.get(cursor, lo - 1) + 1
             if start > hi or start < lo:
                 start = lo
-        port, k = scan_wrapped(PortSpace(self._range_mask(lo, hi) & ~used), start, 1, n, hi + 1, n)
+        port, k = scan_wrapped(PortSpace(free), start, 1, n, hi + 1, n)
         if port is None:
             return None, n
         if not randomize:
@@ -226,11 +259,8 @@ class WindowsStack(BsdStack):
     def auto_reuse_port(self, sk: BsdSock, src: IPAddress, daddr: IPAddress, dport: int) -> int:
         """The implicit bind of connect() with SO_REUSE_UNICASTPORT: a port shareable across destinations."""
         lo, hi, _ = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6, 0, sk.uid)
-        used = self.table(sk).explicit_mask
-        d = self._etable(sk).dest_masks(addr_key(src), addr_key(daddr), dport, 0)
-        if d is not None:
-            used |= d[0] | d[1]
-        port, probes = self.windows_order(lo, hi, "auto-reuse", used, randomize=True)
+        used = self.auto_reuse_used(sk, src, daddr, dport)
+        port, probes = self.windows_order(lo, hi, "auto-reuse", self.free_ports(lo, hi, used), randomize=True)
         self.stats["connect_searches"] += 1
         self.stats["connect_probes"] += probes
         if port is None:

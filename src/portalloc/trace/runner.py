@@ -33,6 +33,7 @@ from portalloc.constants import (
     pack_local_port_range,
 )
 from portalloc.live.host import LiveAgentError
+from portalloc.model.api import HostAPI, SocketAPI
 from portalloc.trace.format import Op, Trace, TraceError
 
 OK = "ok"
@@ -113,9 +114,9 @@ def _sockaddr(addr: str, port: int) -> tuple[str, int]:
 class _Run:
     """State of one replay: the named sockets and the last port each held."""
 
-    def __init__(self, host: Any) -> None:
+    def __init__(self, host: HostAPI) -> None:
         self.host = host
-        self.socks: dict[str, Any] = {}           # name -> socket object, absent when gone/never made
+        self.socks: dict[str, SocketAPI] = {}           # name -> socket object, absent when gone/never made
         self.last_port: dict[str, int] = {}
 
     def port_of(self, spec: int | Mapping[str, str]) -> int:
@@ -197,7 +198,7 @@ class _Run:
         raise AssertionError(f"unhandled op {k!r}")   # pragma: no cover - the schema lists every op
 
 
-def run_trace(trace: Trace, host: Any, *,
+def run_trace(trace: Trace, host: HostAPI, *,
               on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Replay ``trace`` on ``host`` (a ``portalloc.Host`` or ``LiveHost`` built for it) op by op.
 
@@ -226,7 +227,7 @@ def run_trace(trace: Trace, host: Any, *,
 
 
 def build_host(trace: Trace, backend: str = "model", *, kernel: str | None = None, seed: int | None = None,
-               wait_cap: float = LIVE_WAIT_CAP) -> Any:
+               wait_cap: float = LIVE_WAIT_CAP) -> HostAPI:
     """A fresh host configured by the trace's ``host`` header (addresses, sysctls, devices, seed).
 
     ``backend`` is ``"model"`` (``kernel`` overrides the header's; default ``"linux"``, the newest
