@@ -194,6 +194,7 @@ def test_time_wait_finding_and_tw_reuse_fix() -> None:
     assert res.failure["errno"] == "EADDRNOTAVAIL"
     assert res.failure["time_wait_toward_destination"] + res.failure["open_toward_destination"] == 100
     assert "TIME_WAIT count" in res.findings[1]
+    assert res.per_destination[0]["free_ports"] == 0          # Host.usable_ports: all 100 in TIME_WAIT at the end
     fixes = {f["fix"]: f for f in res.fixes}
     assert fixes["tcp_tw_reuse=1"]["fixes_it"] is True        # TIME_WAITs older than 1 s are taken over
     assert fixes["more source addresses"]["fixes_it"] is True
@@ -341,3 +342,11 @@ def test_cli_default_runs_the_bundled_proxy_example_json() -> None:
         assert key in d
     assert set(d["timeline"][0]) == {"t", "attempts", "connected", "failed", "in_use", "time_wait"}
     assert d["scenario"] == "proxy-one-backend" and d["failed"]["EADDRNOTAVAIL"] > 0
+
+
+def test_cli_plot_writes_a_png(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib (the sim extra) is not installed")
+    png = tmp_path / "p.png"
+    r = runner.invoke(app, ["simulate", "--example", "load-generator-one-server", "--no-fixes", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
