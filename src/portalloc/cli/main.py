@@ -89,15 +89,27 @@ def bench(
     connections: int = typer.Option(1_000_000, "--connections", min=1000, max=5_000_000,
                                     help="Live connections for the memory figure."),
     live: bool = typer.Option(True, "--live/--no-live", help="Also time the real kernel in a namespace."),
+    sim: bool = typer.Option(True, "--sim/--no-sim", help="Also run the simulator's benchmark: 1,000,000 "
+                             "connections (5,000/s for 200 s toward 40 destinations), about a minute."),
 ) -> None:
     """Benchmark the model (figures only; nothing here fails on a slow machine)."""
     from portalloc.bench import run_all
 
     if json:
-        print(_json.dumps(run_all(connections, live), indent=2))
+        doc = run_all(connections, live)
+        if sim:
+            from portalloc.sim.bench import sim_benchmark
+
+            doc["simulate"] = sim_benchmark()
+        print(_json.dumps(doc, indent=2))
         return
     with console.status("benchmarking...") as status:
         res = run_all(connections, live, progress=lambda msg: status.update(msg))
+        if sim:
+            from portalloc.sim.bench import sim_benchmark
+
+            status.update("simulate: 1,000,000 connections (5,000/s for 200 s toward 40 destinations)...")
+            res["simulate"] = sim_benchmark()
     table = Table(title="portalloc bench")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -120,6 +132,13 @@ def bench(
             table.add_row("model / kernel", f"{res['model_to_kernel_ratio']:.2f}x")
         else:
             table.add_row("live kernel", f"unavailable: {lv['unavailable']}")
+    if "simulate" in res:
+        sb = res["simulate"]
+        table.add_row(f"simulate: {sb['connections']:,} connections ({sb['failed']:,} failed), wall time",
+                      f"{sb['wall_s']:,.1f} s")
+        table.add_row("simulate: connections per wall second", f"{sb['connections_per_wall_s']:,}")
+        table.add_row("simulate: simulated seconds per wall second", f"{sb['simulated_s_per_wall_s']:,.2f}")
+        table.add_row("simulate: peak memory (process RSS)", f"{sb['peak_rss_mib']:,.0f} MiB")
     console.print(table)
     fvk = res.get("fill_versus_kernel")
     if fvk and "us_per_connect" in fvk:
