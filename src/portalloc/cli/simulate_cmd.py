@@ -22,13 +22,21 @@ import json as _json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from portalloc.sim import DEFAULT_EXAMPLE, Result, Scenario, ScenarioError, example, list_examples, parse_value, simulate
+from portalloc.sim import (
+    DEFAULT_EXAMPLE,
+    Result,
+    Scenario,
+    ScenarioError,
+    example,
+    parse_value,
+    simulate,
+)
 from portalloc.sim.engine import TraceRecorder
 from portalloc.sim.result import check_fixes
 
@@ -251,31 +259,33 @@ def _print_grid(docs: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------------------------------- the command
 
 def simulate_command(
-    scenario: Path | None = typer.Argument(None, help="A scenario TOML file (default: the bundled example "
-                                                       f"{DEFAULT_EXAMPLE!r})."),
+    scenario: Annotated[Path | None, typer.Argument(help="A scenario TOML file (default: the bundled example "
+                                                         f"{DEFAULT_EXAMPLE!r}).")] = None,
     kernel: str | None = typer.Option(None, "--kernel", help="Kernel profile (overrides [host] kernel)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (overrides the scenario's)."),
-    vary: list[str] = typer.Option([], "--vary", help="KEY=V1,V2,...: run the grid of variants side by side "
-                                   "(repeatable). KEY: kernel, seed, duration, hosts, sysctls.<name>, nat.<knob>, a "
-                                   "workload field, or <workload name>.<field>."),
+    vary: Annotated[list[str] | None, typer.Option(
+        "--vary", help="KEY=V1,V2,...: run the grid of variants side by side (repeatable). KEY: kernel, seed, "
+                       "duration, hosts, sysctls.<name>, nat.<knob>, a workload field, or <workload name>.<field>.")
+    ] = None,
     workers: int = typer.Option(1, "--workers", min=1, max=256, help="Run --vary variants in N local processes."),
     dask: str | None = typer.Option(None, "--dask", help="Run --vary variants on the Dask cluster at ADDRESS "
                                     "(pip install 'portalloc[dask]')."),
     json: bool = typer.Option(False, "--json", help="Print one JSON document (a list for --vary)."),
-    plot: Path | None = typer.Option(None, "--plot", help="Draw ports in use and TIME_WAIT per destination "
-                                     "over time to FILE.png (needs matplotlib: pip install 'portalloc[sim]')."),
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw ports in use and TIME_WAIT per destination "
+                                              "over time to FILE.png (needs matplotlib: pip install "
+                                              "'portalloc[sim]').")] = None,
     live: bool = typer.Option(False, "--live", help="Also run the scenario on the real kernel in a private "
                               "namespace (root; 127.0.0.0/8 only; real time) and compare the counts."),
     list_examples: bool = typer.Option(False, "--list", help="List the bundled examples."),
     example_name: str | None = typer.Option(None, "--example", help="Run the bundled example NAME."),
-    trace: Path | None = typer.Option(None, "--trace", help="Write the socket calls of host 0 as a trace "
-                                      "(JSON Lines) that `portalloc replay` runs."),
+    trace: Annotated[Path | None, typer.Option("--trace", help="Write the socket calls of host 0 as a trace "
+                                               "(JSON Lines) that `portalloc replay` runs.")] = None,
     trace_limit: int = typer.Option(1_000_000, "--trace-limit", min=10, help="Most ops written by --trace."),
     fixes: bool = typer.Option(True, "--fixes/--no-fixes", help="Check the fixes by simulating each one."),
 ) -> None:
     """Will this workload run out of ports, when, why, and what fixes it: simulate it on the model kernel."""
     try:
-        _simulate(scenario, kernel, seed, vary, workers, dask, json, plot, live, list_examples, example_name,
+        _simulate(scenario, kernel, seed, vary or [], workers, dask, json, plot, live, list_examples, example_name,
                   trace, trace_limit, fixes)
     except _Bad as exc:
         raise _fail(str(exc)) from None

@@ -337,7 +337,7 @@ class Engine:
             return f"{prefix}{nsock[0]}"
 
         for hi, host in enumerate(hosts):
-            for wi, w in enumerate(sc.workloads):
+            for w in sc.workloads:
                 for addr, port in w.to:
                     if w.proto != "tcp":
                         continue
@@ -347,21 +347,26 @@ class Engine:
                         fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
                         ls = host.socket(fam, socket.SOCK_STREAM)
                         name = new_name("L")
-                        rec_on and self._r(hi, {"op": "socket", "name": name, "family": "inet6" if ":" in addr else "inet",
-                                     "type": "stream"})
+                        if rec_on:
+                            self._r(hi, {"op": "socket", "name": name, "family": "inet6" if ":" in addr else "inet",
+                                            "type": "stream"})
                         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                        rec_on and self._r(hi, {"op": "setsockopt", "sock": name, "option": "SO_REUSEADDR", "value": 1})
+                        if rec_on:
+                            self._r(hi, {"op": "setsockopt", "sock": name, "option": "SO_REUSEADDR", "value": 1})
                         try:
                             ls.bind((addr, port))
                             ls.listen(4096)
                         except OSError as exc:
                             raise RuntimeError(f"cannot listen on {addr}:{port} on the host: {exc}") from None
-                        rec_on and self._r(hi, {"op": "bind", "sock": name, "addr": addr, "port": port})
-                        rec_on and self._r(hi, {"op": "listen", "sock": name, "backlog": 4096})
+                        if rec_on:
+                            self._r(hi, {"op": "bind", "sock": name, "addr": addr, "port": port})
+                        if rec_on:
+                            self._r(hi, {"op": "listen", "sock": name, "backlog": 4096})
                         listeners[hi][(addr, port)] = (ls, name)
                     elif w.closes == "server" and (hi, addr, port) not in peers_set:
                         host.set_peer(addr, "close_first", port)
-                        rec_on and self._r(hi, {"op": "peer", "addr": addr, "behaviour": "close_first", "port": port})
+                        if rec_on:
+                            self._r(hi, {"op": "peer", "addr": addr, "behaviour": "close_first", "port": port})
                         peers_set.add((hi, addr, port))
 
         # Streams and the event heap.
@@ -416,10 +421,12 @@ class Engine:
                 return
             while dt > SLEEP_PIECE:
                 host.sleep(SLEEP_PIECE)
-                rec_on and self._r(hi, {"op": "sleep", "seconds": SLEEP_PIECE})
+                if rec_on:
+                    self._r(hi, {"op": "sleep", "seconds": SLEEP_PIECE})
                 dt = t - host.time
             host.sleep(dt)
-            rec_on and self._r(hi, {"op": "sleep", "seconds": dt})
+            if rec_on:
+                self._r(hi, {"op": "sleep", "seconds": dt})
 
         def pair_for(hi: int, wi: int, gd: int, src: str) -> PairStats:
             p = pair_index.get((hi, src, gd))
@@ -464,16 +471,20 @@ class Engine:
                 closes = sc.workloads[wi].closes
                 if closes == "server" and child is not None:
                     child.close()
-                    rec_on and self._r(hi, {"op": "close", "sock": cname})
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": cname})
                     child = None
                 if closes == "reset":
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
-                    rec_on and self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
+                    if rec_on:
+                        self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
                 s.close()
-                rec_on and self._r(hi, {"op": "close", "sock": sname})
+                if rec_on:
+                    self._r(hi, {"op": "close", "sock": sname})
                 if child is not None:
                     child.close()
-                    rec_on and self._r(hi, {"op": "close", "sock": cname})
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": cname})
                 p.in_use -= 1
                 wcounts[wi]["in_use"] -= 1
                 in_use_total -= 1
@@ -530,17 +541,21 @@ class Engine:
             else:
                 s = host.socket(st.family, st.stype)
                 sname = new_name("c")
-                rec_on and self._r(hi, {"op": "socket", "name": sname, "family": "inet6" if st.family == socket.AF_INET6
-                             else "inet", "type": "stream" if st.stype == socket.SOCK_STREAM else "dgram"})
+                if rec_on:
+                    self._r(hi, {"op": "socket", "name": sname,
+                                    "family": "inet6" if st.family == socket.AF_INET6 else "inet",
+                                    "type": "stream" if st.stype == socket.SOCK_STREAM else "dgram"})
                 err, call, errname = 0, "connect", ""
                 if technique != "connect":
                     try:
                         if technique == "no-port":
-                            rec_on and self._r(hi, {"op": "setsockopt", "sock": sname, "option": "IP_BIND_ADDRESS_NO_PORT",
-                                         "value": 1})
+                            if rec_on:
+                                self._r(hi, {"op": "setsockopt", "sock": sname, "option": "IP_BIND_ADDRESS_NO_PORT",
+                                                "value": 1})
                             s.setsockopt(SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
                         baddr = src or ("::" if st.family == socket.AF_INET6 else "0.0.0.0")
-                        rec_on and self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
+                        if rec_on:
+                            self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
                         s.bind((baddr, 0))
                         if rec_on and hi == 0:
                             rec.outcome("ok", s.getsockname()[1])
@@ -549,7 +564,8 @@ class Engine:
                         if rec_on and hi == 0 and call == "bind":
                             rec.outcome(errname, None)
                 if not err:
-                    rec_on and self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
+                    if rec_on:
+                        self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
                     err = s.connect_ex(dest)
                     if err:
                         errname = outcome_name(OSError(err, ""))
@@ -557,7 +573,8 @@ class Engine:
                         rec.outcome(errname or "ok", None if err else s.getsockname()[1])
                 if err:
                     s.close()
-                    rec_on and self._r(hi, {"op": "close", "sock": sname})
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": sname})
             if err:
                 fail(hi, wi, gd, src or route_src.get((hi, gd), "*"), call, errname, t)
                 continue
@@ -571,16 +588,20 @@ class Engine:
             if lst is not None:
                 child, _ = lst[0].accept()
                 cname = new_name("a")
-                rec_on and self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
+                if rec_on:
+                    self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
             p = pair_for(hi, wi, gd, src)
             if nat is not None and not nat.admit(hi, gd, t):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
-                rec_on and self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
+                if rec_on:
+                    self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
                 s.close()
-                rec_on and self._r(hi, {"op": "close", "sock": sname})
+                if rec_on:
+                    self._r(hi, {"op": "close", "sock": sname})
                 if child is not None:
                     child.close()
-                    rec_on and self._r(hi, {"op": "close", "sock": cname})
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": cname})
                 fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
                 continue
             p.attempts += 1

@@ -35,7 +35,8 @@ def check_live_scenario(sc: Scenario, max_duration: float) -> None:
     if sc.hosts != 1 or sc.nat is not None:
         raise LiveCheckError("--live runs one host without a NAT; drop [fleet] and [nat]")
     if sc.duration > max_duration:
-        raise LiveCheckError(f"--live runs in real time: duration must be at most {max_duration:g} s, not {sc.duration:g}")
+        raise LiveCheckError(f"--live runs in real time: duration must be at most {max_duration:g} s, "
+                             f"not {sc.duration:g}")
     for a in sc.addresses or DEFAULT_ADDRESSES:
         if not _loopback(a):
             raise LiveCheckError(f"--live: host address {a} is not in 127.0.0.0/8 or ::1 (the only addresses a live "

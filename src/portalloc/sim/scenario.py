@@ -331,7 +331,8 @@ class Scenario:
             wname, fld = key.split(".", 1)
             found = [w for w in _workload_list(d) if w.get("name") == wname]
             if not found:
-                raise _fail(key, f"no workload named {wname!r} (workloads: {', '.join(w.name for w in self.workloads)})")
+                known = ", ".join(w.name for w in self.workloads)
+                raise _fail(key, f"no workload named {wname!r} (workloads: {known})")
             found[0][fld] = value
         else:
             raise _fail(key, "cannot vary this; use kernel, seed, duration, hosts, sysctls.<name>, nat.<knob>, "
