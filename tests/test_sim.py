@@ -350,3 +350,11 @@ def test_cli_plot_writes_a_png(tmp_path: Any) -> None:
     r = runner.invoke(app, ["simulate", "--example", "load-generator-one-server", "--no-fixes", "--plot", str(png)])
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_list() -> None:
+    r = runner.invoke(app, ["simulate", "--list", "--json"])
+    assert r.exit_code == 0, r.output
+    assert {d["name"] for d in json.loads(r.stdout)} == set(list_examples())
+    r2 = runner.invoke(app, ["simulate", "--list"])
+    assert r2.exit_code == 0 and "proxy-one-backend (default)" in r2.stdout

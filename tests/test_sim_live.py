@@ -88,3 +88,37 @@ def test_live_refuses_non_loopback() -> None:
     d["workload"][0]["source"] = []
     with pytest.raises(LiveCheckError, match="not in 127.0.0.0/8"):
         compare_live(Scenario.from_dict(d), max_duration=20)
+
+
+@pytest.mark.live
+def test_cli_live_prints_equal_counts(tmp_path: Any) -> None:
+    """`portalloc simulate SCENARIO --live --json`: the report's rows are all equal (exit 0)."""
+    from typer.testing import CliRunner
+
+    from portalloc.cli.main import app
+
+    try:
+        from portalloc.live import LiveHost
+
+        LiveHost().close()
+    except LiveUnavailable as exc:
+        pytest.skip(str(exc))
+    sc = tmp_path / "s.toml"
+    sc.write_text('duration = 3\n[host]\naddresses = ["127.0.0.1/8"]\nsysctls = { "net.ipv4.ip_local_port_range" = '
+                  '"40000 40019", "net.ipv4.tcp_tw_reuse" = 0 }\n[[workload]]\nname = "w"\nto = ["127.0.0.1:8080"]\n'
+                  'rate = 10\nhold = 0.25\n')
+    r = CliRunner().invoke(app, ["simulate", str(sc), "--live", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    rep = json.loads(r.stdout)
+    assert rep["match"] and rep["live"]["connected"] == 20 and rep["live"]["failed"] == {"EADDRNOTAVAIL": 10}
+
+
+def test_cli_live_refuses_other_addresses() -> None:
+    from typer.testing import CliRunner
+
+    from portalloc.cli.main import app
+
+    r = CliRunner().invoke(app, ["simulate", "--example", "proxy-one-backend", "--live"])
+    assert r.exit_code == 2 and "not in 127.0.0.0/8" in r.stderr

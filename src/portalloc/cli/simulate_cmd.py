@@ -34,6 +34,7 @@ from portalloc.sim import (
     Scenario,
     ScenarioError,
     example,
+    list_examples,
     parse_value,
     simulate,
 )
@@ -191,8 +192,8 @@ def _print_result(r: Result, origin: str) -> None:
     out.print(t)
     if r.per_destination:
         pt = Table(title="Per source and destination (top 10)")
-        for c in ("source -> destination", "connected", "failed", "peak open", "peak TIME_WAIT", "free now"):
-            pt.add_column(c, justify="left" if c.startswith("source") else "right")
+        for col in ("source -> destination", "connected", "failed", "peak open", "peak TIME_WAIT", "free now"):
+            pt.add_column(col, justify="left" if col.startswith("source") else "right")
         for row in d["per_destination"][:10]:
             pt.add_row(f"{row['source']} -> {row['destination']}:{row['port']}", f"{row['connected']:,}",
                        _failed_text(row["failed"]), f"{row['peak_in_use']:,}", f"{row['peak_time_wait']:,}",
@@ -212,7 +213,7 @@ def _print_result(r: Result, origin: str) -> None:
                 ct.add_row(f"{c['workload']}: {c['what']}", f"runs out: {c['predicted_runs_out']} "
                            f"(threshold {c['threshold_per_s']:,.1f}/s, rate {c['rate_per_s']:,.1f}/s)",
                            f"runs out: {c['observed_runs_out']}",
-                           {True: "[green]agrees[/]", False: "[red]disagrees[/]"}.get(c.get("agrees"), ""))
+                           {True: "[green]agrees[/]", False: "[red]disagrees[/]", None: ""}[c.get("agrees")])
             else:
                 ct.add_row(c["what"], f"{c['expected']:,.1f}",
                            "-" if c.get("measured") is None else f"{c['measured']:,.1f}",
@@ -276,7 +277,7 @@ def simulate_command(
                                               "'portalloc[sim]').")] = None,
     live: bool = typer.Option(False, "--live", help="Also run the scenario on the real kernel in a private "
                               "namespace (root; 127.0.0.0/8 only; real time) and compare the counts."),
-    list_examples: bool = typer.Option(False, "--list", help="List the bundled examples."),
+    show_list: bool = typer.Option(False, "--list", help="List the bundled examples."),
     example_name: str | None = typer.Option(None, "--example", help="Run the bundled example NAME."),
     trace: Annotated[Path | None, typer.Option("--trace", help="Write the socket calls of host 0 as a trace "
                                                "(JSON Lines) that `portalloc replay` runs.")] = None,
@@ -285,7 +286,7 @@ def simulate_command(
 ) -> None:
     """Will this workload run out of ports, when, why, and what fixes it: simulate it on the model kernel."""
     try:
-        _simulate(scenario, kernel, seed, vary or [], workers, dask, json, plot, live, list_examples, example_name,
+        _simulate(scenario, kernel, seed, vary or [], workers, dask, json, plot, live, show_list, example_name,
                   trace, trace_limit, fixes)
     except _Bad as exc:
         raise _fail(str(exc)) from None
@@ -294,9 +295,9 @@ def simulate_command(
 
 
 def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, vary: list[str], workers: int,
-              dask: str | None, json: bool, plot: Path | None, live: bool, list_examples: bool,
+              dask: str | None, json: bool, plot: Path | None, live: bool, show_list: bool,
               example_name: str | None, trace: Path | None, trace_limit: int, fixes: bool) -> None:
-    if list_examples:
+    if show_list:
         ex = list_examples()
         if json:
             print(_json.dumps([{"name": n, "description": dsc} for n, dsc in ex.items()], indent=2))

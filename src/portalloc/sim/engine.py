@@ -389,7 +389,7 @@ class Engine:
         pairs: list[PairStats] = []
         pair_index: dict[tuple[int, str, int], PairStats] = {}
         route_src: dict[tuple[int, int], str] = {}
-        wcounts = [{"attempts": 0, "connected": 0, "failed": Counter(), "first_failure_s": None,
+        wcounts: list[dict[str, Any]] = [{"attempts": 0, "connected": 0, "failed": Counter(), "first_failure_s": None,
                     "peak_in_use": 0, "peak_time_wait": 0, "in_use": 0} for _ in sc.workloads]
         timeline: list[dict[str, Any]] = []
         sec = {"attempts": 0, "connected": 0, "failed": 0}
@@ -557,11 +557,11 @@ class Engine:
                         if rec_on:
                             self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
                         s.bind((baddr, 0))
-                        if rec_on and hi == 0:
+                        if rec is not None and hi == 0:
                             rec.outcome("ok", s.getsockname()[1])
                     except OSError as exc:
                         err, call, errname = exc.errno or -1, "bind", outcome_name(exc)
-                        if rec_on and hi == 0 and call == "bind":
+                        if rec is not None and hi == 0 and call == "bind":
                             rec.outcome(errname, None)
                 if not err:
                     if rec_on:
@@ -569,7 +569,7 @@ class Engine:
                     err = s.connect_ex(dest)
                     if err:
                         errname = outcome_name(OSError(err, ""))
-                    if rec_on and hi == 0:
+                    if rec is not None and hi == 0:
                         rec.outcome(errname or "ok", None if err else s.getsockname()[1])
                 if err:
                     s.close()

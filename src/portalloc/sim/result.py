@@ -325,7 +325,7 @@ def _more_sources(failing: str) -> Callable[[dict[str, Any]], dict[str, Any] | N
         if not srcs:
             srcs = [str(base.ip)]
         want = max(4, 2 * len(srcs))
-        new = []
+        new: list[str] = []
         for ip in base.network.hosts() if base.network.num_addresses > 2 else []:
             if len(srcs) + len(new) >= want:
                 break
