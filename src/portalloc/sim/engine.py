@@ -246,7 +246,12 @@ def live_census(host: Any, pairs: Sequence[PairStats]) -> list[tuple[int, int]]:
 
 
 def range_size_of(host: Any) -> int | None:
-    """The size of the host's ephemeral range (net.ipv4.ip_local_port_range), None when it has none."""
+    """The size of the host's ephemeral range: the model's own (Stack.port_range, each OS's sysctls), else
+    net.ipv4.ip_local_port_range read through sysctl() (LiveHost); None when neither answers."""
+    stack = getattr(host, "_stack", None)
+    if stack is not None:
+        lo, hi = stack.port_range()
+        return int(hi) - int(lo) + 1
     try:
         v = host.sysctl("net.ipv4.ip_local_port_range")
     except (OSError, KeyError, ValueError):
