@@ -358,3 +358,18 @@ def test_cli_list() -> None:
     assert {d["name"] for d in json.loads(r.stdout)} == set(list_examples())
     r2 = runner.invoke(app, ["simulate", "--list"])
     assert r2.exit_code == 0 and "proxy-one-backend (default)" in r2.stdout
+
+
+@pytest.mark.parametrize(("technique", "connected", "failed"), [
+    ("bind-before-connect", 100, {"EADDRINUSE": 140}),     # 50 ports per source, host-wide
+    ("no-port", 200, {"EADDRNOTAVAIL": 40}),               # 50 per (source, destination) pair
+    ("connectx", 200, {"EADDRNOTAVAIL": 40}),              # portalloc.connectx over the model
+])
+def test_techniques_over_two_sources_and_two_destinations(technique: str, connected: int,
+                                                          failed: dict[str, int]) -> None:
+    d = _scenario(duration=4, workload={"to": ["10.1.0.5:443", "10.1.0.6:443"], "rate": 60, "hold": 30,
+                                         "technique": technique, "source": ["10.0.0.1", "10.0.0.2"]})
+    d["host"]["addresses"] = ["10.0.0.1/24", "10.0.0.2/24"]
+    d["host"]["sysctls"] = {"net.ipv4.ip_local_port_range": "40000 40049"}
+    res = simulate(Scenario.from_dict(d), fixes=False)
+    assert (res.connected, res.failed) == (connected, failed)
