@@ -262,7 +262,7 @@ def _print_grid(docs: list[dict[str, Any]]) -> None:
 def simulate_command(
     scenario: Annotated[Path | None, typer.Argument(help="A scenario TOML file (default: the bundled example "
                                                          f"{DEFAULT_EXAMPLE!r}).")] = None,
-    kernel: str | None = typer.Option(None, "--kernel", help="Kernel profile (overrides [host] kernel)."),
+    kernel: str | None = typer.Option(None, "--kernel", help="Kernel profile (overrides the scenario's kernel)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (overrides the scenario's)."),
     vary: Annotated[list[str] | None, typer.Option(
         "--vary", help="KEY=V1,V2,...: run the grid of variants side by side (repeatable). KEY: kernel, seed, "
@@ -270,11 +270,11 @@ def simulate_command(
     ] = None,
     workers: int = typer.Option(1, "--workers", min=1, max=256, help="Run --vary variants in N local processes."),
     dask: str | None = typer.Option(None, "--dask", help="Run --vary variants on the Dask cluster at ADDRESS "
-                                    "(pip install 'portalloc[dask]')."),
+                                    "(pip install 'portalloc\\[dask]')."),
     json: bool = typer.Option(False, "--json", help="Print one JSON document (a list for --vary)."),
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw ports in use and TIME_WAIT per destination "
                                               "over time to FILE.png (needs matplotlib: pip install "
-                                              "'portalloc[sim]').")] = None,
+                                              "'portalloc\\[sim]').")] = None,
     live: bool = typer.Option(False, "--live", help="Also run the scenario on the real kernel in a private "
                               "namespace (root; 127.0.0.0/8 only; real time) and compare the counts."),
     show_list: bool = typer.Option(False, "--list", help="List the bundled examples."),
