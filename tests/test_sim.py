@@ -392,7 +392,7 @@ hold = 0.2                           # seconds open: a number, or { exponential 
 closes = "client"                    # who closes first: client (TIME_WAIT here) | server | reset
 technique = "connect"                # connect | bind-before-connect | no-port | connectx
 source = "10.0.0.1"                  # a source address, or a list (round-robin); absent: the kernel chooses
-'''
+'''  # noqa: E501 - the issue's text, verbatim
 
 
 def test_the_issue_example_loads_and_runs(tmp_path: Any) -> None:
