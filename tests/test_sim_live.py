@@ -122,3 +122,16 @@ def test_cli_live_refuses_other_addresses() -> None:
 
     r = CliRunner().invoke(app, ["simulate", "--example", "proxy-one-backend", "--live"])
     assert r.exit_code == 2 and "not in 127.0.0.0/8" in r.stderr
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("closes", ["reset", "server"])
+def test_live_reset_and_server_close_leave_no_client_time_wait(closes: str) -> None:
+    """20 ports, 10 connections per second for 4 s: when the client resets (SO_LINGER {1, 0}) or the server
+    closes first, the client keeps no TIME_WAIT, so all 40 connect on both (with closes = client, 20 would)."""
+    rep = _live({"name": f"live-{closes}", "duration": 4, "seed": 1,
+                 "host": {"kernel": "linux-6.18", "addresses": ["127.0.0.1/8"],
+                          "sysctls": {"net.ipv4.ip_local_port_range": "40000 40019", "net.ipv4.tcp_tw_reuse": 0}},
+                 "workload": [{"name": "w", "to": ["127.0.0.1:8080"], "rate": 10, "hold": 0.25, "closes": closes}]})
+    assert rep["match"], rep["rows"]
+    assert rep["live"]["connected"] == 40 and rep["live"]["peak"]["time_wait"] == 0
