@@ -876,3 +876,57 @@ def test_macos_low_range_counts_down() -> None:
         s.bind(("", 0))
         ports.append(s.getsockname()[1])
     assert ports == [1023, 1022, 1021]
+
+
+@pytest.mark.parametrize("kernel, seconds", [("freebsd-12", 675.0), ("freebsd-14", 675.0), ("openbsd", 675.0),
+                                             ("netbsd", 675.0), ("macos", 675.0), ("windows", 60.0)])
+def test_finwait2_orphan_lifetime_is_the_os_own(kernel: str, seconds: float) -> None:
+    """An orphaned FIN_WAIT_2 (the peer never closes) lives tcp_maxidle + one keepintvl re-check on the
+    4.4BSD line (8 * 75 s + 75 s: tcp_usrclosed / tcp_input arm TCPT_2MSL with TP_MAXIDLE, tcp_timer_2msl
+    re-arms for TP_KEEPINTVL while idle <= TP_MAXIDLE), not Linux's tcp_fin_timeout (60 s) as the model had
+    it before; Windows keeps the model's undocumented 60 s (⚠)."""
+    h = Host(kernel, seed=1, addresses=("127.0.0.1/8", "10.0.0.2/8"))
+    h.set_peer("10.9.9.0/24", "hold")
+    s = h.socket()
+    s.connect(("10.9.9.9", 80))
+    s.close()
+    [row] = [r for r in h.sockets() if r.remote == ("10.9.9.9", 80)]
+    assert row.state == "FIN-WAIT-2" and row.timer == seconds
+    h.sleep(seconds - 0.5)
+    assert any(r.remote == ("10.9.9.9", 80) for r in h.sockets())
+    h.sleep(1.0)
+    assert not any(r.remote == ("10.9.9.9", 80) for r in h.sockets())
+    with pytest.raises(FileNotFoundError):
+        h.sysctl("net.ipv4.tcp_fin_timeout")
+
+
+def test_freebsd_fast_finwait2_recycle() -> None:
+    """FreeBSD: net.inet.tcp.fast_finwait2_recycle=1 closes the orphan at net.inet.tcp.finwait2_timeout (ms,
+    TCPTV_FINWAIT2_TIMEOUT = 60 s); keepintvl/keepcnt tune the default path."""
+    h = Host("freebsd-14", seed=1, addresses=("127.0.0.1/8", "10.0.0.2/8"))
+    h.set_peer("10.9.9.0/24", "hold")
+    h.sysctl("net.inet.tcp.fast_finwait2_recycle", 1)
+    h.sysctl("net.inet.tcp.finwait2_timeout", 30000)
+    s = h.socket()
+    s.connect(("10.9.9.9", 80))
+    s.close()
+    assert [r.timer for r in h.sockets() if r.state == "FIN-WAIT-2"] == [30.0]
+    h.sysctl("net.inet.tcp.fast_finwait2_recycle", 0)
+    h.sysctl("net.inet.tcp.keepintvl", 10000)
+    t = h.socket()
+    t.connect(("10.9.9.9", 81))
+    t.close()
+    assert sorted(r.timer or 0 for r in h.sockets() if r.state == "FIN-WAIT-2") == [30.0, 90.0]
+
+
+@pytest.mark.parametrize("kernel, seconds", [("freebsd-14", 60.0), ("netbsd", 60.0), ("openbsd", 60.0),
+                                             ("macos", 30.0), ("windows", 240.0)])
+def test_timewait_length_is_two_msl_in_the_os_units(kernel: str, seconds: float) -> None:
+    """TIME_WAIT lasts 2 * MSL: FreeBSD net.inet.tcp.msl 30000 ms (TCPTV_MSL 30 s), NetBSD net.inet.tcp.msl
+    30 (seconds: TCPTV_MSL = 30 * PR_SLOWHZ), XNU 15000 ms (⚠ remembered), OpenBSD TCPTV_MSL 30 s, Windows
+    TcpTimedWaitDelay 240 s (W2). The model read NetBSD's 30 as milliseconds (a 0.06 s TIME_WAIT) before."""
+    h = Host(kernel, seed=1, addresses=("127.0.0.1/8", "10.0.0.2/8"))
+    s = h.socket()
+    s.connect(("10.9.9.9", 80))
+    s.close()
+    assert [(r.state, r.timer) for r in h.sockets()] == [("TIME-WAIT", seconds)]

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portalloc import Host, kernels
+from portalloc.kernels.strategies import PORT_ORDERS
 from portalloc.model import PortSet
 
 LOW, HIGH = 40000, 40007
@@ -27,9 +28,9 @@ E = ("127.0.0.1", 5001)
 #: Windows ENOBUFS (model/bsd.py exhausted_errno, model/windows.py).
 EXHAUSTED = {errno.EADDRNOTAVAIL, errno.EAGAIN, errno.EINVAL, errno.ENOBUFS}
 #: Orders that draw a fresh random port per try, at most range-size tries, and so may give up while usable
-#: ports remain (RFC 6056 section 3.3.1 and 3.3.5; NetBSD algo_random_pick, algo_randinc): for them the
-#: count is an upper bound.
-GIVES_UP_EARLY = {"rfc6056-1", "rfc6056-5", "netbsd-random-pick", "netbsd-randinc"}
+#: ports remain (RFC 6056 sections 3.3.1 and 3.3.5; NetBSD algo_random_pick, algo_randinc): for them the
+#: count is an upper bound. Their registry names are also the names of the profiles that use them.
+GIVES_UP_EARLY = {name for name, order in PORT_ORDERS.items() if order.gives_up_early}
 
 op = st.one_of(
     st.tuples(st.just("bind"), st.sampled_from(["127.0.0.1", "0.0.0.0", "127.0.0.2"]),
@@ -198,6 +199,12 @@ def test_source_and_udp_and_errors() -> None:
         h.usable_ports(D, proto="sctp")
     with pytest.raises(TypeError):
         h.usable_ports("127.0.0.1")  # type: ignore[arg-type]
+
+
+def test_orders_that_give_up_early() -> None:
+    """The registry marks exactly the random-pick and random-increment orders (RFC 6056 algorithms 1, 5)."""
+    assert GIVES_UP_EARLY == {"rfc6056-1", "rfc6056-5", "netbsd-random-pick", "netbsd-randinc"}
+    assert GIVES_UP_EARLY <= set(kernels())
 
 
 def test_portset() -> None:

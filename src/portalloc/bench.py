@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import errno
 import gc
 import time
 import tracemalloc
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from portalloc.model.host import Host
+from portalloc.workload import count_failures, fill_until_failure
 
 WIDE = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.ip_unprivileged_port_start": 1024}
 
@@ -53,25 +53,13 @@ def fill_one_destination(seed: int = 1) -> dict[str, Any]:
     """Fill 1024-65535 toward one remote destination, then make 64,512 more connects that must fail."""
     host = Host("linux", seed=seed, addresses=("127.0.0.1/8", "10.0.0.2/8"), sysctls=WIDE)
     n = 65535 - 1024 + 1
-    keep = []
     t0 = time.perf_counter()
-    ok = 0
-    for _ in range(n):
-        s = host.socket()
-        s.connect(("10.9.9.9", 443))
-        keep.append(s)
-        ok += 1
+    fill = fill_until_failure(host, ("10.9.9.9", 443), n, ports=False)
     t_fill = time.perf_counter() - t0
     probes_fill = host.stats["connect_probes"]
-    failed = 0
-    for _ in range(n):
-        s = host.socket()
-        err = s.connect_ex(("10.9.9.9", 443))
-        if err == errno.EADDRNOTAVAIL:
-            failed += 1
-        s.close()
+    failed = count_failures(host, ("10.9.9.9", 443), n).failed
     t_all = time.perf_counter() - t0
-    return {"connected": ok, "failed_eaddrnotavail": failed, "fill_seconds": t_fill, "total_seconds": t_all,
+    return {"connected": fill.connected, "failed_eaddrnotavail": failed, "fill_seconds": t_fill, "total_seconds": t_all,
             "kernel_probes_fill": probes_fill, "kernel_probes_total": host.stats["connect_probes"]}
 
 
@@ -122,33 +110,14 @@ def model_fill(low: int = 40000, size: int = 16384, fails: int = 2000, parts: in
     listener = host.socket()
     listener.bind(("127.0.0.1", 5000))
     listener.listen(65535)
-    keep = []
+    fill = fill_until_failure(host, ("127.0.0.1", 5000), size, ports=False, timed=True)
     slices = [0.0] * parts
-    connected = failed = first_error = 0
-    fail_seconds = 0.0
-    pc = time.perf_counter
-    while connected < size:
-        c = host.socket()
-        t = pc()
-        err = c.connect_ex(("127.0.0.1", 5000))
-        t = pc() - t
-        if err:
-            first_error = err
-            break
-        keep.append(c)
-        slices[min(parts - 1, connected * parts // size)] += t
-        connected += 1
-    while failed < fails:
-        c = host.socket()
-        t = pc()
-        err = c.connect_ex(("127.0.0.1", 5000))
-        fail_seconds += pc() - t
-        c.close()
-        if err != errno.EADDRNOTAVAIL:
-            break
-        failed += 1
-    return {"range": size, "connected": connected, "first_error": first_error, "slice_seconds": slices,
-            "failed": failed, "fail_seconds": fail_seconds, "kernel_probes": host.stats["connect_probes"]}
+    for i, t in enumerate(fill.seconds):
+        slices[min(parts - 1, i * parts // size)] += t
+    failures = count_failures(host, ("127.0.0.1", 5000), fails, stop=True, timed=True)
+    return {"range": size, "connected": fill.connected, "first_error": fill.first_error, "slice_seconds": slices,
+            "failed": failures.failed, "fail_seconds": failures.seconds,
+            "kernel_probes": host.stats["connect_probes"]}
 
 
 def fill_size(wanted: int = 16384) -> int:

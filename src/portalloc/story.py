@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT
 from portalloc.model.host import Host
+from portalloc.workload import fill_until_failure
 
 SMALL = {"net.ipv4.ip_local_port_range": "40000 40009"}
 
@@ -32,14 +33,9 @@ class Chapter:
 
 
 def _connect_until_full(host: Host, dst: tuple[str, int], limit: int) -> tuple[list[int], int]:
-    ports: list[int] = []
-    for _ in range(limit):
-        s = host.socket()
-        err = s.connect_ex(dst)
-        if err:
-            return ports, err
-        ports.append(s.getsockname()[1])
-    return ports, 0
+    """(ports of the connects toward ``dst`` until the first failure, that failure's errno)."""
+    fill = fill_until_failure(host, dst, limit)
+    return fill.ports, fill.first_error
 
 
 def _listener(host: Host, addr: tuple[str, int]) -> socket.socket:

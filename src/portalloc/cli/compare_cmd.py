@@ -32,6 +32,7 @@ from rich.table import Table
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT
 from portalloc.kernels import get_profile
 from portalloc.model.host import Host
+from portalloc.workload import fill_until_failure
 
 Value = Any
 Rows = list[tuple[str, Value]]
@@ -41,56 +42,28 @@ SOURCE = "192.0.2.1"
 REMOTE_NET = "198.51.100.0/24"
 DST_A = ("198.51.100.7", 80)
 DST_B = ("198.51.100.8", 80)
-RANGE_SYSCTL = "net.ipv4.ip_local_port_range"
 
 
 class Unsupported(Exception):
     """The kernel profile lacks something the scenario needs (a sysctl, an option)."""
 
 
-#: Where each OS keeps its ephemeral range: Linux "lo hi"; BSDs two sysctls; Windows netsh (start, num).
-RANGE_SYSCTLS: tuple[tuple[str, ...], ...] = (
-    (RANGE_SYSCTL,),
-    ("net.inet.ip.portrange.first", "net.inet.ip.portrange.last"),      # FreeBSD, macOS
-    ("net.inet.ip.portfirst", "net.inet.ip.portlast"),                  # OpenBSD
-    ("net.inet.ip.anonportmin", "net.inet.ip.anonportmax"),             # NetBSD
-    ("netsh.int.ipv4.dynamicport.tcp",),                                # Windows: (start, num)
-)
-
-
-def _range_names(host: Host) -> tuple[str, ...]:
-    for names in RANGE_SYSCTLS:
-        try:
-            host.sysctl(names[0])
-        except OSError:
-            continue
-        return names
-    raise Unsupported("no ephemeral port range sysctl known for this profile")
-
-
 def _range(host: Host) -> tuple[int, int]:
-    """The ephemeral range (inclusive), whatever the OS calls it."""
-    names = _range_names(host)
-    values = [host.sysctl(n) for n in names]
-    if len(values) == 2 and all(isinstance(v, int) for v in values):
-        return int(values[0]), int(values[1])  # type: ignore[arg-type]
-    v = values[0]
-    if isinstance(v, tuple) and len(v) == 2:
-        lo, second = int(v[0]), int(v[1])
-        return (lo, lo + second - 1) if names[0].startswith("netsh") else (lo, second)
-    raise Unsupported(f"{names[0]} reads {v!r}")
+    """The ephemeral range (inclusive), whatever the OS calls it (the profile's RangeSysctls)."""
+    names = host.profile.range_sysctls.names
+    try:
+        got = host.profile.range_sysctls.read(tuple(host.sysctl(n) for n in names))
+    except OSError as exc:
+        raise Unsupported(f"no ephemeral port range sysctl readable for this profile ({_err(exc)})") from None
+    if got is None:
+        raise Unsupported(f"{names[0]} does not read as a port range")
+    return got
 
 
 def _set_range(host: Host, lo: int, hi: int) -> None:
-    names = _range_names(host)
     try:
-        if len(names) == 2:
-            host.sysctl(names[0], lo)
-            host.sysctl(names[1], hi)
-        elif names[0].startswith("netsh"):
-            host.sysctl(names[0], f"{lo} {hi - lo + 1}")
-        else:
-            host.sysctl(names[0], f"{lo} {hi}")
+        for name, text in host.profile.range_sysctls.writes(lo, hi).items():
+            host.sysctl(name, text)
     except OSError as exc:
         raise Unsupported(f"cannot set the range {lo}-{hi} ({_err(exc)})") from None
     if _range(host) != (lo, hi):
@@ -107,29 +80,6 @@ def _host(kernel: str, seed: int, peer: str = "accept", port_range: tuple[int, i
 
 def _err(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno or 0, str(exc.errno))
-
-
-def _fill(host: Host, dst: tuple[str, int], limit: int,
-          extra: int = 2) -> tuple[list[int], dict[str, int], list[Any]]:
-    """Connect to ``dst`` (kept open) until the first failure, then ``extra`` more attempts."""
-    ports: list[int] = []
-    outcomes: Counter[str] = Counter()
-    keep: list[Any] = []
-    failures = 0
-    for _ in range(limit):
-        s = host.socket()
-        e = s.connect_ex(dst)
-        if e:
-            outcomes[errno.errorcode.get(e, str(e))] += 1
-            s.close()
-            failures += 1
-            if failures > extra:
-                break
-            continue
-        outcomes["ok"] += 1
-        ports.append(s.getsockname()[1])
-        keep.append(s)
-    return ports, dict(outcomes), keep
 
 
 def _steps(ports: list[int], num: int) -> list[int] | str:
@@ -150,18 +100,19 @@ def seed_article(kernel: str, seed: int) -> Rows:
     host = _host(kernel, seed)
     lo, hi = _range(host)
     num = hi - lo + 1
-    a_ports, a_out, keep = _fill(host, DST_A, num + 10)
-    b_ports, b_out, keep_b = _fill(host, DST_B, num + 10)
+    a = fill_until_failure(host, DST_A, num + 10, extra=2)
+    b = fill_until_failure(host, DST_B, num + 10, extra=2)
+    a_ports, b_ports = a.ports, b.ports
     return [
         ("ephemeral port range", f"{lo}-{hi}"),
         ("ports in the range", num),
         ("first 8 ports → A", a_ports[:8]),
         ("port steps → A (first 1,000, mod range)", _steps(a_ports[:1000], num)),
         ("parity → A (first 1,000)", _parity(a_ports[:1000])),
-        ("connect() → A", a_out),
-        ("connect() → B", b_out),
+        ("connect() → A", a.outcomes()),
+        ("connect() → B", b.outcomes()),
         ("B reuses A's ports", set(b_ports) <= set(a_ports)),
-        ("established sockets", len(keep) + len(keep_b)),
+        ("established sockets", a.connected + b.connected),
     ]
 
 
@@ -198,7 +149,8 @@ def even_ports(kernel: str, seed: int) -> Rows:
     """Parity of connect() ports (one destination; many destinations) and of bind(ip, 0) ports."""
     host = _host(kernel, seed)
     lo, hi = _range(host)
-    one, _, keep = _fill(host, DST_A, 1000, extra=0)
+    fill = fill_until_failure(host, DST_A, 1000)
+    one, keep = fill.ports, fill.sockets
     many = []
     for j in range(1000):
         s = host.socket()

@@ -2,8 +2,8 @@
 #
 # Rules:
 # - A profile is data. Everything the BSD model (model/bsd.py, model/windows.py) consults is a field of
-#   `BsdRules`, stored in KernelProfile.extra["bsd"]; the model never asks "which OS is this?" beyond
-#   reading those fields. FreeBSD is built like Linux (kernels/linux.py): FREEBSD_12 plus every switch
+#   `BsdRules` (kernels/profile.py), the typed field KernelProfile.bsd; the model never asks "which OS is
+#   this?", it reads those fields. FreeBSD is built like Linux (kernels/linux.py): FREEBSD_12 plus every switch
 #   at or below the asked-for version, so "freebsd-13.2" resolves to the 13.0 switch.
 # - Each profile names its sources (file, function, stored revision) from shared/research/others.md
 #   sections 2-3 and the NetBSD files read for this module. Where a behaviour is undocumented or was
@@ -18,12 +18,11 @@ from __future__ import annotations
 import dataclasses
 import errno
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from portalloc.errors import kernel_error
 from portalloc.kernels.linux import Switch
-from portalloc.kernels.profile import KernelProfile, RangeSysctls
+from portalloc.kernels.profile import BsdRules, KernelProfile, PortRange, RangeSysctls
 from portalloc.kernels.sysctls import SysctlSpec, Validator, parse_port_list
 from portalloc.sysctl import SysctlValue, format_port_list
 
@@ -31,48 +30,11 @@ from portalloc.sysctl import SysctlValue, format_port_list
 NETBSD_ALGORITHMS = ("bsd", "random_start", "random_pick", "hash", "doublehash", "randinc")
 
 
-@dataclass(frozen=True)
-class BsdRules:
-    """The switches of one BSD-family (or Windows) kernel that port allocation depends on."""
-
-    family: str                      # "freebsd", "openbsd", "netbsd", "macos", "windows"
-    #: How connect() on a socket without a port gets one:
-    #: "prebind-wildcard": in_pcbbind(inp, NULL) with laddr = ANY first, the 4-tuple checked afterwards
-    #:     (FreeBSD <= 12 tcp_connect; XNU tcp_connect); "lport-dest": in_pcbconnect_setup picks the port
-    #:     after the source address with in_pcb_lport_dest (FreeBSD >= 13); "after-source": in_pcbconnect
-    #:     binds with the selected source address (OpenBSD); "check-then-bind": 4.4BSD in_pcbconnect, the
-    #:     4-tuple checked before in_pcbbind(NULL) with laddr = ANY (NetBSD); "auto-reuse": Windows.
-    connect_port: str
-    #: SO_REUSEADDR/SO_REUSEPORT on the socket narrow the implicit bind's lookup to unconnected sockets on
-    #: exactly ANY:port (FreeBSD <= 12, OpenBSD); False where the kernel forces a wildcard lookup (XNU:
-    #: "wild = 1" for implicit binds; NetBSD IPv4 check_suitable_port always passes wild = 1).
-    implicit_bind_honours_reuse: bool
-    #: net.inet.tcp.require_unique_port exists (FreeBSD >= 13, D24781 / r361228).
-    require_unique_port: bool = False
-    #: randomcps/randomtime: sequential allocation under load (FreeBSD <= 13.x, ipport_tick).
-    throttle: bool = False
-    #: port order: "freebsd", "openbsd", "xnu", "netbsd", "windows".
-    order: str = "freebsd"
-    #: NetBSD: the default of net.inet.ip.anonportalgo.selected.
-    netbsd_algorithm: str = "bsd"
-    #: TIME_WAIT length when no sysctl gives it (seconds).
-    timewait: float = 60.0
-    #: a new AF_INET6 socket starts IPV6_V6ONLY (net.inet6.ip6.v6only = 1 on FreeBSD and NetBSD).
-    v6only_default: bool = True
-    #: privileged-port rule for explicit binds: "reserved-sysctls" (FreeBSD portrange.reservedlow/high),
-    #: "below-1024" (OpenBSD, NetBSD), "below-1024-specific-address" (XNU), "none" (Windows).
-    privileged_ports: str = "below-1024"
-    #: the socket-level options of the OS beyond SO_REUSEADDR/SO_REUSEPORT.
-    options: tuple[str, ...] = ()
-    sysctls: tuple[SysctlSpec, ...] = field(default=(), compare=False)
-
-
 def rules_of(profile: KernelProfile) -> BsdRules:
     """The BsdRules of a profile made by this module."""
-    rules = profile.extra.get("bsd")
-    if not isinstance(rules, BsdRules):
+    if profile.bsd is None:
         raise TypeError(f"{profile.name} is not a BSD-family profile")
-    return rules
+    return profile.bsd
 
 
 # ------------------------------------------------------------------ sysctl write checks
@@ -198,6 +160,11 @@ def _freebsd_sysctls(throttle: bool, unique: bool) -> tuple[SysctlSpec, ...]:
         _spec(pr + "randomized", 1, any_int),
         _spec("net.inet.tcp.msl", 30000, bounded(1, 2**31 - 1)),     # ms; TIME_WAIT = 2 * MSL
         _spec("net.inet6.ip6.v6only", 1, any_int),
+        # tcp_timer.c: the FIN_WAIT_2 orphan's timers (ms; sysctl_msec_to_ticks), TCPTV_* defaults.
+        _spec("net.inet.tcp.keepintvl", 75000, bounded(1, 2**31 - 1)),
+        _spec("net.inet.tcp.keepcnt", 8, bounded(1, 2**31 - 1)),
+        _spec("net.inet.tcp.fast_finwait2_recycle", 0, any_int),
+        _spec("net.inet.tcp.finwait2_timeout", 60000, bounded(0, 2**31 - 1)),
     ]
     if throttle:
         specs += [_spec(pr + "randomcps", 10, any_int), _spec(pr + "randomtime", 45, any_int)]
@@ -296,10 +263,20 @@ _PR = "FreeBSD PR 174087 (shared/seeds/003); D24781 / r361228"
 FREEBSD_12 = BsdRules(
     family="freebsd",
     connect_port="prebind-wildcard",
+    udp_connect_port="bind-source",
     implicit_bind_honours_reuse=True,
     throttle=True,
     order="freebsd",
     privileged_ports="reserved-sysctls",
+    bind_conflict="freebsd",
+    v6_answers_v4_cost=3,
+    tcp_multicast_bind_errno=errno.EAFNOSUPPORT,
+    multicast_reuse_lb=True,
+    low_range_errno=errno.EPERM,
+    keep_sysctls=True,
+    fast_finwait2_recycle=True,
+    timewait_sysctl="net.inet.tcp.msl",
+    timewait_per_unit=0.002,
     options=("SO_REUSEPORT_LB", "IP_PORTRANGE", "IP_BINDANY"),
 )
 
@@ -308,7 +285,7 @@ FREEBSD_SWITCHES: tuple[Switch, ...] = (
     Switch((13, 0), ("r361228", "D24781"),
            "connect() chooses its port after the source address with in_pcb_lport_dest: unique per 4-tuple, "
            "SO_REUSEADDR irrelevant; net.inet.tcp.require_unique_port=1 restores the pre-bind",
-           {"connect_port": "lport-dest", "require_unique_port": True}),
+           {"connect_port": "lport-dest", "udp_connect_port": "", "require_unique_port": True}),
     Switch((14, 0), ("ipport_tick removal (commit not identified)",),
            "no randomcps/randomtime throttle: every allocation starts at a random port",
            {"throttle": False}),
@@ -340,7 +317,7 @@ def freebsd(version: tuple[int, int], name: str | None = None) -> KernelProfile:
     sources: tuple[str, ...] = (_S1, _S2, _PR) if not applied else (_S3, _S4, _PR) + tuple(applied[-1].commits)
     return dataclasses.replace(
         _BASE, name=name or f"freebsd-{base[0]}", os="freebsd", version=version, description=desc,
-        sources=sources, default_port_range=(10000, 65535), extra={"bsd": rules},
+        sources=sources, default_port_range=(10000, 65535), bsd=rules,
         range_sysctls=RangeSysctls(("net.inet.ip.portrange.first", "net.inet.ip.portrange.last"), "first-last"))
 
 
@@ -348,7 +325,12 @@ def openbsd(name: str = "openbsd") -> KernelProfile:
     """OpenBSD (current in_pcb.c, S5)."""
     rules = BsdRules(
         family="openbsd", connect_port="after-source", implicit_bind_honours_reuse=True, order="openbsd",
-        privileged_ports="below-1024", options=("IP_PORTRANGE", "SO_BINDANY"), sysctls=_openbsd_sysctls())
+        privileged_ports="below-1024", privilege_first=False, bind_conflict="openbsd", udp_broadcast_bind=True,
+        baddynamic=True,
+        range_default=PortRange("net.inet.ip.portfirst", 1024, "net.inet.ip.portlast", 49151, "{proto}:default"),
+        range_high=PortRange("net.inet.ip.porthifirst", 49152, "net.inet.ip.porthilast", 65535, "{proto}:hi"),
+        range_low=PortRange("", 600, "", 1023, "{proto}:low"),
+        options=("IP_PORTRANGE", "SO_BINDANY"), sysctls=_openbsd_sysctls())
     return dataclasses.replace(
         _BASE, name=name, os="openbsd", version=(7, 0),
         description="OpenBSD: random start (arc4random_uniform) + linear probe skipping baddynamic ports, range "
@@ -356,7 +338,7 @@ def openbsd(name: str = "openbsd") -> KernelProfile:
                     "sysctl names and baddynamic defaults remembered, not read (⚠)",
         sources=("openbsd/src sys/netinet/in_pcb.c in_pcbpickport, in_pcbaddrisavail, in_pcbconnect "
                  "(stored id 7844750530)",),
-        default_port_range=(1024, 49151), extra={"bsd": rules},
+        default_port_range=(1024, 49151), bsd=rules,
         range_sysctls=RangeSysctls(("net.inet.ip.portfirst", "net.inet.ip.portlast"), "first-last"))
 
 
@@ -364,10 +346,15 @@ def netbsd(algorithm: str = "bsd", name: str | None = None) -> KernelProfile:
     """NetBSD with ``algorithm`` as net.inet.ip.anonportalgo.selected (portalgo.c, S7)."""
     if algorithm not in NETBSD_ALGORITHMS:
         raise ValueError(f"unknown NetBSD port algorithm {algorithm!r}; one of {', '.join(NETBSD_ALGORITHMS)}")
+    anon = PortRange("{inet}.anonportmin", 49152, "{inet}.anonportmax", 65535, "{proto}:{af}:high")
     rules = BsdRules(
         family="netbsd", connect_port="check-then-bind", implicit_bind_honours_reuse=False, order="netbsd",
-        netbsd_algorithm=algorithm, privileged_ports="below-1024", options=("IP_PORTRANGE",),
-        sysctls=_netbsd_sysctls(algorithm))
+        netbsd_algorithm=algorithm, algorithm_sysctl="{inet}.anonportalgo.selected",
+        privileged_ports="below-1024", bind_conflict="netbsd", v4_implicit_bind_wildcard=True,
+        range_default=anon, range_high=anon,
+        range_low=PortRange("{inet}.lowportmin", 600, "{inet}.lowportmax", 1023, "{proto}:{af}:low"),
+        timewait_sysctl="net.inet.tcp.msl", timewait_per_unit=2.0,
+        options=("IP_PORTRANGE",), sysctls=_netbsd_sysctls(algorithm))
     what = {
         "bsd": "the traditional BSD algorithm counting down from anonportmax (the default)",
         "random_start": "RFC 6056 algorithm 2 (random start, linear search)",
@@ -383,15 +370,19 @@ def netbsd(algorithm: str = "bsd", name: str | None = None) -> KernelProfile:
         sources=("NetBSD/src sys/netinet/portalgo.c algo_* and check_suitable_port (stored id 749032271)",
                  "NetBSD/src sys/netinet/in_pcb.c inpcb_bind_port, inpcb_connect (stored id 2337914991)",
                  "NetBSD/src sys/netinet/tcp_usrreq.c sysctl_net_inet_ip_ports (stored id 4710049294)"),
-        default_port_range=(49152, 65535), extra={"bsd": rules},
+        default_port_range=(49152, 65535), bsd=rules,
         range_sysctls=RangeSysctls(("net.inet.ip.anonportmin", "net.inet.ip.anonportmax"), "first-last"))
 
 
 def macos(name: str = "macos") -> KernelProfile:
     """macOS / XNU (S6)."""
     rules = BsdRules(
-        family="macos", connect_port="prebind-wildcard", implicit_bind_honours_reuse=False, order="xnu",
-        timewait=30.0, v6only_default=False, privileged_ports="below-1024-specific-address",
+        family="macos", connect_port="prebind-wildcard", udp_connect_port="check-then-bind",
+        implicit_bind_honours_reuse=False, order="xnu", timewait=30.0, v6only_default=False,
+        privileged_ports="below-1024-specific-address", bind_conflict="xnu",
+        tcp_multicast_bind_errno=errno.EAFNOSUPPORT, timewait_sysctl="net.inet.tcp.msl", timewait_per_unit=0.002,
+        range_default=PortRange("net.inet.ip.portrange.first", 49152, "net.inet.ip.portrange.last", 65535,
+                                "{proto}:default"),
         options=("IP_PORTRANGE",), sysctls=_xnu_sysctls())
     return dataclasses.replace(
         _BASE, name=name, os="macos", version=(0, 0),
@@ -401,15 +392,19 @@ def macos(name: str = "macos") -> KernelProfile:
         sources=("apple-oss-distributions/xnu bsd/netinet/in_pcb.c in_pcbbind (stored ids 57046288705, "
                  "657195750)", "apple-oss-distributions/xnu bsd/netinet/tcp_subr.c tcp_use_randomport = 0, "
                  "udp_usrreq.c udp_use_randomport = 1 (older release; id 230366126)"),
-        default_port_range=(49152, 65535), extra={"bsd": rules},
+        default_port_range=(49152, 65535), bsd=rules,
         range_sysctls=RangeSysctls(("net.inet.ip.portrange.first", "net.inet.ip.portrange.last"), "first-last"))
 
 
 def windows(name: str = "windows") -> KernelProfile:
     """Windows Vista / Server 2008 and later, from Microsoft's documentation only (W1-W6)."""
+    dynamic = PortRange("netsh.int.ipv{af}.dynamicport.{proto}", 49152, "", 16384, "{proto}:{af}", "start-count")
     rules = BsdRules(
         family="windows", connect_port="auto-reuse", implicit_bind_honours_reuse=False, order="windows",
-        timewait=240.0, privileged_ports="none",
+        timewait=240.0, privileged_ports="none", bind_conflict="", range_default=dynamic, range_high=dynamic,
+        range_low=dynamic, low_range_errno=0,
+        finwait2_seconds=60.0,          # undocumented: the value the model used so far, kept (⚠ model choice)
+        timewait_sysctl="tcpip.parameters.TcpTimedWaitDelay", timewait_per_unit=1.0,
         options=("SO_EXCLUSIVEADDRUSE", "SO_REUSE_UNICASTPORT", "SO_PORT_SCALABILITY", "SO_RANDOMIZE_PORT"),
         sysctls=_windows_sysctls())
     return dataclasses.replace(
@@ -422,7 +417,7 @@ def windows(name: str = "windows") -> KernelProfile:
         sources=("MS KB929851 default dynamic port range (W1)", "MS Troubleshoot port exhaustion (W2)",
                  "MS Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE (W3, MicrosoftDocs/win32 08f5ed21d569)",
                  "MS SOL_SOCKET socket options (W4, 01fb6093604)", "MS SO_PORT_SCALABILITY (W5)"),
-        default_port_range=(49152, 65535), extra={"bsd": rules},
+        default_port_range=(49152, 65535), bsd=rules,
         range_sysctls=RangeSysctls(("netsh.int.ipv4.dynamicport.tcp", "netsh.int.ipv4.dynamicport.udp"),
                                    "start-count"))
 

@@ -7,7 +7,12 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portalloc.kernels.sysctls import SysctlSpec
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,123 @@ class RangeSysctls:
             return None
         low, second = int(v[0]), int(v[1])
         return (low, low + second - 1) if self.form == "start-count" else (low, second)
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """One ephemeral range of a BSD-family or Windows kernel (IP_PORTRANGE default, high or low): where its
+    bounds live, their defaults, and the name of the cursor its searches share.
+
+    Names are templates: ``{proto}`` is "tcp" or "udp", ``{af}`` 4 or 6, ``{inet}`` "net.inet.ip" or
+    "net.inet6.ip6". An empty name is a fixed bound. ``form`` "first-last": two sysctls, the first may exceed
+    the last (XNU's and FreeBSD's low range count down); "start-count": one sysctl holding (start, number),
+    whose defaults are ``first`` = start and ``last`` = number (Windows netsh dynamicport).
+    """
+
+    first_name: str
+    first: int
+    last_name: str
+    last: int
+    cursor: str
+    form: str = "first-last"
+
+
+@dataclass(frozen=True)
+class BsdRules:
+    """The switches of one BSD-family (or Windows) kernel that port allocation depends on, as typed data: the
+    model (model/bsd.py, model/windows.py) reads these fields and never tests the OS's name."""
+
+    family: str                      # "freebsd", "openbsd", "netbsd", "macos", "windows" (for messages)
+    #: How connect() on a socket without a port gets one:
+    #: "prebind-wildcard": in_pcbbind(inp, NULL) with laddr = ANY first, the 4-tuple checked afterwards
+    #:     (FreeBSD <= 12 tcp_connect; XNU tcp_connect); "lport-dest": in_pcbconnect_setup picks the port
+    #:     after the source address with in_pcb_lport_dest (FreeBSD >= 13); "after-source": in_pcbconnect
+    #:     binds with the selected source address (OpenBSD); "check-then-bind": 4.4BSD in_pcbconnect, the
+    #:     4-tuple checked before in_pcbbind(NULL) with laddr = ANY (NetBSD); "auto-reuse": Windows.
+    connect_port: str
+    #: SO_REUSEADDR/SO_REUSEPORT on the socket narrow the implicit bind's lookup to unconnected sockets on
+    #: exactly ANY:port (FreeBSD <= 12, OpenBSD); False where the kernel forces a wildcard lookup (XNU:
+    #: "wild = 1" for implicit binds; NetBSD IPv4 check_suitable_port always passes wild = 1).
+    implicit_bind_honours_reuse: bool
+    #: UDP connect()'s variant, when it differs from TCP's: FreeBSD 12 in_pcbconnect_setup binds with the
+    #: chosen source address ("bind-source", S1); XNU UDP is 4.4BSD in_pcbconnect ("check-then-bind", ⚠
+    #: not re-read). Empty: as ``connect_port``.
+    udp_connect_port: str = ""
+    #: net.inet.tcp.require_unique_port exists (FreeBSD >= 13, D24781 / r361228).
+    require_unique_port: bool = False
+    #: randomcps/randomtime: sequential allocation under load (FreeBSD <= 13.x, ipport_tick).
+    throttle: bool = False
+    #: port order, a name in model/bsd.py's order registry: "freebsd", "openbsd", "xnu", "netbsd", "windows".
+    order: str = "freebsd"
+    #: NetBSD: the default of net.inet.ip.anonportalgo.selected.
+    netbsd_algorithm: str = "bsd"
+    #: the sysctl (a PortRange-style template) that selects the port algorithm at run time (NetBSD's
+    #: {inet}.anonportalgo.selected); empty when the OS has one order.
+    algorithm_sysctl: str = ""
+    #: TIME_WAIT length when no sysctl gives it (seconds).
+    timewait: float = 60.0
+    #: the sysctl that sets TIME_WAIT's length, and the seconds of TIME_WAIT per unit of its value:
+    #: net.inet.tcp.msl in ms on FreeBSD and XNU (2 * MSL: 0.002), in seconds on NetBSD (2.0);
+    #: TcpTimedWaitDelay in seconds on Windows (1.0). Empty: ``timewait``.
+    timewait_sysctl: str = ""
+    timewait_per_unit: float = 0.0
+    #: a new AF_INET6 socket starts IPV6_V6ONLY (net.inet6.ip6.v6only = 1 on FreeBSD and NetBSD).
+    v6only_default: bool = True
+    #: privileged-port rule for explicit binds: "reserved-sysctls" (FreeBSD portrange.reservedlow/high),
+    #: "below-1024" (OpenBSD, NetBSD), "below-1024-specific-address" (XNU), "none" (Windows).
+    privileged_ports: str = "below-1024"
+    #: the privilege check of an explicit port comes before the conflict check (all but OpenBSD, whose
+    #: in_rootonly() follows in_pcbaddrisavail).
+    privilege_first: bool = True
+    #: which in_pcbbind conflict check an explicit port gets: "freebsd", "openbsd", "netbsd", "xnu"
+    #: (a name in model/bsd.py's BIND_CONFLICTS).
+    bind_conflict: str = "freebsd"
+    #: in_pcblookup_local's extra cost of an AF_INET6 PCB answering an IPv4 lookup (FreeBSD: 3; else 0).
+    v6_answers_v4_cost: int = 0
+    #: bind() of a TCP socket to a multicast address fails with this errno (FreeBSD, XNU tcp_usr_bind:
+    #: EAFNOSUPPORT); 0: allowed.
+    tcp_multicast_bind_errno: int = 0
+    #: a UDP socket may bind 255.255.255.255 (OpenBSD in_pcbbind_setup's INADDR_BROADCAST case).
+    udp_broadcast_bind: bool = False
+    #: for a multicast address SO_REUSEADDR also counts as SO_REUSEPORT_LB (FreeBSD in_pcbbind_setup).
+    multicast_reuse_lb: bool = False
+    #: an implicit bind of an AF_INET socket always looks up wildcard (NetBSD check_suitable_port passes 1).
+    v4_implicit_bind_wildcard: bool = False
+    #: net.inet.{tcp,udp}.baddynamic ports are skipped by the port choice (OpenBSD).
+    baddynamic: bool = False
+    #: the ephemeral ranges: IP_PORTRANGE default, high and low.
+    range_default: PortRange = PortRange("net.inet.ip.portrange.first", 10000, "net.inet.ip.portrange.last",
+                                         65535, "{proto}:default")
+    range_high: PortRange = PortRange("net.inet.ip.portrange.hifirst", 49152, "net.inet.ip.portrange.hilast",
+                                      65535, "{proto}:hi")
+    range_low: PortRange = PortRange("net.inet.ip.portrange.lowfirst", 1023, "net.inet.ip.portrange.lowlast",
+                                     600, "{proto}:low")
+    #: what asking for the low range without privilege returns (FreeBSD in_pcb_lport: priv_check_cred ->
+    #: EPERM; the others EACCES); 0: no check.
+    low_range_errno: int = errno.EACCES
+    #: How long an orphaned FIN_WAIT_2 (we closed, the peer never does) keeps its port. 4.4BSD and its heirs
+    #: arm TCPT_2MSL with tcp_maxidle = keepcnt * keepintvl when the FIN is acked (tcp_input FIN_WAIT_1 ->
+    #: FIN_WAIT_2; tcp_usrclosed) and, when it fires, re-arm it for keepintvl while the connection has been
+    #: idle no longer than tcp_maxidle (tcp_timer_2msl: ``ticks - t_rcvtime <= TP_MAXIDLE``): the orphan dies
+    #: at keepcnt * keepintvl + keepintvl = 8 * 75 + 75 = 675 s with the defaults (TCPTV_KEEPCNT,
+    #: TCPTV_KEEPINTVL). ``keep_sysctls``: net.inet.tcp.keepcnt / keepintvl (ms) tune them (FreeBSD).
+    keepcnt: int = 8
+    keepintvl_ms: int = 75000
+    keep_sysctls: bool = False
+    #: FreeBSD: net.inet.tcp.fast_finwait2_recycle=1 closes the orphan at net.inet.tcp.finwait2_timeout (ms,
+    #: TCPTV_FINWAIT2_TIMEOUT = 60 s) instead (tcp_usrclosed, tcp_timer_2msl).
+    fast_finwait2_recycle: bool = False
+    #: a fixed FIN_WAIT_2 orphan lifetime in seconds where the OS documents none of the above (0: not used).
+    finwait2_seconds: float = 0.0
+    #: RFC 1323/7323 timestamps on new connections (FreeBSD net.inet.tcp.rfc1323 = 1 by default; not a
+    #: modelled sysctl here).
+    timestamps: bool = True
+    #: the listen queue limit the model applies with the backlog (min(backlog, somaxconn)): the model's
+    #: Linux value, kept for every BSD (⚠ FreeBSD's kern.ipc.soacceptqueue defaults to 128; not modelled).
+    somaxconn: int = 4096
+    #: the socket-level options of the OS beyond SO_REUSEADDR/SO_REUSEPORT.
+    options: tuple[str, ...] = ()
+    sysctls: tuple[SysctlSpec, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -114,5 +236,8 @@ class KernelProfile:
     #: sized from memory at boot; 16384 is what this project's 24 GiB test machines print in dmesg
     #: ("UDP hash table entries: 16384"), and a new namespace shares it (udp_child_hash_entries = 0).
     udp_table_size: int = 16384
+
+    #: the rules of a BSD-family or Windows kernel (kernels/bsd.py); None for Linux.
+    bsd: BsdRules | None = None
 
     extra: dict[str, object] = field(default_factory=dict, compare=False)

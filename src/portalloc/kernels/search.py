@@ -116,3 +116,34 @@ def scan_wrapped(space: PortSpace, start: int, step: int, n: int, high: int, rem
         if k is not None:
             return start_b + step * k, count_a + k
     return None, n
+
+
+def scan_down(free: int, start: int, low: int, high: int, count: int) -> tuple[int | None, int]:
+    """A downward walk from ``start`` wrapping from ``low`` to ``high``, at most ``count`` ports: the first
+    free port and the number of ports examined (NetBSD algo_bsd, XNU's counting-down branch)."""
+    below = free & range_mask(low, start)
+    if below:
+        port = below.bit_length() - 1
+        k = start - port + 1
+        return (port, k) if k <= count else (None, count)
+    above = free & range_mask(start + 1, high)
+    if above:
+        port = above.bit_length() - 1
+        k = (start - low + 1) + (high - port + 1)
+        return (port, k) if k <= count else (None, count)
+    return None, count
+
+
+def mod_walk(free: int, low: int, num: int, counter: int, offset: int, count: int) -> tuple[int | None, int]:
+    """Ports ``low + (((counter + k) & 0xFFFF) + offset) % num`` for k < count (RFC 6056 algorithms 3 and
+    4 with NetBSD's uint16_t counters): the first free one and the probes, or (None, count)."""
+    k0 = 0
+    space = PortSpace(free)
+    while k0 < count:
+        c = (counter + k0) & 0xFFFF
+        seg = min(count - k0, 0x10000 - c, num)
+        port, k = scan_wrapped(space, low + (c + offset) % num, 1, seg, low + num, num)
+        if port is not None:
+            return port, k0 + k + 1
+        k0 += seg
+    return None, count

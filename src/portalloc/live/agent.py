@@ -285,8 +285,14 @@ class Agent:
         return self._connect(rec, args[0]) or 0
 
     def op_accept(self, sid: int) -> list[Any]:
-        """Non-blocking accept: [handle, family, type, proto, mode, peer]; BlockingIOError if none pending."""
+        """Non-blocking accept: [handle, family, type, proto, mode, peer]; BlockingIOError if none pending.
+        A socket with a timeout t > 0 is CPython's own accept(): it waits (t capped at ``wait_cap``, set by
+        op_settimeout) and raises TimeoutError, as a program's socket would."""
         rec = self._rec(sid)
+        if rec.mode is not None and rec.mode > 0:
+            conn, peer = self._as_uid(rec.uid, rec.sock.accept)
+            conn.settimeout(None)
+            return [*self._register(conn, rec.uid, None), peer]
         old = rec.sock.gettimeout()
         rec.sock.setblocking(False)
         try:
@@ -305,14 +311,25 @@ class Agent:
             return fn(bufsize, flags)
         return self._as_uid(rec.uid, fn, bufsize, flags | socket.MSG_DONTWAIT)
 
-    def op_settimeout(self, sid: int, value: Any) -> None:
-        """settimeout()/setblocking() as recorded mode; a real timeout is capped at ``wait_cap``."""
+    def op_settimeout(self, sid: int, value: Any) -> float | None:
+        """settimeout() on the real socket (its O_NONBLOCK flag included), recorded as the mode; a real
+        timeout is capped at ``wait_cap``. Returns the mode (what gettimeout() says)."""
         rec = self._rec(sid)
         rec.sock.settimeout(value)               # validation and errors exactly as the socket module
+        return self._record_mode(rec)
+
+    def op_setblocking(self, sid: int, flag: Any) -> float | None:
+        """setblocking() on the real socket (its own argument check: None or a float is a TypeError)."""
+        rec = self._rec(sid)
+        rec.sock.setblocking(flag)
+        return self._record_mode(rec)
+
+    def _record_mode(self, rec: _Rec) -> float | None:
         mode = rec.sock.gettimeout()
         rec.mode = mode
         if mode is not None and mode > 0:
             rec.sock.settimeout(min(mode, self.wait_cap))
+        return mode
 
     def op_close(self, sid: int) -> None:
         """close(); the handle keeps answering EBADF like a closed Python socket."""
@@ -405,6 +422,9 @@ class Agent:
         fail; each connect() timed here. The listener (127.0.0.1:``port``, backlog 65535) never accepts, so
         the range costs one descriptor per port: the range must fit under RLIMIT_NOFILE's hard limit.
         Returns the seconds spent in connect() per ``parts`` equal slices of the fill, and for the failures."""
+        # The same loop as portalloc.workload's fill_until_failure + count_failures, written again on purpose:
+        # the agent imports only the standard library and portalloc.constants (live/host.py _AGENT_CODE), and
+        # timing it here, next to the kernel, keeps the agent's pipe out of the figures.
         self._check_private()
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             lo, hi = (int(x) for x in f.read().split())

@@ -421,17 +421,17 @@ class LiveSocket:
         return self._m("getsockopt", level, optname, *buflen)
 
     def setblocking(self, flag: bool) -> None:
-        """Blocking (True) or non-blocking (False) mode."""
-        self.settimeout(None if flag else 0.0)
+        """Blocking (True) or non-blocking (False) mode, set on the real socket (O_NONBLOCK)."""
+        self._timeout = self.host._call("setblocking", self.id, flag)
 
     def getblocking(self) -> bool:
         """True unless the socket is non-blocking (timeout 0.0)."""
         return self._timeout != 0.0
 
     def settimeout(self, value: float | None) -> None:
-        """Timeout mode as in :meth:`socket.socket.settimeout` (a real wait is capped at ``wait_cap``)."""
-        self.host._call("settimeout", self.id, value)
-        self._timeout = None if value is None else float(value)
+        """Timeout mode as in :meth:`socket.socket.settimeout`, set on the real socket: t > 0 makes it
+        O_NONBLOCK in the kernel, and CPython's own connect()/accept()/recv() wait (capped at ``wait_cap``)."""
+        self._timeout = self.host._call("settimeout", self.id, value)
 
     def gettimeout(self) -> float | None:
         """The timeout set by :meth:`settimeout` / :meth:`setblocking`."""

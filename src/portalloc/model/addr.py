@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import operator
 import socket
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from typing import NamedTuple
@@ -133,6 +134,15 @@ def is_any(addr: IPAddress) -> bool:
     return ip == 0
 
 
+def is_unspecified(addr: IPAddress) -> bool:
+    """0.0.0.0, :: or the v4-mapped wildcard ::ffff:0.0.0.0, which an AF_INET6 socket may bind (__inet6_bind
+    checks the IPv4 part with inet_addr_valid_or_nonlocal, which admits INADDR_ANY) and connect to
+    (tcp_v6_connect/ip6_datagram_connect hand it to the IPv4 code, where daddr 0 means the loopback
+    address): it then behaves as the IPv4 wildcard. Measured on 6.18 (regression trace
+    mapped-wildcard-bind-connect)."""
+    return is_any(wire_address(addr))
+
+
 def format_host(addr: IPAddress) -> str:
     """The host part as the kernel and the socket module print it (inet_ntop: ``::ffff:127.0.0.1``,
     where Python 3.11's ``str()`` would give ``::ffff:7f00:1``)."""
@@ -145,6 +155,9 @@ def format_host(addr: IPAddress) -> str:
 
 
 _HOST_TEXT: dict[int, str] = {}
+
+
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 
 class HostAddresses:
@@ -169,6 +182,16 @@ class HostAddresses:
             self.interfaces.append(iface)
         if not self.interfaces:
             raise ValueError("a host needs at least one address, e.g. addresses=('127.0.0.1/8', '::1/128')")
+
+    def is_broadcast(self, addr: IPAddress) -> bool:
+        """An RTN_BROADCAST destination: 255.255.255.255, or the broadcast address of an IPv4 interface prefix
+        shorter than /31 (fib_add_ifaddr adds it to the local table, e.g. 127.255.255.255 for lo's /8)."""
+        if not isinstance(addr, IPv4Address):
+            return False
+        if addr == _LIMITED_BROADCAST:
+            return True
+        return any(i.version == 4 and i.network.prefixlen < 31 and addr == i.network.broadcast_address
+                   for i in self.interfaces)
 
     def is_local(self, addr: IPAddress) -> bool:
         """Would the kernel's local routing table accept ``addr`` as one of this host's own?"""
@@ -249,8 +272,17 @@ def parse_host(host: object, family: int, fn: str) -> IPAddress:
     try:
         addr = ip_address(h)
     except ValueError:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
-    if addr.version != family:
+        if family != 4 or not h or h[-1:].isspace():
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        try:                                      # getaddrinfo's inet_aton form: "127.1", "0x7f.1"
+            addr = IPv4Address(socket.inet_aton(h))
+        except OSError:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+    if family == 4 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+        # glibc's getaddrinfo(AF_INET) turns a v4-mapped literal into its IPv4 address (measured: an AF_INET
+        # socket binds "::ffff:127.0.0.1" as 127.0.0.1)
+        addr = addr.ipv4_mapped
+    elif addr.version != family:
         # e.g. "::1" on an AF_INET socket: getaddrinfo(AF_INET) cannot resolve it.
         raise socket.gaierror(socket.EAI_ADDRFAMILY if hasattr(socket, "EAI_ADDRFAMILY") else -9,
                               "Address family for hostname not supported")
@@ -268,9 +300,43 @@ def parse_sockaddr(addr: object, family: int, fn: str) -> tuple[IPAddress, int]:
         raise TypeError("AF_INET address must be a pair (host, port)")
     if family == 6 and not 2 <= len(addr) <= 4:
         raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
-    host, port = addr[0], addr[1]
-    if not isinstance(port, int) or isinstance(port, bool):
-        raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+    # getsockaddrarg: "O&i|II" (host type, port, flowinfo, scope id), then the name lookup, then the ranges.
+    host = addr[0]
+    if not isinstance(host, (str, bytes, bytearray)):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
+    port = _index(addr[1])                        # True is port 1, as the socket module takes it
+    if port > 0x7FFFFFFF or port < -0x80000000:
+        raise OverflowError("signed integer is greater than maximum" if port > 0 else
+                            "signed integer is less than minimum")
+    flowinfo = _index(addr[2]) if family == 6 and len(addr) > 2 else 0
+    if family == 6 and len(addr) > 3:
+        _index(addr[3])
+    parsed = parse_host(host, family, fn)
     if not 0 <= port <= 0xFFFF:
         raise OverflowError(f"{fn}(): port must be 0-65535.")
-    return parse_host(host, family, fn), port
+    if not 0 <= flowinfo & 0xFFFFFFFF <= 0xFFFFF:
+        raise OverflowError(f"{fn}(): flowinfo must be 0-1048575.")
+    return parsed, port
+
+
+def _index(value: object) -> int:
+    """An integer argument as PyArg_ParseTuple's "i"/"I" formats take one (``__index__``; bool is an int)."""
+    try:
+        return operator.index(value)              # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+
+
+def sockaddr_scope_id(addr: tuple[object, ...]) -> int:
+    """The sin6_scope_id of a checked AF_INET6 sockaddr tuple (its 4th item), 0 when absent."""
+    return _index(addr[3]) & 0xFFFFFFFF if len(addr) > 3 else 0
+
+
+def needs_scope_id(addr: IPAddress) -> bool:
+    """__ipv6_addr_needs_scope_id: a link-local unicast address, or a multicast address of interface- or
+    link-local scope (ff01::/16, ff02::/16): bind() and connect() need a device for it."""
+    if not isinstance(addr, IPv6Address) or addr.ipv4_mapped is not None:
+        return False
+    if addr.is_multicast:
+        return (addr.packed[1] & 0x0F) in (1, 2)
+    return addr.is_link_local

@@ -1,8 +1,9 @@
 # The BSD-family kernels (FreeBSD, OpenBSD, NetBSD, macOS/XNU) as one model kernel, BsdStack.
 #
 # Rules:
-# - Every decision reads a field of the profile's BsdRules (kernels/bsd.py); the OS name is never tested
-#   except through `rules.family` where a function is one OS's own (its bind check, its port order).
+# - Every decision reads a typed field of the profile's BsdRules (kernels/profile.py, built by
+#   kernels/bsd.py); the OS name is never tested. Where a function is one OS's own, the rules name it in a
+#   registry: its bind check (BIND_CONFLICTS, below), its port order (kernels/strategies.py PORT_ORDERS).
 # - A BSD kernel keeps one PCB table per protocol, and asks it three questions (in_pcb.c):
 #     in_pcblookup_local(laddr, lport, WILDCARD)  "does any PCB use lport on laddr, ANY or (for an ANY
 #                                                   query) anywhere?" - connected and TIME_WAIT ones too;
@@ -30,17 +31,17 @@
 from __future__ import annotations
 
 import errno
-import math
 import socket as _socket
 from collections import deque
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_LOCAL_PORT_RANGE, SO_BINDTODEVICE
 from portalloc.errors import fail
-from portalloc.kernels.bsd import BsdRules, rules_of
-from portalloc.kernels.profile import KernelProfile
-from portalloc.kernels.search import PortSpace, range_mask, scan_wrapped
+from portalloc.kernels.bsd import rules_of
+from portalloc.kernels.profile import BsdRules, KernelProfile
+from portalloc.kernels.strategies import PORT_ORDERS, RANGE_PICKS, RangeRequest
 from portalloc.kernels.sysctls import SysctlSpec, parse_port_list
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
 from portalloc.model.portset import PortSet
@@ -71,8 +72,6 @@ OPT_REUSEPORT_LB = 0x00010000
 
 #: INPCBLBGROUP_SIZMAX: members beyond this are silently left out of an LB group.
 LB_GROUP_MAX = 256
-#: random_pick: real per-try draws before the remaining tries are sampled in one go.
-RANDOM_PICK_EXACT_TRIES = 64
 
 
 class BsdSock(Sock):
@@ -133,37 +132,6 @@ def query_view(addr: IPAddress, wire: int) -> IPAddress:
     return addr if isinstance(addr, IPv6Address) else ANY6
 
 
-def scan_down(free: int, start: int, low: int, high: int, count: int) -> tuple[int | None, int]:
-    """A downward walk from ``start`` wrapping from ``low`` to ``high``, at most ``count`` ports: the first
-    free port and the number of ports examined (NetBSD algo_bsd, XNU's counting-down branch)."""
-    below = free & range_mask(low, start)
-    if below:
-        port = below.bit_length() - 1
-        k = start - port + 1
-        return (port, k) if k <= count else (None, count)
-    above = free & range_mask(start + 1, high)
-    if above:
-        port = above.bit_length() - 1
-        k = (start - low + 1) + (high - port + 1)
-        return (port, k) if k <= count else (None, count)
-    return None, count
-
-
-def mod_walk(free: int, low: int, num: int, counter: int, offset: int, count: int) -> tuple[int | None, int]:
-    """Ports ``low + (((counter + k) & 0xFFFF) + offset) % num`` for k < count (RFC 6056 algorithms 3 and
-    4 with NetBSD's uint16_t counters): the first free one and the probes, or (None, count)."""
-    k0 = 0
-    space = PortSpace(free)
-    while k0 < count:
-        c = (counter + k0) & 0xFFFF
-        seg = min(count - k0, 0x10000 - c, num)
-        port, k = scan_wrapped(space, low + (c + offset) % num, 1, seg, low + num, num)
-        if port is not None:
-            return port, k0 + k + 1
-        k0 += seg
-    return None, count
-
-
 class BsdStack(Stack):
     """One BSD-family kernel (its profile's BsdRules decide which)."""
 
@@ -178,14 +146,9 @@ class BsdStack(Stack):
         self.unconn = {"tcp": PortTable(False), "udp": PortTable(False)}
         self.uehash = EstablishedTable()
         self._unconn_ids: set[int] = set()
-        self.cursors: dict[str, int] = {}       # ipi_lastport / ipi_lasthi / ipi_lastlow, per protocol
-        self.netbsd_next: dict[str, int] = {}   # portalgo_next_ephemeral[proto][af][range][algo]
-        self.netbsd_dhtable: list[int] = []     # algo_doublehash's static dhtable[8]
-        # ipport_tick state (FreeBSD <= 13): allocations, the count at the last tick, ticks left sequential.
-        self.tcpallocs = 0
-        self.tcplastcount = 0
-        self.stoprandom = 0
-        self.last_tick = 0
+        # The orders keep their state in search_state (kernels/strategies.py): "cursors" (ipi_lastport /
+        # ipi_lasthi / ipi_lastlow), "netbsd_next" (portalgo_next_ephemeral[proto][af][range][algo]),
+        # "netbsd_dhtable" (algo_doublehash's dhtable[8]), "ipport" (FreeBSD <= 13's ipport_tick counters).
         super().__init__(profile, seed, addresses, sysctls, devices)
 
     # ------------------------------------------------------------------ sysctls, ranges, sockets
@@ -229,41 +192,29 @@ class BsdStack(Stack):
         return v if isinstance(v, int) else default
 
     def range_for(self, proto: str, af: int, portrange: int, uid: int) -> tuple[int, int, str]:
-        """(first, last, cursor name) for a search, in the OS's own terms; first may exceed last (XNU's
-        low range counts down). A privileged range for a non-root user fails as the OS fails."""
-        fam = self.rules.family
-        if fam in ("freebsd", "macos"):
-            pr = "net.inet.ip.portrange."
-            if portrange == IP_PORTRANGE_HIGH:
-                return self._int(pr + "hifirst", 49152), self._int(pr + "hilast", 65535), proto + ":hi"
-            if portrange == IP_PORTRANGE_LOW:
-                if uid != 0:
-                    # FreeBSD in_pcb_lport: priv_check_cred(PRIV_NETINET_RESERVEDPORT) -> EPERM.
-                    fail(errno.EPERM if fam == "freebsd" else errno.EACCES)
-                return self._int(pr + "lowfirst", 1023), self._int(pr + "lowlast", 600), proto + ":low"
-            return self._int(pr + "first", 10000), self._int(pr + "last", 65535), proto + ":default"
-        if fam == "openbsd":
-            if portrange == IP_PORTRANGE_HIGH:
-                return (self._int("net.inet.ip.porthifirst", 49152), self._int("net.inet.ip.porthilast", 65535),
-                        proto + ":hi")
-            if portrange == IP_PORTRANGE_LOW:
-                if uid != 0:
-                    fail(errno.EACCES)
-                return 600, 1023, proto + ":low"
-            return self._int("net.inet.ip.portfirst", 1024), self._int("net.inet.ip.portlast", 49151), \
-                proto + ":default"
-        if fam == "netbsd":
-            prefix = "net.inet.ip." if af == 4 else "net.inet6.ip6."
-            if portrange == IP_PORTRANGE_LOW:
-                if uid != 0:
-                    fail(errno.EACCES)
-                return self._int(prefix + "lowportmin", 600), self._int(prefix + "lowportmax", 1023), \
-                    f"{proto}:{af}:low"
-            return self._int(prefix + "anonportmin", 49152), self._int(prefix + "anonportmax", 65535), \
-                f"{proto}:{af}:high"
-        value = self.sc.get(f"netsh.int.ipv{af}.dynamicport.{proto}", (49152, 16384))
-        assert isinstance(value, tuple)
-        return value[0], value[0] + value[1] - 1, f"{proto}:{af}"
+        """(first, last, cursor name) for a search, from the profile's PortRange for ``portrange``; first may
+        exceed last (XNU's and FreeBSD's low range count down). A privileged range for a non-root user fails
+        with the rules' low_range_errno (FreeBSD in_pcb_lport: EPERM; the others EACCES)."""
+        rules = self.rules
+        if portrange == IP_PORTRANGE_HIGH:
+            spec = rules.range_high
+        elif portrange == IP_PORTRANGE_LOW:
+            spec = rules.range_low
+            if uid != 0 and rules.low_range_errno:
+                fail(rules.low_range_errno)
+        else:
+            spec = rules.range_default
+        inet = "net.inet.ip" if af == 4 else "net.inet6.ip6"
+        cursor = spec.cursor.format(proto=proto, af=af, inet=inet)
+        if spec.form == "start-count":
+            value = self.sc.get(spec.first_name.format(proto=proto, af=af, inet=inet), (spec.first, spec.last))
+            assert isinstance(value, tuple)
+            return value[0], value[0] + value[1] - 1, cursor
+        first = self._int(spec.first_name.format(proto=proto, af=af, inet=inet), spec.first) \
+            if spec.first_name else spec.first
+        last = self._int(spec.last_name.format(proto=proto, af=af, inet=inet), spec.last) \
+            if spec.last_name else spec.last
+        return first, last, cursor
 
     # ------------------------------------------------------------------ socket options
 
@@ -413,7 +364,8 @@ class BsdStack(Stack):
         specific addresses never match); without it only an unconnected PCB on exactly ``addr``. Newest
         PCB first, as the port list is head-inserted."""
         best: Sock | None = None
-        best_score = 3 + (3 if self.rules.family == "freebsd" else 0)
+        extra_cost = self.rules.v6_answers_v4_cost
+        best_score = 3 + extra_cost
         for p in reversed(self.table(sk).owners(port)):
             if p is sk or p.laddr is None:
                 continue
@@ -425,7 +377,7 @@ class BsdStack(Stack):
                 if not connected and view == addr:
                     return p
                 continue
-            score = 3 if (self.rules.family == "freebsd" and wire == 4 and p.family == 6) else 0
+            score = extra_cost if (wire == 4 and p.family == 6) else 0
             if connected:
                 score += 1
             if not is_any(view):
@@ -477,13 +429,13 @@ class BsdStack(Stack):
         if is_any(w):
             return
         if w.is_multicast:
-            if sk.proto == "tcp" and self.rules.family in ("freebsd", "macos"):
-                fail(errno.EAFNOSUPPORT)
+            if sk.proto == "tcp" and self.rules.tcp_multicast_bind_errno:
+                fail(self.rules.tcp_multicast_bind_errno)
             return
         if sk.bindany or self.addresses.is_local(w):
             return
         if sk.proto == "udp" and isinstance(w, IPv4Address) and w == IPv4Address("255.255.255.255") \
-                and self.rules.family == "openbsd":
+                and self.rules.udp_broadcast_bind:
             return
         fail(errno.EADDRNOTAVAIL)
 
@@ -504,20 +456,12 @@ class BsdStack(Stack):
 
     def explicit_port_error(self, sk: BsdSock, addr: IPAddress, port: int) -> int:
         """bind() to an explicit port: the OS's privilege and conflict checks in its order; 0 if allowed."""
-        fam = self.rules.family
         priv = self.privileged_port_error(sk, addr, port)
-        if fam != "openbsd" and priv:
+        if self.rules.privilege_first and priv:
             return priv                         # FreeBSD, NetBSD, XNU check privilege first
+        conflict = BIND_CONFLICTS[self.rules.bind_conflict]
         for wire in self._families(sk, addr):
-            view = query_view(addr, wire)
-            if fam == "freebsd":
-                err = self.freebsd_bind_conflict(sk, wire, view, port)
-            elif fam == "openbsd":
-                err = self.openbsd_bind_conflict(sk, wire, view, port)
-            elif fam == "netbsd":
-                err = self.netbsd_bind_conflict(sk, wire, view, port)
-            else:
-                err = self.xnu_bind_conflict(sk, wire, view, port)
+            err = conflict(self, sk, wire, query_view(addr, wire), port)
             if err:
                 return err
         return priv                             # OpenBSD: in_rootonly() after in_pcbaddrisavail
@@ -531,7 +475,7 @@ class BsdStack(Stack):
         if addr.is_multicast:
             if opts & (OPT_REUSEADDR | OPT_REUSEPORT):
                 reuseport = OPT_REUSEADDR | OPT_REUSEPORT
-            if self.rules.family == "freebsd" and opts & (OPT_REUSEADDR | OPT_REUSEPORT_LB):
+            if self.rules.multicast_reuse_lb and opts & (OPT_REUSEADDR | OPT_REUSEPORT_LB):
                 reuseport_lb = OPT_REUSEADDR | OPT_REUSEPORT_LB
         return reuseport, reuseport_lb
 
@@ -617,9 +561,7 @@ class BsdStack(Stack):
     def exhausted_errno(self, sk: Sock) -> int:
         """What an exhausted search returns: EADDRNOTAVAIL, but NetBSD's algo_bsd gives EAGAIN and its
         other algorithms EINVAL (portalgo.c)."""
-        if self.rules.family == "netbsd":
-            return errno.EAGAIN if self._netbsd_algorithm_name(self._af(sk)) == "bsd" else errno.EINVAL
-        return errno.EADDRNOTAVAIL
+        return PORT_ORDERS[self.order_name(self._af(sk))].exhausted_errno
 
     def autobind(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
         """in_pcbbind(inp, NULL) / bind(addr, 0) / listen() autobind: a port no PCB found by
@@ -643,8 +585,7 @@ class BsdStack(Stack):
     def _binds_at_connect(self, sk: Sock) -> bool:
         """NetBSD's hash and doublehash algorithms: an implicit bind leaves port 0 (iscompletetuple() is
         false) and the port is chosen when the 4-tuple is known."""
-        return self.rules.family == "netbsd" and \
-            self._netbsd_algorithm_name(self._af(sk)) in ("hash", "doublehash")
+        return PORT_ORDERS[self.order_name(self._af(sk))].binds_at_connect
 
     def autobind_used(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
         """The port test of in_pcbbind(inp, NULL) on ``laddr``: the ports in_pcblookup_local(laddr, port,
@@ -653,10 +594,10 @@ class BsdStack(Stack):
         IPv4 always looks up wildcard (check_suitable_port passes 1)."""
         reuse = so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT | OPT_REUSEPORT_LB)
         wildcard = not (honour_reuse and self.rules.implicit_bind_honours_reuse and reuse)
-        if self.rules.family == "netbsd" and sk.family == 4:
-            wildcard = True                     # check_suitable_port: in_pcblookup_port(..., 1)
+        if self.rules.v4_implicit_bind_wildcard and sk.family == 4:
+            wildcard = True                     # NetBSD check_suitable_port: in_pcblookup_port(..., 1)
         used = self.used_by_lookup_local(sk, laddr, wildcard)
-        if self.rules.family == "openbsd":
+        if self.rules.baddynamic:
             used |= self._baddynamic(sk.proto)
         return used
 
@@ -668,7 +609,8 @@ class BsdStack(Stack):
             return self.used_by_hash_lookup(sk, src, daddr, dport)
         if style == "after-source":
             wild = not so_options(sk) & (OPT_REUSEADDR | OPT_REUSEPORT)
-            return self.used_by_lookup_local(sk, self._family_form(sk, src), wild) | self._baddynamic(sk.proto)
+            used = self.used_by_lookup_local(sk, self._family_form(sk, src), wild)
+            return used | self._baddynamic(sk.proto) if self.rules.baddynamic else used
         if style == "bind-source":
             return self.used_by_lookup_local(sk, self._family_form(sk, src), self._wild_for_bind(sk))
         if style == "check-then-bind" and ((isinstance(sk, BsdSock) and sk.bindportonsend)
@@ -705,197 +647,27 @@ class BsdStack(Stack):
             mask |= 1 << p
         return mask
 
+    def order_name(self, af: int) -> str:
+        """The port order in force (a name in kernels/strategies.py PORT_ORDERS): the rules' order, followed
+        by the algorithm a sysctl selects where the OS has one (NetBSD's {inet}.anonportalgo.selected)."""
+        rules = self.rules
+        if not rules.algorithm_sysctl:
+            return rules.order
+        name = rules.algorithm_sysctl.format(inet="net.inet.ip" if af == 4 else "net.inet6.ip6")
+        return f"{rules.order}-{self.sc.get(name, rules.netbsd_algorithm)}".replace("_", "-")
+
+    def range_request(self, proto: str, first: int, last: int, cursor: str, free: int,
+                      randomize: bool = False) -> RangeRequest:
+        """What a port order gets: the range, its cursor, the passing ports and the host's search state."""
+        return RangeRequest(first, last, cursor, free, proto, self.rng, self.search_state, self._int, self.now,
+                            self.rules.throttle, randomize)
+
     def choose_port(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
-        """Walk the range in the OS's order over the ports in ``free`` (the test's answer, within the
-        range): (port or None, probes)."""
-        order = self.rules.order
-        if order == "freebsd":
-            return self.freebsd_order(sk, first, last, cursor, free)
-        if order == "xnu":
-            return self.xnu_order(sk, first, last, cursor, free)
-        if order == "openbsd":
-            return self.openbsd_order(first, last, free)
-        if order == "netbsd":
-            return self.netbsd_order(sk, first, last, cursor, free)
-        raise NotImplementedError(order)
-
-    def ipport_tick(self) -> None:
-        """ipport_tick() (FreeBSD <= 13.x, S1), replayed for every whole second since the last replay:
-        more than randomcps allocations since the previous tick make allocation sequential for
-        randomtime ticks; ticks without that many count stoprandom down."""
-        now_tick = int(self.now)
-        pending = now_tick - self.last_tick
-        if pending <= 0:
-            return
-        cps = self._int("net.inet.ip.portrange.randomcps", 10)
-        randomtime = self._int("net.inet.ip.portrange.randomtime", 45)
-        if self.tcpallocs <= self.tcplastcount + cps:
-            if self.stoprandom > 0:
-                self.stoprandom -= 1
-        else:
-            self.stoprandom = randomtime
-        self.tcplastcount = self.tcpallocs
-        rest = pending - 1                      # later ticks saw no allocation: each one the same step
-        if rest:
-            self.stoprandom = max(0, self.stoprandom - rest) if cps >= 0 else randomtime
-        self.last_tick = now_tick
-
-    def freebsd_order(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
-        """in_pcb_lport (S1) / in_pcb_lport_dest (S3): first and last swapped into order; a random cursor
-        `first + arc4random() % (last - first)` when randomized (not while ipport_tick has stopped
-        randomness for TCP, <= 13.x; never when first == last), else the shared cursor; then
-        `++cursor` with wrap-around, every port of the range tried once, the cursor left on the last
-        probe. (14.x divides by last - first unguarded; the model keeps 12.x's guard.)"""
-        if first > last:
-            first, last = last, first
-        randomized = self._int("net.inet.ip.portrange.randomized", 1) != 0
-        if self.rules.throttle:
-            self.ipport_tick()
-            dorandom = randomized and (not self.stoprandom or sk.proto == "udp")
-            self.tcpallocs += 1                 # "pcbinfo != udbinfo || != ulitecbinfo": UDP counts too
-        else:
-            dorandom = randomized
-        if first == last:
-            dorandom = False
-        cur = self.cursors.get(cursor, 0)
-        if dorandom:
-            cur = first + self.rng.getrandbits(32) % (last - first)
-        return self._ascending(first, last, cursor, cur, free)
-
-    def _ascending(self, first: int, last: int, cursor: str, cur: int, free: int) -> tuple[int | None, int]:
-        """`do { if (count-- < 0) fail; if (++cur < first || cur > last) cur = first; } while (in use)`."""
-        n = last - first + 1
-        start = cur + 1
-        if start < first or start > last:
-            start = first
-        port, k = scan_wrapped(PortSpace(free), start, 1, n, last + 1, n)
-        if port is None:
-            self.cursors[cursor] = first + (start - first + n - 1) % n
-            return None, n
-        self.cursors[cursor] = port
-        return port, k + 1
-
-    def xnu_order(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
-        """XNU in_pcbbind, lport == 0 (S6): a random cursor `first + rand_port % (first - last)` (u_short
-        rand_port, C remainder) when net.inet.{tcp,udp}.randomize_ports is set, else the shared cursor;
-        counting up (first < last) or down (first > last), every port tried once. Restricted ports
-        (IS_RESTRICTED_IN_PORT) and Skywalk's netns reservation are not modelled."""
-        randomize = self._int(f"net.inet.{sk.proto}.randomize_ports", 1 if sk.proto == "udp" else 0)
-        cur = self.cursors.get(cursor, 0)
-        if first <= last:
-            if randomize and first != last:
-                cur = first + self.rng.getrandbits(16) % (last - first)
-            return self._ascending(first, last, cursor, cur, free)
-        if randomize:
-            cur = first - self.rng.getrandbits(16) % (first - last)
-        n = first - last + 1
-        start = cur - 1
-        if start > first or start < last:
-            start = first
-        port, probes = scan_down(free, start, last, first, n)
-        if port is not None:
-            self.cursors[cursor] = port
-        return port, probes
-
-    def openbsd_order(self, first: int, last: int, free: int) -> tuple[int | None, int]:
-        """in_pcbpickport (S5): candidate = lower + arc4random_uniform(higher - lower), then ++candidate
-        with wrap-around; baddynamic ports (already in ``used``) cost a probe each; no cursor is kept."""
-        lower, higher = (first, last) if first <= last else (last, first)
-        count = higher - lower
-        candidate = lower + (self.rng.randrange(count) if count > 0 else 0)
-        start = candidate + 1
-        if start > higher:
-            start = lower
-        n = higher - lower + 1
-        port, k = scan_wrapped(PortSpace(free), start, 1, n, higher + 1, n)
-        return (None, n) if port is None else (port, k + 1)
-
-    # --- NetBSD portalgo.c
-
-    def _netbsd_algorithm_name(self, af: int) -> str:
-        prefix = "net.inet.ip." if af == 4 else "net.inet6.ip6."
-        return str(self.sc.get(prefix + "anonportalgo.selected", self.rules.netbsd_algorithm))
-
-    def netbsd_order(self, sk: Sock, first: int, last: int, cursor: str, free: int) -> tuple[int | None, int]:
-        """portalgo_randport: the selected algorithm over check_suitable_port (the ports in ``free``).
-        Each algorithm keeps its uint16_t next_ephemeral per protocol, family and range."""
-        mymin, mymax = (first, last) if first <= last else (last, first)
-        algo = self._netbsd_algorithm_name(self._af(sk))
-        num = mymax - mymin + 1
-        key = f"{cursor}:{algo}"
-        nxt = self.netbsd_next.get(key, 0)
-        if algo == "bsd":
-            return self._netbsd_bsd(free, mymin, mymax, key, nxt)
-        if algo == "random_start":
-            start = mymin + self.rng.getrandbits(32) % num
-            port, k = scan_wrapped(PortSpace(free), start, 1, num, mymax + 1, num)
-            self.netbsd_next[key] = port if port is not None else start
-            return (None, num) if port is None else (port, k + 1)
-        if algo == "random_pick":
-            return self._netbsd_random_pick(free, mymin, num)
-        if algo == "hash":
-            offset = self.rng.getrandbits(16)   # Fhash(): MD5 under a secret drawn anew on every call
-            port, probes = mod_walk(free, mymin, num, nxt, offset, num)
-            self.netbsd_next[key] = (nxt + probes) & 0xFFFF
-            return port, probes
-        if algo == "doublehash":
-            if not self.netbsd_dhtable or self.netbsd_dhtable[0] == 0:
-                self.netbsd_dhtable = [self.rng.getrandbits(16) for _ in range(8)]
-            offset = self.rng.getrandbits(16)
-            idx = self.rng.getrandbits(16) % 8  # G = Fhash() % 8, also re-keyed per call
-            port, probes = mod_walk(free, mymin, num, self.netbsd_dhtable[idx], offset, num)
-            self.netbsd_dhtable[idx] = (self.netbsd_dhtable[idx] + probes) & 0xFFFF
-            return port, probes
-        return self._netbsd_randinc(free, mymin, num, key, nxt)
-
-    def _netbsd_bsd(self, free: int, mymin: int, mymax: int, key: str, nxt: int) -> tuple[int | None, int]:
-        """algo_bsd: `myport = next; if out of range myport = max; next = myport - 1`, counting down."""
-        start = nxt if mymin <= nxt <= mymax else mymax
-        num = mymax - mymin + 1
-        port, probes = scan_down(free, start, mymin, mymax, num)
-        if port is None:
-            self.netbsd_next[key] = (start - 1) & 0xFFFF
-            return None, num
-        self.netbsd_next[key] = (port - 1) & 0xFFFF
-        return port, probes
-
-    def _netbsd_random_pick(self, free: int, mymin: int, num: int) -> tuple[int | None, int]:
-        """algo_random_pick (RFC 6056 algorithm 1): a fresh uniform pick per try, at most num tries. The
-        first RANDOM_PICK_EXACT_TRIES tries are drawn one by one; after that the number of further misses
-        is drawn from its geometric law and the port uniformly among the free ones (the same
-        distribution, without a Python step per try)."""
-        for k in range(min(num, RANDOM_PICK_EXACT_TRIES)):
-            port = mymin + self.rng.getrandbits(32) % num
-            if free >> port & 1:
-                return port, k + 1
-        done = min(num, RANDOM_PICK_EXACT_TRIES)
-        nfree = free.bit_count()
-        if done >= num or nfree == 0:
-            return None, num
-        p = nfree / num
-        misses = 0 if p >= 1.0 else int(math.log(1.0 - self.rng.random()) / math.log(1.0 - p))
-        if done + misses >= num:
-            return None, num
-        index = self.rng.randrange(nfree)
-        m = free
-        for _ in range(index):
-            m &= m - 1
-        return (m & -m).bit_length() - 1, done + misses + 1
-
-    def _netbsd_randinc(self, free: int, mymin: int, num: int, key: str, nxt: int) -> tuple[int | None, int]:
-        """algo_randinc (RFC 6056 algorithm 5, N = 500): next += random() % N + 1 per try (uint16_t),
-        port = min + next % num; a random 16-bit start when next is 0. One Python step per try, as the
-        algorithm itself has no shortcut."""
-        if nxt == 0:
-            nxt = self.rng.getrandbits(32) & 0xFFFF
-        for k in range(num):
-            nxt = (nxt + self.rng.getrandbits(32) % 500 + 1) & 0xFFFF
-            port = mymin + nxt % num
-            if free >> port & 1:
-                self.netbsd_next[key] = nxt
-                return port, k + 1
-        self.netbsd_next[key] = nxt
-        return None, num
+        """Walk the range in the OS's order (PORT_ORDERS) over the ports in ``free`` (the test's answer,
+        within the range): (port or None, probes)."""
+        pick = RANGE_PICKS[self.order_name(self._af(sk))]
+        result = pick(self.range_request(sk.proto, first, last, cursor, free))
+        return result.port, result.probes
 
     # ------------------------------------------------------------------ connect()
 
@@ -917,19 +689,15 @@ class BsdStack(Stack):
 
     def _connect_style(self, sk: Sock) -> str:
         """Which connect() variant runs: the profile's, with FreeBSD >= 13's require_unique_port=1 turning
-        TCP back to the pre-bind (tcp_connect, S4), and FreeBSD 12's UDP binding with the source address
-        (in_pcbconnect_setup -> in_pcbbind_setup with laddr chosen, S1)."""
-        style = self.rules.connect_port
+        TCP back to the pre-bind (tcp_connect, S4), and UDP's own variant where the rules give one
+        (FreeBSD 12: binding with the source address, S1; XNU: 4.4BSD in_pcbconnect, ⚠ not re-read)."""
+        rules = self.rules
         if sk.proto == "tcp":
-            if style == "lport-dest" and self.rules.require_unique_port and \
+            if rules.connect_port == "lport-dest" and rules.require_unique_port and \
                     self._int("net.inet.tcp.require_unique_port", 0) and not sk.lport:
                 return "prebind-wildcard"
-            return style
-        if self.rules.family == "freebsd" and style == "prebind-wildcard":
-            return "bind-source"
-        if style == "prebind-wildcard":
-            return "check-then-bind"            # XNU UDP: 4.4BSD in_pcbconnect (⚠ not re-read)
-        return style
+            return rules.connect_port
+        return rules.udp_connect_port or rules.connect_port
 
     def tcp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """tcp_connect / tcp6_connect up to the handshake, in the profile's variant; then the SYN."""
@@ -1119,17 +887,51 @@ class BsdStack(Stack):
         super()._destroy(sk)
 
     def timewait_seconds(self) -> float:
-        """2 * MSL: net.inet.tcp.msl (ms) on FreeBSD and XNU; TcpTimedWaitDelay on Windows; else the rule's."""
-        msl = self.sc.get("net.inet.tcp.msl")
-        if isinstance(msl, int):
-            return 2 * msl / 1000.0
-        delay = self.sc.get("tcpip.parameters.TcpTimedWaitDelay")
-        if isinstance(delay, int):
-            return float(delay)
-        return self.rules.timewait
+        """TIME_WAIT's length: 2 * MSL from net.inet.tcp.msl (ms on FreeBSD and XNU, seconds on NetBSD),
+        TcpTimedWaitDelay on Windows, else the rules' constant (BsdRules.timewait_sysctl/_per_unit)."""
+        rules = self.rules
+        if rules.timewait_sysctl:
+            value = self.sc.get(rules.timewait_sysctl)
+            if isinstance(value, int):
+                return value * rules.timewait_per_unit
+        return rules.timewait
 
-    def _enter_timewait(self, sk: Sock, substate: str, lifetime: float) -> None:
-        """tcp_twstart: TIME_WAIT lasts 2 * MSL on this OS (FIN_WAIT2 orphans keep the given lifetime)."""
-        if substate == TIME_WAIT:
-            lifetime = self.timewait_seconds()
-        super()._enter_timewait(sk, substate, lifetime)
+    def finwait2_seconds(self) -> float:
+        """How long an orphaned FIN_WAIT_2 lives on this OS (the rules' keepcnt/keepintvl, FreeBSD's
+        fast_finwait2_recycle and finwait2_timeout; see BsdRules). Not Linux's tcp_fin_timeout."""
+        rules = self.rules
+        if rules.finwait2_seconds:
+            return rules.finwait2_seconds
+        if rules.fast_finwait2_recycle and self._int("net.inet.tcp.fast_finwait2_recycle", 0):
+            return self._int("net.inet.tcp.finwait2_timeout", 60000) / 1000.0
+        keepcnt, keepintvl = rules.keepcnt, rules.keepintvl_ms
+        if rules.keep_sysctls:
+            keepcnt = self._int("net.inet.tcp.keepcnt", keepcnt)
+            keepintvl = self._int("net.inet.tcp.keepintvl", keepintvl)
+        return (keepcnt * keepintvl + keepintvl) / 1000.0
+
+    def _mirror_sysctls(self) -> None:
+        """The values the shared teardown and handshake read on every connection, in this OS's own terms
+        (never Linux's net.ipv4 names): no tcp_tw_reuse and no tcp_tw_recycle; RFC 1323 timestamps and the
+        listen-queue limit from the rules; the FIN_WAIT_2 orphan's lifetime (``finwait2_seconds``)."""
+        rules = self.rules
+        self.tw_reuse = 0
+        self.tw_reuse_delay = 0
+        self.timestamps = rules.timestamps
+        self.somaxconn = rules.somaxconn
+        self.fin_timeout = self.finwait2_seconds()
+        self.tw_recycle = False
+
+    def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
+        """tcp_twstart: TIME_WAIT lasts 2 * MSL on this OS (``timewait_seconds``); a FIN_WAIT2 orphan keeps
+        the given lifetime. No tcp_tw_recycle."""
+        return self.timewait_seconds() if substate == TIME_WAIT else lifetime
+
+
+#: The explicit-port conflict checks of in_pcbbind, by BsdRules.bind_conflict.
+BIND_CONFLICTS: dict[str, Callable[[BsdStack, BsdSock, int, IPAddress, int], int]] = {
+    "freebsd": BsdStack.freebsd_bind_conflict,
+    "openbsd": BsdStack.openbsd_bind_conflict,
+    "netbsd": BsdStack.netbsd_bind_conflict,
+    "xnu": BsdStack.xnu_bind_conflict,
+}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import builtins
 import errno
 import importlib
+import math
+import operator
 import socket as _socket
 import struct
 from collections.abc import Iterable
@@ -39,11 +41,12 @@ from portalloc.model.addr import (
     format_host,
     parse_host,
     parse_sockaddr,
+    sockaddr_scope_id,
     wire_address,
 )
 from portalloc.model.info import SocketInfo
 from portalloc.model.portset import PortSet
-from portalloc.model.sock import CLOSE, FIN_WAIT2, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
+from portalloc.model.sock import CLOSE, CLOSE_WAIT, FIN_WAIT2, LISTEN, SS_NAMES, SYN_SENT, TIME_WAIT, Sock
 from portalloc.model.stack import Stack, mapped
 from portalloc.sysctl import SysctlValue
 
@@ -70,6 +73,50 @@ def stack_class(profile: KernelProfile) -> type[Stack]:
     module, _, cls = STACKS[profile.stack].partition(":")
     found: type[Stack] = getattr(importlib.import_module(module), cls)
     return found
+
+
+#: _PyTime_t holds nanoseconds in a signed 64-bit integer: a timeout of more seconds is an OverflowError.
+_MAX_TIMEOUT_SECONDS = (2**63 - 1) / 1e9
+
+
+def parse_timeout(value: object) -> float | None:
+    """socket_parse_timeout (Modules/socketmodule.c) over _PyTime_FromSecondsObject: None, or a float or an
+    integer (``__index__``) of seconds >= 0. NaN: ValueError; negative: ValueError; beyond _PyTime_t:
+    OverflowError; any other type: TypeError (checked against CPython 3 on a real socket,
+    tests/test_socket_args.py)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        if not abs(value) <= _MAX_TIMEOUT_SECONDS:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+        seconds = value + 0.0                     # -0.0 is stored as 0 nanoseconds: gettimeout() says 0.0
+    else:
+        try:
+            whole = operator.index(value)         # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+        if abs(whole) > _MAX_TIMEOUT_SECONDS:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+        seconds = float(whole)
+    if seconds < 0:
+        raise ValueError("Timeout value out of range")
+    return seconds
+
+
+def c_int(value: object, what: str = "signed integer") -> int:
+    """A C ``int`` argument as socketmodule.c parses one ("i" format): ``__index__`` or TypeError, and the
+    int range or OverflowError."""
+    try:
+        n = operator.index(value)                 # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+    if n > 0x7FFFFFFF:
+        raise OverflowError(f"{what} is greater than maximum")
+    if n < -0x80000000:
+        raise OverflowError(f"{what} is less than minimum")
+    return n
 
 
 def _option_value(value: object, optlen: int | None = None) -> tuple[int, bytes]:
@@ -133,7 +180,11 @@ class Socket:
         return self._sk
 
     def _addr(self, address: object, fn: str) -> tuple[IPAddress, int]:
-        return parse_sockaddr(address, 4 if self._af == _socket.AF_INET else 6, fn)
+        parsed = parse_sockaddr(address, 4 if self._af == _socket.AF_INET else 6, fn)
+        if self._sk is not None:
+            assert isinstance(address, tuple)
+            self._sk.scope_id = sockaddr_scope_id(address) if self._af == _socket.AF_INET6 else 0
+        return parsed
 
     def _sockaddr(self, addr: IPAddress | None, port: int) -> tuple[Any, ...]:
         if self._af == _socket.AF_INET:
@@ -166,9 +217,8 @@ class Socket:
 
     def listen(self, backlog: int = 128) -> None:
         """listen(2): EOPNOTSUPP on UDP, EINVAL when connected, EADDRINUSE on a port conflict."""
+        backlog = c_int(backlog)                  # sock_listen: "|i", checked before the socket is
         sk = self._live()
-        if not isinstance(backlog, int):
-            raise TypeError(f"'{type(backlog).__name__}' object cannot be interpreted as an integer")
         if sk.proto != "tcp":
             fail(errno.EOPNOTSUPP)
         if sk.sock_state != "unconnected":
@@ -176,28 +226,63 @@ class Socket:
         self._stack.listen(sk, max(0, backlog))
 
     def connect(self, address: tuple[Any, ...]) -> None:
-        """connect(2). TCP picks the source port (EADDRNOTAVAIL when none is left); UDP autobinds (EAGAIN)."""
+        """connect(2). TCP picks the source port (EADDRNOTAVAIL when none is left); UDP autobinds (EAGAIN).
+
+        By mode, as CPython's internal_connect over the kernel: blocking (timeout None) returns when the
+        handshake is over; non-blocking (0.0) raises BlockingIOError(EINPROGRESS) and leaves the outcome to
+        the next connect() or SO_ERROR; with a timeout t > 0 the kernel call is non-blocking, then CPython
+        polls (sock_call_ex) and reads SO_ERROR (sock_connect_impl), so the kernel socket stays
+        SS_CONNECTING (__inet_stream_connect): a second connect() after a success returns 0 once, then
+        EISCONN; after a refusal the next connect() fails with ECONNABORTED and the one after starts
+        afresh; listen() answers EINVAL until then (measured on 6.18, regression trace
+        timeout-connect-stays-connecting). A handshake the model completes at once costs no simulated time;
+        one nobody answers costs the whole timeout (the clock advances by t) and raises TimeoutError.
+        """
         err = self.connect_ex(address, _raise=True)
         if err:
             raise kernel_error(err)
 
     def connect_ex(self, address: tuple[Any, ...], _raise: bool = False) -> int:
-        """connect(2) returning the errno instead of raising it (0 on success)."""
+        """connect(2) returning the errno instead of raising it (0 on success; EWOULDBLOCK when a timeout
+        ran out, as CPython's connect_ex)."""
         sk = self._live()
         addr, port = self._addr(address, "connect")
         try:
             if sk.proto == "udp":
                 self._stack.udp_connect(sk, addr, port)
                 return 0
+            if self._timeout:
+                return self._timed_connect(sk, addr, port, _raise)
             return self._stack.stream_connect(sk, addr, port)
         except OSError as exc:
             if _raise or exc.errno is None:
                 raise
             return exc.errno
 
+    def _timed_connect(self, sk: Sock, addr: IPAddress, port: int, raise_timeout: bool) -> int:
+        """internal_connect with a timeout: the kernel's non-blocking connect(); on EINPROGRESS, poll() for
+        POLLOUT up to the timeout, then getsockopt(SO_ERROR), which reports and clears the error."""
+        try:
+            return self._stack.stream_connect(sk, addr, port)
+        except BlockingIOError as exc:
+            if exc.errno != errno.EINPROGRESS:
+                raise
+        if sk.state == SYN_SENT:                  # nobody answers within the wait
+            timed_out = self._timed_out()
+            if sk.state == SYN_SENT:
+                if raise_timeout:
+                    raise timed_out
+                return errno.EWOULDBLOCK
+        err, sk.so_error = sk.so_error, 0
+        return err
+
     def accept(self) -> tuple[Socket, tuple[Any, ...]]:
-        """accept(2), never blocking: BlockingIOError (EAGAIN) when no connection is pending."""
+        """accept(2), never blocking: BlockingIOError (EAGAIN) when no connection is pending, in blocking
+        mode too (the model cannot wait for a client; LiveHost's accept() does the same). With a timeout
+        t > 0 CPython waits t and raises TimeoutError: the clock advances by t."""
         sk = self._live()
+        if self._timeout and not self._readable(sk):
+            raise self._timed_out()               # sock_call_ex polls for POLLIN before accept4()
         if sk.proto != "tcp":
             fail(errno.EOPNOTSUPP)
         child = self._stack.accept(sk)
@@ -229,24 +314,56 @@ class Socket:
         return self._sockaddr(sk.raddr, sk.rport)
 
     def setblocking(self, flag: bool) -> None:
-        """Blocking or not; a non-blocking connect() raises BlockingIOError (EINPROGRESS)."""
-        self._live().blocking = bool(flag)
-        self._timeout = None if flag else 0.0
+        """setblocking(True) is settimeout(None), setblocking(False) settimeout(0.0) (CPython sock_setblocking:
+        the flag is read as a C long, so None or a float is a TypeError)."""
+        try:
+            block = operator.index(flag)
+        except TypeError:
+            raise TypeError(f"'{type(flag).__name__}' object cannot be interpreted as an integer") from None
+        if not -(2**63) <= block < 2**63:
+            raise OverflowError("Python int too large to convert to C long")
+        self._set_mode(None if block else 0.0)
 
     def getblocking(self) -> bool:
-        """Whether the socket blocks."""
-        return self._live().blocking
+        """False only in non-blocking mode (timeout 0.0); a socket with a timeout > 0 "blocks" (CPython
+        sock_getblocking), though its kernel socket is O_NONBLOCK."""
+        self._live()
+        return self._timeout != 0.0
 
     def settimeout(self, value: float | None) -> None:
-        """As socket.settimeout: 0 means non-blocking; model calls never wait."""
-        if value is not None and value < 0:
-            raise ValueError("Timeout value out of range")
-        self._timeout = value
-        self._live().blocking = value != 0
+        """As socket.settimeout: ``None`` blocks, ``0`` is non-blocking, ``t > 0`` is a kernel O_NONBLOCK socket
+        plus CPython's bounded wait (see :meth:`connect`). Arguments are checked as CPython does
+        (:func:`parse_timeout`). Model calls never wait in wall time."""
+        self._set_mode(parse_timeout(value))
+
+    def _set_mode(self, timeout: float | None) -> None:
+        """internal_setblocking: the kernel's O_NONBLOCK is set for every timeout but None."""
+        sk = self._live()
+        self._timeout = timeout
+        sk.blocking = timeout is None
 
     def gettimeout(self) -> float | None:
-        """The timeout set with settimeout()."""
+        """The timeout set with settimeout(): None (blocking), 0.0 (non-blocking) or seconds."""
         return self._timeout
+
+    def _readable(self, sk: Sock) -> bool:
+        """Would poll() report POLLIN, POLLHUP or POLLERR now (tcp_poll, udp_poll)? A listener with a child in
+        its queue, a TCP socket that is CLOSE (never connected, or reset: POLLHUP) or whose peer has closed, a
+        pending error, a queued datagram. The model carries no TCP data, so an established socket never is."""
+        if sk.so_error:
+            return True
+        if sk.proto == "udp":
+            return bool(sk.rx)
+        if sk.state == LISTEN:
+            return bool(sk.accept_queue)
+        return sk.state in (CLOSE, CLOSE_WAIT)
+
+    def _timed_out(self) -> TimeoutError:
+        """CPython's wait ran out: the whole timeout passes on the simulated clock (timers fire as the real
+        ones would during the real wait), then TimeoutError("timed out")."""
+        assert self._timeout is not None
+        self._host.sleep(self._timeout)
+        return TimeoutError("timed out")
 
     def send(self, data: bytes, flags: int = 0) -> int:
         """send(2): needs a peer (ENOTCONN / EDESTADDRREQ). TCP data goes nowhere; a UDP datagram to a
@@ -259,17 +376,37 @@ class Socket:
         return len(memoryview(data))
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[Any, ...]]:
-        """recvfrom(2) of a UDP datagram, never waiting: BlockingIOError (EAGAIN) when none is queued."""
+        """recvfrom(2) of a UDP datagram, never waiting: BlockingIOError (EAGAIN) when none is queued (with a
+        timeout t > 0: TimeoutError, the clock advanced by t). A negative ``bufsize`` is CPython's
+        ValueError, checked before the socket is looked at."""
+        return self._recvfrom(bufsize, flags, "recvfrom")
+
+    def _recvfrom(self, bufsize: int, flags: int, fn: str) -> tuple[bytes, tuple[Any, ...]]:
+        try:
+            size = operator.index(bufsize)
+        except TypeError:
+            raise TypeError(f"'{type(bufsize).__name__}' object cannot be interpreted as an integer") from None
+        if size > 2**63 - 1 or size < -(2**63):
+            raise OverflowError("Python int too large to convert to C ssize_t")
+        c_int(flags)
+        if size < 0:
+            raise ValueError(f"negative buffersize in {fn}")
         sk = self._live()
+        if size == 0 and fn == "recv":
+            return b"", ()                        # sock_recv: a 0-byte recv() returns b"" without a syscall
+        if self._timeout and not self._readable(sk):
+            raise self._timed_out()
+        if sk.proto == "tcp" and sk.state in (CLOSE, LISTEN):
+            fail(errno.ENOTCONN)                  # tcp_recvmsg_locked: never connected, or listening
         if sk.proto != "udp" or not sk.rx:
             fail(errno.EAGAIN)
         assert sk.rx is not None
         data, (addr, port) = sk.rx.popleft()
-        return data[:bufsize], self._sockaddr(addr, port)
+        return data[:size], self._sockaddr(addr, port)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """recv(2): the data of recvfrom()."""
-        return self.recvfrom(bufsize, flags)[0]
+        return self._recvfrom(bufsize, flags, "recv")[0]
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
         """send() for all of ``data``."""
@@ -292,16 +429,35 @@ class Socket:
     def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
         """setsockopt(2) for the options that change port allocation; others at known levels are accepted."""
         sk = self._live()
+        level, optname = self._parse_setsockopt(level, optname, value, optlen)
         num, raw = _option_value(value, optlen)
+        length = len(raw)
+        if optlen is not None:                    # setsockopt(level, optname, None, optlen): optval is NULL
+            length = (optlen & 0xFFFFFFFF) - ((optlen & 0x80000000) << 1)
+            if length < 0:
+                fail(errno.EINVAL)                # __sys_setsockopt: optlen < 0
+            reads_int = ((level == SOL_SOCKET and optname != SO_BINDTODEVICE)
+                         or (level in (IPPROTO_TCP, _socket.IPPROTO_UDP) and level == self.proto))
+            if reads_int:
+                fail(errno.EINVAL if length < 4 else errno.EFAULT)   # optlen < sizeof(int), or a NULL read
+            if level == SOL_IP and optname in (IP_FREEBIND, IP_BIND_ADDRESS_NO_PORT, IP_LOCAL_PORT_RANGE) \
+                    and length >= 1:
+                fail(errno.EFAULT)                # do_ip_setsockopt copies an int or a char from NULL
         p = self._stack.profile
         if self._stack.os_setsockopt(sk, level, optname, num, raw):
             return
 
         def as_bool() -> bool:
-            if len(raw) < 4 and value is not None:
+            if length < 4:
                 fail(errno.EINVAL)
             return num != 0
 
+        if level == SOL_SOCKET and optname != SO_BINDTODEVICE and length < 4:
+            fail(errno.EINVAL)                    # sk_setsockopt: optlen < sizeof(int), any option
+        if level in (IPPROTO_TCP, _socket.IPPROTO_UDP) and level == self.proto and length < 4:
+            fail(errno.EINVAL)                    # do_tcp_setsockopt / udp_lib_setsockopt: optlen < sizeof(int)
+        if level == SOL_IP and len(raw) < 4 and value is not None:
+            num = raw[0] if raw else 0            # do_ip_setsockopt: optlen >= sizeof(char) reads one byte
         if level == SOL_SOCKET:
             if optname == SO_REUSEADDR:
                 sk.reuseaddr = as_bool()
@@ -309,29 +465,32 @@ class Socket:
                 sk.reuseport = as_bool()
             elif optname == SO_BINDTODEVICE:
                 self._bind_to_device(sk, raw)
+            elif optname == _socket.SO_BROADCAST:
+                sk.broadcast = as_bool()
             elif optname == _socket.SO_LINGER:
                 # sock_setsockopt: a struct linger (two C ints) or EINVAL; {1, 0} makes close() abortive.
                 if len(raw) < 8:
                     fail(errno.EINVAL)
                 onoff, seconds = struct.unpack("=ii", raw[:8])
                 sk.linger_abort = onoff != 0 and seconds == 0
-            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_SNDBUF, _socket.SO_RCVBUF,
-                             _socket.SO_BROADCAST):
+            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_SNDBUF, _socket.SO_RCVBUF):
                 pass
             else:
                 fail(errno.ENOPROTOOPT)
         elif level == SOL_IP:
             if optname == IP_BIND_ADDRESS_NO_PORT and p.ip_bind_address_no_port:
-                sk.bind_no_port = as_bool()
+                sk.bind_no_port = num != 0        # any optlen: 0 bytes read as 0
             elif optname == IP_LOCAL_PORT_RANGE and p.ip_local_port_range_option:
-                if len(raw) != 4:
+                if length != 4:
                     fail(errno.EINVAL)
                 lo, hi = num & 0xFFFF, num >> 16
                 if lo and hi and lo > hi:
                     fail(errno.EINVAL)
                 sk.local_range = num
             elif optname == IP_FREEBIND:
-                sk.freebind = as_bool()
+                if length < 1:
+                    fail(errno.EINVAL)            # IP_FREEBIND: optlen < 1
+                sk.freebind = num != 0
             else:
                 fail(errno.ENOPROTOOPT)
         elif level == IPPROTO_IPV6 and self.family == _socket.AF_INET6:
@@ -346,6 +505,29 @@ class Socket:
         else:
             fail(errno.ENOPROTOOPT)
 
+    @staticmethod
+    def _parse_setsockopt(level: object, optname: object, value: object, optlen: object) -> tuple[int, int]:
+        """sock_setsockopt's argument parsing: "iii", then "iiO!I" (None and an optlen), then "iiy*"; the
+        error of the last form is the one raised (an int value beyond a C int is "not bytes-like")."""
+        if optlen is not None:
+            try:
+                if value is not None:
+                    raise TypeError
+                parsed = c_int(level), c_int(optname)
+                operator.index(optlen)            # type: ignore[arg-type]
+            except (TypeError, OverflowError):
+                raise TypeError("setsockopt() takes exactly 3 arguments (4 given)") from None
+            return parsed
+        parsed = c_int(level), c_int(optname)
+        if isinstance(value, int):
+            try:
+                c_int(value)
+            except OverflowError:
+                raise TypeError("a bytes-like object is required, not 'int'") from None
+        elif not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+        return parsed
+
     def _bind_to_device(self, sk: Sock, raw: bytes) -> None:
         """sock_setbindtodevice: a known interface name (ENODEV otherwise), empty to unbind; once bound, an
         unprivileged socket may change neither (EPERM)."""
@@ -357,8 +539,17 @@ class Socket:
             fail(errno.EPERM)                  # sock_bindtoindex_locked: any change, unbinding too, needs CAP_NET_RAW
         self._stack.set_bound_device(sk, index)
 
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+    def getsockopt(self, level: int, optname: int, buflen: Any = _MISSING) -> int | bytes:
         """getsockopt(2) for the same options; SO_ERROR reads and clears the pending error."""
+        level, optname = c_int(level), c_int(optname)
+        if buflen is _MISSING:
+            buflen = None
+        else:
+            buflen = c_int(buflen)
+            if buflen == 0:
+                buflen = None                     # sock_getsockopt: buflen 0 is the int form
+            elif not 0 < buflen <= 1024:
+                raise OSError("getsockopt buflen out of range")
         sk = self._live()
         p = self._stack.profile
         value: int
@@ -373,6 +564,8 @@ class Socket:
             value, sk.so_error = sk.so_error, 0
         elif level == SOL_SOCKET and optname == SO_TYPE:
             value = int(self.type)
+        elif level == SOL_SOCKET and optname == _socket.SO_BROADCAST:
+            value = int(sk.broadcast)
         elif level == SOL_SOCKET and optname == SO_BINDTODEVICE:
             name = next((n for n, i in self._stack.devices.items() if i == sk.dev), "") if sk.dev else ""
             return name.encode() + b"\0" if buflen else (1 if name else 0)
@@ -384,6 +577,8 @@ class Socket:
             value = int(sk.freebind)
         elif level == IPPROTO_IPV6 and optname == IPV6_V6ONLY and self.family == _socket.AF_INET6:
             value = int(sk.v6only)
+        elif self._af == _socket.AF_INET and level not in (SOL_SOCKET, SOL_IP, self.proto):
+            fail(errno.EOPNOTSUPP)                # do_ip_getsockopt: level != SOL_IP
         else:
             fail(errno.ENOPROTOOPT)
         if buflen is not None:

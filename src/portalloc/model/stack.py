@@ -41,6 +41,8 @@ from portalloc.model.addr import (
     addr_key,
     is_any,
     is_loopback,
+    is_unspecified,
+    needs_scope_id,
     v4_view,
     wire_address,
 )
@@ -322,8 +324,8 @@ class Stack:
     def _address_bindable(self, sk: Sock, addr: IPAddress) -> bool:
         """inet_addr_valid_or_nonlocal / ipv6_chk_addr: wildcard, local, multicast or broadcast address,
         or ip_nonlocal_bind / IP_FREEBIND."""
-        if is_any(addr) or sk.freebind:
-            return True
+        if is_unspecified(addr) or sk.freebind:
+            return True                 # ::ffff:0.0.0.0 too: inet_addr_valid_or_nonlocal admits INADDR_ANY
         w = wire_address(addr)
         nonlocal_key = "net.ipv4.ip_nonlocal_bind" if isinstance(w, IPv4Address) else "net.ipv6.ip_nonlocal_bind"
         if self.sysctl_int(nonlocal_key):
@@ -333,6 +335,27 @@ class Stack:
         if isinstance(addr, IPv6Address) and addr.ipv4_mapped is None and sk.dev and sk.dev != LOOPBACK_IFINDEX:
             return False   # ipv6_chk_addr(net, addr, dev, 0): the address must be on the bound device (lo here)
         return self.addresses.is_local(w)
+
+    def _scope_device(self, sk: Sock, addr: IPAddress, connect: bool) -> None:
+        """__inet6_bind, tcp_v6_connect, __ip6_datagram_connect: a link-local address (or link-/interface-local
+        multicast) needs a device. The sockaddr's scope id binds the socket to it (connect: EINVAL when the
+        socket is bound to another device, sk_dev_equal_l3scope); with neither a scope id nor a bound device,
+        EINVAL; bind() to an unknown ifindex, ENODEV. Measured on 6.18 (fe80::1, ff02::1, with and without
+        scope id 1)."""
+        if not needs_scope_id(addr):
+            return
+        scope = sk.scope_id
+        if scope:
+            if connect and sk.dev and sk.dev != scope:
+                fail(errno.EINVAL)
+            if connect and scope not in self.devices.values():
+                fail(errno.ENETUNREACH)        # no such device: the route lookup finds none (measured, 6.18)
+            if not connect and scope not in self.devices.values():
+                sk.dev = scope                 # set before the lookup, and left set (__inet6_bind)
+                fail(errno.ENODEV)
+            self.set_bound_device(sk, scope)
+        if not sk.dev:
+            fail(errno.EINVAL)
 
     def _needs_bind_service(self, port: int) -> bool:
         """inet_port_requires_bind_service: below ip_unprivileged_port_start (1024 before 4.11)."""
@@ -345,6 +368,8 @@ class Stack:
         privilege and state first, v4-mapped on a v6only socket is EINVAL, and binding a plain IPv6 address
         sets the socket v6-only (so [::1]:P and 0.0.0.0:P coexist; verified live on 6.18)."""
         mapped = sk.family == 6 and isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None
+        if sk.family == 6 and sk.proto == "tcp" and isinstance(addr, IPv6Address) and addr.is_multicast:
+            fail(errno.EINVAL)          # __inet6_bind: no IPv6 multicast address for SOCK_STREAM (first check)
         if sk.family == 4:
             if not self._address_bindable(sk, addr):
                 fail(errno.EADDRNOTAVAIL)
@@ -359,6 +384,7 @@ class Stack:
                 fail(errno.EINVAL)
             if mapped and sk.v6only:
                 fail(errno.EINVAL)
+            self._scope_device(sk, addr, connect=False)
             if not self._address_bindable(sk, addr):
                 fail(errno.EADDRNOTAVAIL)
         saved_v6only = sk.v6only
@@ -733,10 +759,11 @@ class Stack:
         """connect() to 0.0.0.0 or :: reaches this host: ip_route_output_key_hash_rcu uses the bound source
         address or 127.0.0.1; tcp_v6_connect/ip6_datagram_connect use ::1 (::ffff:127.0.0.1 for a socket
         bound to a v4-mapped address)."""
-        if not is_any(daddr):
+        if not is_unspecified(daddr):
             return daddr
-        if isinstance(daddr, IPv4Address):
-            if sk.laddr is not None and not is_any(sk.laddr):
+        if isinstance(daddr, IPv4Address) or daddr != ANY6:
+            # 0.0.0.0, or ::ffff:0.0.0.0, which tcp_v6_connect / __ip6_datagram_connect hand to the IPv4 code
+            if sk.laddr is not None and not is_unspecified(sk.laddr):
                 return wire_address(sk.laddr)
             return IPv4Address("127.0.0.1")
         if sk.laddr is not None and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None:
@@ -774,7 +801,7 @@ class Stack:
         """ip_route_connect's source choice, or the socket's own address: the one the user bound, or one a
         previous connect() left of the destination's family (a v6 socket that failed toward ::1 may still go
         to ::ffff:127.0.0.1: tcp_v4_connect routes afresh). ENETUNREACH with no address to use."""
-        if sk.laddr is not None and not is_any(sk.laddr):
+        if sk.laddr is not None and not is_unspecified(sk.laddr):
             mine = wire_address(sk.laddr)
             if sk.bindaddr_lock or isinstance(mine, IPv4Address) == isinstance(daddr, IPv4Address):
                 return mine
@@ -786,7 +813,7 @@ class Stack:
     def _set_rcv_saddr(self, sk: Sock, src: IPAddress) -> None:
         """inet_bhash2_update_saddr: a socket bound to the wildcard (or not at all) takes the source address;
         a port it already holds moves to that address."""
-        if sk.laddr is not None and not is_any(sk.laddr):
+        if sk.laddr is not None and not is_unspecified(sk.laddr):
             return
         self._rehash_laddr(sk, src if sk.family == 4 or isinstance(src, IPv6Address) else mapped(src))
 
@@ -837,10 +864,16 @@ class Stack:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
         (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
         handshake leaves the socket CLOSE with so_error set."""
-        wildcard = is_any(daddr)
+        wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
+        if isinstance(daddr, IPv6Address):
+            if daddr.is_multicast:
+                fail(errno.ENETUNREACH)        # tcp_v6_connect: no multicast peer
+            self._scope_device(sk, daddr, connect=True)
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.ENETUNREACH)
+        if isinstance(daddr, IPv4Address) and (daddr.is_multicast or self.addresses.is_broadcast(daddr)):
+            fail(errno.ENETUNREACH)            # tcp_v4_connect: rt_flags & (RTCF_MULTICAST | RTCF_BROADCAST)
         src: IPAddress
         if self.device_blackhole(sk, daddr, wildcard):
             blackhole, src = True, ANY4
@@ -1022,9 +1055,13 @@ class Stack:
     def udp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """inet_dgram_connect + __ip4_datagram_connect: autobind (on the bound address, else the wildcard),
         then take the route's source address."""
-        wildcard = is_any(daddr)
+        wildcard = is_unspecified(daddr)
         daddr = wire_address(self.any_to_loopback(sk, daddr))
         self.udp_autobind(sk)
+        if isinstance(daddr, IPv6Address):
+            self._scope_device(sk, daddr, connect=True)
+        elif self.addresses.is_broadcast(daddr) and not sk.broadcast:
+            fail(errno.EACCES)                # ip4_datagram_connect: RTCF_BROADCAST without SO_BROADCAST
         if sk.family == 6:
             if isinstance(daddr, IPv4Address) and sk.v6only:
                 fail(errno.ENETUNREACH)       # __ip6_datagram_connect: a v6-only socket has no IPv4 path
@@ -1136,10 +1173,17 @@ class Stack:
         sk.tw_substate = substate
         if sk.ts_stamp is not None:
             sk.ts_stamp = self.now
-        if self.tw_recycle_enabled() and sk.ts_stamp is not None and self.remember_peer_stamp(sk):
-            lifetime = TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
+        lifetime = self.timewait_lifetime(sk, substate, lifetime)
         self.ehash.set_timewait(sk, self._tw_hard(sk))
         self.timers.arm(sk, self.now + lifetime)
+
+    def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
+        """How long the timewait sock ``sk`` lives (the OS's decision; ``lifetime`` is TCP_TIMEWAIT_LEN for
+        TIME_WAIT, the FIN_WAIT2 orphan's time otherwise). Linux: tcp_tw_recycle's 3.5 RTO when the peer's
+        timestamp was remembered (see _enter_timewait)."""
+        if self.tw_recycle_enabled() and sk.ts_stamp is not None and self.remember_peer_stamp(sk):
+            return TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
+        return lifetime
 
     # ------------------------------------------------------------------ tcp_tw_recycle (<= 4.11)
 

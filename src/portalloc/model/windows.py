@@ -23,7 +23,7 @@ import errno
 from ipaddress import IPv4Address
 
 from portalloc.errors import fail
-from portalloc.kernels.search import PortSpace, scan_wrapped
+from portalloc.kernels.strategies import RANGE_PICKS
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
 from portalloc.model.bsd import SOL_IP, SOL_SOCKET, BsdSock, BsdStack, pcb_view, query_view
 from portalloc.model.portset import PortSet
@@ -169,7 +169,8 @@ class WindowsStack(BsdStack):
         SO_PORT_SCALABILITY and a specific address, W5); randomized with SO_RANDOMIZE_PORT, otherwise the
         next port after the last one handed out (⚠ undocumented order, model choice)."""
         lo, hi, cursor = self.range_for(sk.proto, self._af(sk), 0, sk.uid)
-        port, probes = self.windows_order(lo, hi, cursor, self.free_ports(lo, hi, self.ephemeral_used(sk, addr)),
+        port, probes = self.windows_order(sk.proto, lo, hi, cursor,
+                                          self.free_ports(lo, hi, self.ephemeral_used(sk, addr)),
                                           randomize=sk.randomize_port)
         self.stats["bind_probes"] += probes
         if port is None:
@@ -209,22 +210,11 @@ class WindowsStack(BsdStack):
             used = self.ephemeral_used(sk, ANY4 if sk.family == 4 else ANY6)
         return PortSet(self.free_ports(lo, hi, used))
 
-    def windows_order(self, lo: int, hi: int, cursor: str, free: int, randomize: bool) -> tuple[int | None, int]:
-        """A random start and a linear probe over ``free`` when randomized, else the shared cursor plus one
-        (model)."""
-        n = hi - lo + 1
-        if randomize:
-            start = lo + self.rng.randrange(n)
-        else:
-            start = self.cursors.get(cursor, lo - 1) + 1
-            if start > hi or start < lo:
-                start = lo
-        port, k = scan_wrapped(PortSpace(free), start, 1, n, hi + 1, n)
-        if port is None:
-            return None, n
-        if not randomize:
-            self.cursors[cursor] = port
-        return port, k + 1
+    def windows_order(self, proto: str, lo: int, hi: int, cursor: str, free: int,
+                      randomize: bool) -> tuple[int | None, int]:
+        """PORT_ORDERS["windows"] over ``free``: a random start when randomized, else the shared cursor plus one."""
+        result = RANGE_PICKS["windows"](self.range_request(proto, lo, hi, cursor, free, randomize))
+        return result.port, result.probes
 
     def autobind(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
         """Every implicit bind that is not connect()'s auto-reuse (UDP, sendto) takes a unique port."""
@@ -260,7 +250,8 @@ class WindowsStack(BsdStack):
         """The implicit bind of connect() with SO_REUSE_UNICASTPORT: a port shareable across destinations."""
         lo, hi, _ = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6, 0, sk.uid)
         used = self.auto_reuse_used(sk, src, daddr, dport)
-        port, probes = self.windows_order(lo, hi, "auto-reuse", self.free_ports(lo, hi, used), randomize=True)
+        port, probes = self.windows_order(sk.proto, lo, hi, "auto-reuse", self.free_ports(lo, hi, used),
+                                          randomize=True)
         self.stats["connect_searches"] += 1
         self.stats["connect_probes"] += probes
         if port is None:

@@ -32,7 +32,12 @@ PEER_BEHAVIOURS = ("accept", "refuse", "close_first", "hold")
 FAMILIES = ("inet", "inet6")
 TYPES = ("stream", "dgram")
 #: Op names, in the order docs/traces.md lists them.
-OPS = ("host", "sysctl", "socket", "setsockopt", "bind", "connect", "listen", "accept", "close", "sleep", "peer")
+OPS = ("host", "sysctl", "socket", "setsockopt", "bind", "connect", "listen", "accept", "close", "sleep",
+       "settimeout", "setblocking", "getsockopt", "peer")
+#: getsockopt options a trace may read (SO_ERROR: reports and clears the pending error).
+GET_OPTIONS = ("SO_ERROR",)
+#: Longest timeout a settimeout op may set (seconds); a live wait that runs out is real.
+MAX_TIMEOUT = 10.0
 #: Longest sleep one op may ask for (seconds); live sleeps are real.
 MAX_SLEEP = 120.0
 
@@ -111,6 +116,12 @@ class Op:
             return f"{a['sock']}.close()"
         if k == "sleep":
             return f"sleep({a['seconds']:g})"
+        if k == "settimeout":
+            return f"{a['sock']}.settimeout({'None' if a['value'] is None else format(a['value'], 'g')})"
+        if k == "setblocking":
+            return f"{a['sock']}.setblocking({a['flag']})"
+        if k == "getsockopt":
+            return f"{a['sock']}.getsockopt({a['option']})"
         if k == "peer":
             port = f":{a['port']}" if a.get("port") else ""
             return f"peer {a['addr']}{port} {a['behaviour']}"
@@ -238,6 +249,22 @@ def _seconds(v: Any, what: str) -> float:
     return v
 
 
+def _timeout(v: Any, what: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise _Bad(f"{what} must be null (blocking) or a number of seconds, not {json.dumps(v)}")
+    if not 0 <= v <= MAX_TIMEOUT:
+        raise _Bad(f"{what} must be in 0..{MAX_TIMEOUT:g} (0: non-blocking), not {v}")
+    return v
+
+
+def _flag(v: Any, what: str) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad(f"{what} must be true or false, not {json.dumps(v)}")
+    return v
+
+
 def _sysctl_value(v: Any, what: str) -> int | str | list[int]:
     if isinstance(v, str):
         return v
@@ -318,6 +345,9 @@ _SCHEMA: dict[str, dict[str, tuple[bool, _Validator]]] = {
     "accept": {"sock": (True, _name), "name": (True, _name)},
     "close": {"sock": (True, _name)},
     "sleep": {"seconds": (True, _seconds)},
+    "settimeout": {"sock": (True, _name), "value": (True, _timeout)},
+    "setblocking": {"sock": (True, _name), "flag": (True, _flag)},
+    "getsockopt": {"sock": (True, _name), "option": (True, _enum(GET_OPTIONS))},
     "peer": {"addr": (True, _network), "behaviour": (True, _enum(PEER_BEHAVIOURS)),
              "port": (False, lambda v, w: _int(v, w, 1, 65535))},
 }

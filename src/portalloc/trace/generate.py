@@ -28,8 +28,21 @@ T = TypeVar("T")
 
 KERNEL = "linux-6.18"
 RANGE_SYSCTL = "net.ipv4.ip_local_port_range"
-V4_ADDRS = (("127.0.0.1", 50), ("0.0.0.0", 30), ("127.0.0.2", 20))
-V6_ADDRS = (("::1", 40), ("::", 40), ("::ffff:127.0.0.1", 20))
+# bind addresses: the wildcards, loopback, and the classes the kernel treats specially (issue 8): the v4-mapped
+# wildcard, a v4-mapped literal on AF_INET, lo's broadcast, multicast, link-local IPv6 (no scope id: EINVAL).
+V4_ADDRS = (("127.0.0.1", 50), ("0.0.0.0", 30), ("127.0.0.2", 20), ("::ffff:127.0.0.1", 3),
+            ("127.255.255.255", 2), ("224.0.0.1", 2), ("255.255.255.255", 1))
+V6_ADDRS = (("::1", 40), ("::", 40), ("::ffff:127.0.0.1", 20), ("::ffff:0.0.0.0", 10), ("::ffff:127.0.0.2", 4),
+            ("fe80::1", 2), ("ff02::1", 2), ("ff0e::1", 1))
+#: connect() destinations that are refused before any packet leaves, whatever the routes (the live namespace
+#: routes nothing but lo, the model simulates a default route): (family, type) -> addresses. A socket bound
+#: to a device is never sent to them (its route lookup would decide).
+SPECIAL_DESTS = {("inet", "stream"): ("127.255.255.255", "224.0.0.1", "255.255.255.255"),
+                 ("inet", "dgram"): ("127.255.255.255",),
+                 ("inet6", "stream"): ("ff02::1", "fe80::1", "::ffff:224.0.0.1", "ff0e::1"),
+                 ("inet6", "dgram"): ("ff02::1", "fe80::1")}
+#: settimeout values: blocking, non-blocking, and CPython's timeout mode (a wait that runs out is real live).
+TIMEOUTS: tuple[tuple[float | None, float], ...] = ((None, 3), (0, 3), (0.2, 3), (1.0, 1))
 
 
 class Chooser(Protocol):
@@ -64,8 +77,8 @@ class RandomChooser:
 
     def weighted(self, options: Sequence[tuple[T, float]]) -> T:
         """Weighted pick."""
-        vals = [v for v, _ in options]
-        return self.rng.choices(vals, weights=[w for _, w in options])[0]
+        live = [(v, w) for v, w in options if w > 0]   # random() may return 0.0: never pick a 0-weight option
+        return self.rng.choices([v for v, _ in live], weights=[w for _, w in live])[0]
 
 
 @dataclass
@@ -89,6 +102,8 @@ class _Sock:
     type: str
     closed: bool = False
     listening: bool = False
+    devbound: bool = False            # SO_BINDTODEVICE was set (its route lookups are not comparable)
+    timeout: float | None = None      # the last settimeout / setblocking
 
 
 @dataclass
@@ -137,8 +152,8 @@ class _State:
         typ = type or self.ch.weighted((("stream", 75), ("dgram", 25)))
         s = _Sock(self.new_name("s"), fam, typ)
         op: dict[str, Any] = {"op": "socket", "name": s.name, "family": fam, "type": typ}
-        if self.ch.chance(0.15):
-            op["uid"] = 65534
+        if self.ch.chance(0.2):
+            op["uid"] = self.ch.weighted(((65534, 3), (1000, 1)))
         self.emit(**op)
         self.socks.append(s)
         if opts and self.ch.chance(0.4):
@@ -160,6 +175,7 @@ class _State:
         elif option == "SO_BINDTODEVICE":
             value = ch.weighted((("lo", 5), ("", 2), *((("v0", 4),) if "v0" in self.devices else ()),
                                  ("nodev0", 1)))
+            s.devbound = True
         else:
             value = ch.weighted(((1, 9), (0, 1)))
         self.emit(op="setsockopt", sock=s.name, option=option, value=value)
@@ -193,8 +209,13 @@ class _State:
             s = self.socket()
         ch = self.ch
         fits = [lst for lst in self.listeners if lst[0] == s.family or (s.family == "inet6" and lst[1] != "::1")]
+        self.charge_wait(s)
+        special = () if s.devbound else SPECIAL_DESTS[(s.family, s.type)]
         how = ch.weighted((("listener", 70 if fits else 0), ("same_as", 12), ("refused", 8), ("wild", 5),
-                           ("range", 5)))
+                           ("range", 5), ("special", 4 if special else 0)))
+        if how == "special":
+            self.emit(op="connect", sock=s.name, addr=special[ch.integer(0, len(special) - 1)], port=5000)
+            return
         if how == "listener":
             fam, addr, lport, _ = fits[ch.integer(0, len(fits) - 1)]
             if s.family == "inet6" and fam == "inet":
@@ -204,8 +225,9 @@ class _State:
         if s.family == "inet":
             addr = {"wild": "0.0.0.0", "refused": "127.0.0.2"}.get(how, "127.0.0.1")
         else:
-            addr = {"wild": "::", "refused": "::ffff:127.0.0.2"}.get(how, ch.weighted((("::1", 1),
-                                                                                         ("::ffff:127.0.0.1", 1))))
+            wild = ch.weighted((("::", 2), ("::ffff:0.0.0.0", 1)))
+            addr = {"wild": wild, "refused": "::ffff:127.0.0.2"}.get(how, ch.weighted((("::1", 1),
+                                                                                        ("::ffff:127.0.0.1", 1))))
         port: int | dict[str, str]
         if how == "same_as" and self.socks:
             port = {"same_as": self.socks[ch.integer(0, len(self.socks) - 1)].name}
@@ -229,6 +251,7 @@ class _State:
             self.listen()
             return
         lst = cands[self.ch.integer(0, len(cands) - 1)]
+        self.charge_wait(lst)
         new = _Sock(self.new_name("a"), lst.family, "stream")
         self.emit(op="accept", sock=lst.name, name=new.name)
         self.socks.append(new)
@@ -278,6 +301,37 @@ class _State:
             self.high = self.low + n - 1
             self.emit(op="sysctl", name=RANGE_SYSCTL, value=f"{self.low} {self.high}")
 
+    def charge_wait(self, s: _Sock) -> None:
+        """An accept()/connect() on a socket with a timeout may wait it out (really, live): charge it to the
+        sleep budget, or make the socket non-blocking first when the budget is spent."""
+        if s.timeout:
+            if self.slept + s.timeout <= self.cfg.max_sleep:
+                self.slept += s.timeout
+            else:
+                s.timeout = 0
+                self.emit(op="settimeout", sock=s.name, value=0)
+
+    def settimeout(self) -> None:
+        s = self.target()
+        if s is None:
+            return
+        value = self.ch.weighted(TIMEOUTS)
+        s.timeout = value
+        self.emit(op="settimeout", sock=s.name, value=value)
+
+    def setblocking(self) -> None:
+        s = self.target()
+        if s is None:
+            return
+        flag = self.ch.chance(0.5)
+        s.timeout = None if flag else 0
+        self.emit(op="setblocking", sock=s.name, flag=flag)
+
+    def getsockopt(self) -> None:
+        s = self.target()
+        if s is not None:
+            self.emit(op="getsockopt", sock=s.name, option="SO_ERROR")
+
     def sleep(self) -> None:
         secs = self.ch.weighted(((1.2, 3), (0.2, 1)))
         if self.slept + secs <= self.cfg.max_sleep:
@@ -311,7 +365,8 @@ def generate_ops(ch: Chooser, cfg: GenConfig | None = None) -> list[dict[str, An
     target = ch.integer(min(8, cfg.max_ops), cfg.max_ops)
     actions: list[tuple[str, float]] = [("socket", 16), ("connect", 20), ("bind", 14), ("setsockopt", 12),
                                         ("close", 9), ("conversation", 8), ("accept", 6), ("listen", 5),
-                                        ("sysctl", 3), ("sleep", 4 if st.slow else 0)]
+                                        ("sysctl", 3), ("sleep", 4 if st.slow else 0), ("settimeout", 5),
+                                        ("setblocking", 2), ("getsockopt", 3)]
     guard = 0
     while len(st.ops) < target and guard < 4 * cfg.max_ops:
         guard += 1

@@ -187,6 +187,15 @@ class _Run:
             if k == "listen":
                 s.listen(a.get("backlog", 128))
                 return OK, self.refresh(name)
+            if k == "settimeout":
+                s.settimeout(a["value"])
+                return OK, None
+            if k == "setblocking":
+                s.setblocking(a["flag"])
+                return OK, None
+            if k == "getsockopt":
+                pending = int(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+                return (OK if pending == 0 else "so_error:" + _ERRNO_NAMES.get(pending, f"E{pending}")), None
             if k == "accept":
                 conn, _peer = s.accept()
                 self.socks[a["name"]] = conn
