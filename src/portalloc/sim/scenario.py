@@ -39,6 +39,8 @@ HOLD_KINDS = ("exponential", "lognormal")
 MAX_DESTINATIONS = 65_536
 #: At most this many fleet hosts (each is a model Host).
 MAX_HOSTS = 10_000
+#: At most this many (fleet host, destination) pairs, each with its own counters.
+MAX_HOST_DESTINATIONS = 1_000_000
 #: The longest simulated run.
 MAX_DURATION = 7 * 24 * 3600.0
 
@@ -219,6 +221,8 @@ class Scenario:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{p.name}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ScenarioError(f"{p.name}: not UTF-8 text; a scenario is a TOML file") from None
         sc = cls.from_dict(data)
         if not sc.name:
             sc = cls.from_dict({**sc.to_dict(), "name": p.stem})
@@ -286,6 +290,10 @@ class Scenario:
         hosts = fleet.get("hosts", 1)
         if isinstance(hosts, bool) or not isinstance(hosts, int) or not 1 <= hosts <= MAX_HOSTS:
             raise _fail("fleet.hosts", f"must be an integer from 1 to {MAX_HOSTS:,}, not {hosts!r}")
+        pairs = hosts * sum(len(w.to) for w in workloads)
+        if pairs > MAX_HOST_DESTINATIONS:
+            raise _fail("fleet.hosts", f"{hosts:,} hosts x {pairs // hosts:,} destinations = {pairs:,} "
+                                       f"host-destination pairs; at most {MAX_HOST_DESTINATIONS:,}")
         nat = None
         if "nat" in d:
             from portalloc.sim.nat import parse_nat
