@@ -405,3 +405,33 @@ def test_the_issue_example_loads_and_runs(tmp_path: Any) -> None:
     res = simulate(sc.with_param("duration", 50), fixes=False)
     assert res.first_failure_s == pytest.approx(28_232 / 600, abs=0.01)
     assert any("source is ignored" in n for n in res.notes)
+
+
+def test_any_bad_scenario_is_one_scenario_error() -> None:
+    """Seeded mutations of a valid scenario (wrong types, NaN, infinities, unhashable values, unknown keys) give
+    a valid Scenario or one ScenarioError of one line, nothing else."""
+    import copy
+
+    base = {**_scenario(fleet={"hosts": 2}, nat={"kind": "gcp-cloud-nat", "min_ports_per_vm": 64}),
+            "workload": [{"name": "w", "to": ["10.1.0.5:443"], "rate": 10, "hold": 0.5, "source": "10.0.0.1",
+                          "technique": "no-port"}]}
+    values: list[Any] = [None, True, 0, -1, 1.5, float("inf"), float("nan"), "", "x", "2m", "10.0.0.0/8:1", [], [1],
+                         {}, {"exponential": 1}, {"lognormal": 1, "sigma": "a"}, {"a": 1}, 2**70, "-5s"]
+    paths = [("duration",), ("seed",), ("host",), ("host", "kernel"), ("host", "addresses"), ("host", "sysctls"),
+             ("workload",), ("workload", 0, "to"), ("workload", 0, "rate"), ("workload", 0, "hold"),
+             ("workload", 0, "name"), ("workload", 0, "closes"), ("workload", 0, "source"), ("fleet", "hosts"),
+             ("nat",), ("nat", "kind"), ("nat", "public_ips"), ("nat", "dynamic_port_allocation"), ("extra",)]
+    rnd = random.Random(11)
+    for _ in range(1500):
+        d = copy.deepcopy(base)
+        for _ in range(rnd.randint(1, 2)):
+            path, value = rnd.choice(paths), copy.deepcopy(rnd.choice(values))
+            cur: Any = d
+            for k in path[:-1]:
+                cur = cur[k] if isinstance(cur, dict | list) else {}
+            if isinstance(cur, dict):
+                cur[path[-1]] = value
+        try:
+            Scenario.from_dict(d)
+        except ScenarioError as exc:
+            assert "\n" not in str(exc)

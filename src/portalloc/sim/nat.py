@@ -164,7 +164,7 @@ def parse_nat(value: Any, hosts: int) -> Any:
     if not isinstance(value, Mapping):
         raise ScenarioError("nat: must be a table ([nat]) with kind = ...")
     kind_name = value.get("kind")
-    if kind_name not in NAT_KINDS:
+    if not isinstance(kind_name, str) or kind_name not in NAT_KINDS:
         raise ScenarioError(f"nat.kind: must be one of {', '.join(NAT_KINDS)}, not {kind_name!r}")
     kind = NAT_KINDS[kind_name]
     knobs: dict[str, Any] = {}
