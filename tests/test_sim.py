@@ -428,7 +428,10 @@ def test_any_bad_scenario_is_one_scenario_error() -> None:
             path, value = rnd.choice(paths), copy.deepcopy(rnd.choice(values))
             cur: Any = d
             for k in path[:-1]:
-                cur = cur[k] if isinstance(cur, dict | list) else {}
+                try:
+                    cur = cur[k]
+                except (KeyError, IndexError, TypeError):     # an earlier mutation replaced the section
+                    cur = {}
             if isinstance(cur, dict):
                 cur[path[-1]] = value
         try:
