@@ -28,7 +28,7 @@ def test_demo_every_claim_holds() -> None:
 
 def test_bench_prints_figures() -> None:
     """A benchmark prints figures; this only checks that they are there and consistent."""
-    res = runner.invoke(app, ["bench", "--json", "--connections", "2000", "--no-live"])
+    res = runner.invoke(app, ["bench", "--json", "--connections", "2000", "--no-live", "--no-sim"])
     assert res.exit_code == 0, res.output
     fig = json.loads(res.stdout)
     fill = fig["fill_one_destination"]

@@ -100,7 +100,7 @@ SOCK = '{"op": "socket", "name": "c1", "family": "inet", "type": "stream"}'
     ([SOCK, '{"op": "bind", "sock": "c9", "addr": "127.0.0.1", "port": 0}'], 2, 'unknown socket name "c9"'),
     ([SOCK, '{"op": "bind", "sock": "c1", "addr": "127.0.0.1", "port": {"same_as": "zz"}}'], 2,
      'unknown socket name "zz" in "same_as"'),
-    ([SOCK, '{"op": "setsockopt", "sock": "c1", "option": "SO_LINGER", "value": 1}'], 2,
+    ([SOCK, '{"op": "setsockopt", "sock": "c1", "option": "SO_KEEPALIVE", "value": 1}'], 2,
      'field "option" must be one of'),
     ([SOCK, '{"op": "setsockopt", "sock": "c1", "option": "IP_LOCAL_PORT_RANGE", "value": 5}'], 2,
      "value of IP_LOCAL_PORT_RANGE must be a pair"),

@@ -599,7 +599,13 @@ class CoreStack:
         if sk.state == LISTEN:
             self._close_listener(sk)
             return
-        if sk.state == ESTABLISHED:
+        if sk.linger_abort and sk.state in (ESTABLISHED, CLOSE_WAIT):
+            # tcp_close with SOCK_LINGER and sk_lingertime 0: tcp_disconnect sends an RST (tcp_need_reset)
+            # and the socket is destroyed at once: no FIN_WAIT2, no TIME_WAIT, the port is free. (BSD: soclose
+            # with SO_LINGER 0 calls tcp_usr_disconnect -> tcp_drop, the same outcome.)
+            self._send_reset(sk)
+            self._destroy(sk)
+        elif sk.state == ESTABLISHED:
             self._active_close(sk)
         elif sk.state == CLOSE_WAIT:
             self._passive_close(sk)

@@ -467,7 +467,13 @@ class Socket:
                 self._bind_to_device(sk, raw)
             elif optname == _socket.SO_BROADCAST:
                 sk.broadcast = as_bool()
-            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_LINGER, _socket.SO_SNDBUF, _socket.SO_RCVBUF):
+            elif optname == _socket.SO_LINGER:
+                # sock_setsockopt: a struct linger (two C ints) or EINVAL; {1, 0} makes close() abortive.
+                if len(raw) < 8:
+                    fail(errno.EINVAL)
+                onoff, seconds = struct.unpack("=ii", raw[:8])
+                sk.linger_abort = onoff != 0 and seconds == 0
+            elif optname in (_socket.SO_KEEPALIVE, _socket.SO_SNDBUF, _socket.SO_RCVBUF):
                 pass
             else:
                 fail(errno.ENOPROTOOPT)

@@ -45,7 +45,7 @@ class Sock:
         "bindaddr_lock", "bindport_lock", "connect_bind",
         "peer", "parent", "accept_queue", "backlog", "orphan",
         "tw_substate", "ts_stamp", "expires", "group", "so_error", "blocking", "sock_state",
-        "hashed", "rx", "tkey", "sport", "v4_ops", "broadcast", "scope_id",
+        "hashed", "rx", "tkey", "sport", "v4_ops", "broadcast", "scope_id", "linger_abort",
     )
 
     def __init__(self, sid: int, family: int, proto: str, uid: int) -> None:
@@ -61,6 +61,7 @@ class Sock:
         self.freebind = False             # IP_FREEBIND
         self.broadcast = False            # SO_BROADCAST (SOCK_BROADCAST): UDP may connect to a broadcast address
         self.scope_id = 0                 # sin6_scope_id of the sockaddr of the bind()/connect() in progress
+        self.linger_abort = False         # SO_LINGER {l_onoff=1, l_linger=0}: close() sends RST
         self.local_range = 0              # IP_LOCAL_PORT_RANGE, hi << 16 | lo (u32)
         self.state = CLOSE
         self.laddr: IPAddress | None = None   # rcv_saddr in the socket's own family, None = unbound

@@ -35,12 +35,14 @@ from typing import Any
 
 #: setsockopt options a trace may use, with the kind of value each takes.
 BOOL_OPTIONS = ("SO_REUSEADDR", "SO_REUSEPORT", "IP_BIND_ADDRESS_NO_PORT", "IPV6_V6ONLY", "IP_FREEBIND")
-OPTIONS = (*BOOL_OPTIONS, "IP_LOCAL_PORT_RANGE", "SO_BINDTODEVICE")
+OPTIONS = (*BOOL_OPTIONS, "IP_LOCAL_PORT_RANGE", "SO_BINDTODEVICE", "SO_LINGER")
+#: What a simulated remote peer does (the model's Host.set_peer; the `peer` op).
+PEER_BEHAVIOURS = ("accept", "refuse", "close_first", "hold")
 FAMILIES = ("inet", "inet6")
 TYPES = ("stream", "dgram")
 #: Op names, in the order docs/traces.md lists them.
 OPS = ("host", "sysctl", "socket", "setsockopt", "bind", "connect", "listen", "accept", "close", "sleep",
-       "settimeout", "setblocking", "getsockopt")
+       "settimeout", "setblocking", "getsockopt", "peer")
 #: getsockopt options a trace may read (SO_ERROR: reports and clears the pending error).
 GET_OPTIONS = ("SO_ERROR",)
 #: Longest timeout a settimeout op may set (seconds); a live wait that runs out is real.
@@ -176,6 +178,9 @@ class Op:
             return f"{a['sock']}.setblocking({a['flag']})"
         if k == "getsockopt":
             return f"{a['sock']}.getsockopt({a['option']})"
+        if k == "peer":
+            port = f":{a['port']}" if a.get("port") else ""
+            return f"peer {a['addr']}{port} {a['behaviour']}"
         return k
 
 
@@ -370,6 +375,17 @@ def _note(v: Any, what: str) -> str:
     return v
 
 
+def _network(v: Any, what: str) -> str:
+    """An address or a network (``10.1.0.0/28``), as Host.set_peer takes."""
+    if not isinstance(v, str):
+        raise _Bad(f"{what} must be an address or network string, not {json.dumps(v)}")
+    try:
+        ipaddress.ip_network(v, strict=False)
+    except ValueError:
+        raise _Bad(f"{what} must be an address or a network like 10.1.0.0/28, not {json.dumps(v)}") from None
+    return v
+
+
 _Validator = Callable[[Any, str], Any]
 _COMMON: dict[str, tuple[bool, _Validator]] = {"expect": (False, _expect), "note": (False, _note)}
 _SCHEMA: dict[str, dict[str, tuple[bool, _Validator]]] = {
@@ -388,6 +404,8 @@ _SCHEMA: dict[str, dict[str, tuple[bool, _Validator]]] = {
     "settimeout": {"sock": (True, _name), "value": (True, _timeout)},
     "setblocking": {"sock": (True, _name), "flag": (True, _flag)},
     "getsockopt": {"sock": (True, _name), "option": (True, _enum(GET_OPTIONS))},
+    "peer": {"addr": (True, _network), "behaviour": (True, _enum(PEER_BEHAVIOURS)),
+             "port": (False, lambda v, w: _int(v, w, 1, 65535))},
 }
 
 
@@ -398,6 +416,10 @@ def _option_value(option: str, v: Any) -> Any:
         if not isinstance(v, list) or len(v) != 2:
             raise _Bad(f"{what} must be a pair [lo, hi], not {_show(v)}")
         return [_int(x, what, 0, 65535) for x in v]
+    if option == "SO_LINGER":
+        if not isinstance(v, list) or len(v) != 2:
+            raise _Bad(f"{what} must be a pair [l_onoff, l_linger], not {json.dumps(v)}")
+        return [_int(x, what, -(2**31), 2**31 - 1) for x in v]
     if option == "SO_BINDTODEVICE":
         if not isinstance(v, str) or len(v) > 15:
             raise _Bad(f"{what} must be a device name (a string of at most 15 characters, \"\" to unbind), "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ _OPTION = {
     "IP_LOCAL_PORT_RANGE": (SOL_IP, IP_LOCAL_PORT_RANGE),
     "IP_FREEBIND": (SOL_IP, IP_FREEBIND),
     "IPV6_V6ONLY": (socket.IPPROTO_IPV6, IPV6_V6ONLY),
+    "SO_LINGER": (socket.SOL_SOCKET, socket.SO_LINGER),
 }
 _EAI = {getattr(socket, n): n for n in dir(socket) if n.startswith("EAI_") and isinstance(getattr(socket, n), int)}
 #: Linux's own names where Python's errno.errorcode picks an alias (95 is ENOTSUP there).
@@ -145,6 +147,11 @@ class _Run:
         if k == "sleep":
             h.sleep(float(a["seconds"]))
             return OK, None
+        if k == "peer":
+            if not hasattr(h, "set_peer"):
+                raise OSError(errno.EOPNOTSUPP, "remote peers exist only on the model (Host.set_peer)")
+            h.set_peer(a["addr"], a["behaviour"], a.get("port"))
+            return OK, None
         if k == "socket":
             self.socks[a["name"]] = h.socket(_FAMILY[a["family"]], _TYPE[a["type"]], uid=a.get("uid", 0))
             self.last_port[a["name"]] = 0
@@ -165,6 +172,8 @@ class _Run:
                 v = a["value"]
                 if a["option"] == "IP_LOCAL_PORT_RANGE":
                     v = pack_local_port_range(*v)
+                elif a["option"] == "SO_LINGER":
+                    v = struct.pack("ii", *v)
                 elif a["option"] == "SO_BINDTODEVICE":
                     v = v.encode()
                 s.setsockopt(level, optname, v)

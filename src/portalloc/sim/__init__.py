@@ -1,0 +1,64 @@
+# portalloc.sim: will this workload run out of ports, when, why, and what fixes it (issue 11).
+#
+# Rules: the simulator drives the model's socket API (portalloc.Host) and never decides a port itself;
+# see engine.py. Public API: Scenario.load / Scenario.from_dict, simulate(scenario) -> Result,
+# Result.to_dict(), examples() / example(name) for the bundled scenarios (sim/examples/*.toml).
+"""Simulate workloads over the model kernel: `portalloc.sim.simulate(Scenario.load(path))`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from portalloc.sim.engine import Engine, TraceRecorder
+from portalloc.sim.result import Result, build_result, check_fixes
+from portalloc.sim.scenario import Scenario, ScenarioError, parse_value
+
+#: The bundled example run when no scenario file is given.
+DEFAULT_EXAMPLE = "proxy-one-backend"
+
+
+def simulate(scenario: Scenario, *, fixes: bool = True, recorder: TraceRecorder | None = None,
+             progress: Callable[[float, float], None] | None = None,
+             params: dict[str, Any] | None = None) -> Result:
+    """Run ``scenario`` on model hosts. With ``fixes`` (default), when connections fail, each applicable fix
+    is checked by simulating its variant (Result.fixes). ``recorder`` records fleet host 0's socket calls as
+    a trace; ``progress(t, duration)`` is called once per simulated second."""
+    t0 = time.perf_counter()
+    run = Engine(scenario, recorder=recorder, progress=progress).run()
+    result = build_result(run, time.perf_counter() - t0, params)
+    if fixes and result.runs_out:
+        result.fixes = check_fixes(result, lambda v: simulate(v, fixes=False))
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
+def list_examples() -> dict[str, str]:
+    """The bundled example scenarios: name -> its description line."""
+    out = {}
+    for entry in sorted(resources.files("portalloc.sim.examples").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            sc = Scenario.from_dict(_toml(entry.read_text(encoding="utf-8")))
+            out[entry.name[:-5]] = sc.description
+    return out
+
+
+def example(name: str) -> Scenario:
+    """A bundled example scenario by name (ScenarioError naming the known ones otherwise)."""
+    entry = resources.files("portalloc.sim.examples").joinpath(f"{name}.toml")
+    if not entry.is_file():
+        raise ScenarioError(f"--example: no bundled example {name!r}; known: {', '.join(list_examples())}")
+    sc = Scenario.from_dict(_toml(entry.read_text(encoding="utf-8")))
+    return sc if sc.name else Scenario.from_dict({**sc.to_dict(), "name": name})
+
+
+def _toml(text: str) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+__all__ = ["DEFAULT_EXAMPLE", "Result", "Scenario", "ScenarioError", "TraceRecorder", "example", "list_examples",
+           "parse_value", "simulate"]

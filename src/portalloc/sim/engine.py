@@ -1,0 +1,690 @@
+# The discrete-event engine of `portalloc simulate`: arrivals and closes of connections, driven through
+# the socket API of a host (the model's portalloc.Host, or portalloc.live.LiveHost in real time).
+#
+# Rules: (1) no kernel rule lives here. Every port, errno, TIME_WAIT and FIN_WAIT2 comes from the host's own
+# socket calls (socket, setsockopt, bind, connect_ex, accept, close, set_peer) and its clock (sleep); the
+# engine only decides WHEN to make which call, and counts what came back. (2) Time moves only through
+# host.sleep, to the next event; several events at one instant need no sleep. (3) The workload's
+# randomness (Poisson arrivals, hold times) comes from a random.Random per (host, workload) seeded from
+# the scenario seed, independent of the model's own seed stream: the model draws exactly what the same
+# calls on a fresh Host draw. (4) Every call the engine makes on fleet host 0 can be recorded as a trace
+# (TraceRecorder) that `portalloc replay` runs op for op: tests/test_sim.py replays it and compares every
+# port and errno.
+#
+# Theory of operation: one heap of events (time, kind, seq, payload); kind orders events of one instant:
+# closes first (a port freed at t is free for an arrival at t, as the model's timers expiring at t are),
+# then arrivals, then the per-second sample. A connection is opened by the workload's technique (connect,
+# bind-before-connect, no-port, connectx), toward a destination chosen round-robin, from a source that
+# advances once per pass over the destinations (every pair is used); a destination on the host itself
+# gets a listener, and each connection is accepted at once
+# and closed with its client in the order `closes` says. Remote destinations are the model's simulated
+# peers: closes = "server" sets the peer to "close_first"; "reset" closes with SO_LINGER {1, 0}. Counts
+# are kept per (source, destination) pair; TIME_WAIT counts are read from the host (`tw_census`).
+"""Discrete-event engine: drives a host's socket API with a scenario's workloads."""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import importlib
+import ipaddress
+import json
+import math
+import random
+import socket
+import struct
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from portalloc.constants import IP_BIND_ADDRESS_NO_PORT
+from portalloc.sim.nat import NatTable
+from portalloc.sim.scenario import Scenario, Workload
+from portalloc.trace.runner import outcome_name
+
+SOL_IP = 0
+#: Event kinds, in the order they run at one instant.
+CLOSE, ARRIVAL, SAMPLE = 0, 1, 2
+#: Longest sleep of one trace op (trace/format.py MAX_SLEEP); longer gaps are slept in pieces this long.
+SLEEP_PIECE = 120.0
+#: SO_LINGER {l_onoff = 1, l_linger = 0}: close() sends an RST and leaves no TIME_WAIT.
+LINGER_ABORT = struct.pack("ii", 1, 0)
+#: Keep per-pair time series (for --plot) only up to this many (source, destination) pairs.
+MAX_SERIES_PAIRS = 64
+DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
+
+
+def connectx_function() -> Callable[..., Any] | None:
+    """portalloc.connectx.connectx when this build has it (branch `connectx`), else None."""
+    try:
+        mod = importlib.import_module("portalloc.connectx")
+    except ImportError:
+        return None
+    fn = getattr(mod, "connectx", None)
+    return fn if callable(fn) else None
+
+
+class TraceRecorder:
+    """Records the socket calls made on fleet host 0 as trace ops (docs/traces.md), up to ``limit`` ops."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self.ops: list[dict[str, Any]] = []
+        self.ports: dict[int, int] = {}
+        self.limit = limit
+        self.truncated = False
+
+    def add(self, op: dict[str, Any]) -> None:
+        """Append one op (dropped, and the trace marked truncated, past the limit)."""
+        if len(self.ops) < self.limit:
+            self.ops.append(op)
+        else:
+            self.truncated = True
+
+    def outcome(self, result: str, port: int | None) -> None:
+        """What the last recorded op (a bind or connect) gave on the engine's host: its outcome becomes the
+        op's ``expect`` (so `portalloc replay` checks it) and its port is kept in ``ports`` by op index."""
+        if self.ops and not self.truncated and self.ops[-1]["op"] in ("bind", "connect"):
+            self.ops[-1]["expect"] = result
+            if port is not None:
+                self.ports[len(self.ops) - 1] = port
+
+    def dumps(self) -> str:
+        """The trace as JSON Lines text."""
+        head = []
+        if self.truncated:
+            head.append(f"# truncated after {self.limit:,} ops (a prefix of the run; it replays as far as it goes)")
+        return "\n".join(head + [json.dumps(op) for op in self.ops]) + "\n"
+
+
+@dataclass
+class PairStats:
+    """Counts toward one destination from one source, on one host."""
+
+    host: int
+    workload: int
+    source: str
+    dest: tuple[str, int]
+    attempts: int = 0
+    connected: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    in_use: int = 0
+    peak_in_use: int = 0
+    time_wait: int = 0
+    peak_time_wait: int = 0
+    key: tuple[int, int, int] | None = None       # the model's ehash destination key, when known
+
+
+@dataclass
+class Failure:
+    """The first failed connection: when, where, which call and errno, and the host's state toward it."""
+
+    t: float
+    host: int
+    workload: str
+    dest: tuple[str, int]
+    source: str
+    call: str
+    errno: str
+    in_use_toward: int
+    time_wait_toward: int
+    in_use_total: int
+    range_size: int | None
+    bound_ports: int
+
+
+@dataclass
+class RunData:
+    """What one engine run measured (result.py turns it into a Result)."""
+
+    scenario: Scenario
+    timeline: list[dict[str, Any]]
+    pairs: list[PairStats]
+    workload_counts: list[dict[str, Any]]
+    first_failure: Failure | None
+    range_size: int | None
+    series: dict[int, list[tuple[int, int]]]
+    sample_times: list[float]
+    failure_times: list[tuple[float, int]]
+    nat: dict[str, Any] | None
+    free_ports: dict[int, int | None]
+    notes: list[str]
+    host_stats: dict[str, int]
+
+
+class _Stream:
+    """Arrivals of one workload on one host."""
+
+    __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "family", "stype")
+
+    def __init__(self, host: int, wl: int, w: Workload, seed: int, hosts: int, gdest0: int) -> None:
+        self.host = host
+        self.wl = wl
+        self.w = w
+        self.rng = random.Random(f"portalloc-sim:{seed}:{host}:{wl}")
+        self.k = 0
+        self.offset = host / (hosts * w.rate)        # hosts of a fleet start staggered within one gap
+        self.gdest0 = gdest0
+        self.nd = len(w.to)
+        self.ns = len(w.sources)
+        h = w.hold
+        rng = self.rng
+        if h.kind == "constant":
+            mean = h.mean
+            self.hold_draw: Callable[[], float] = lambda: mean
+        elif h.kind == "exponential":
+            lam = 1.0 / h.mean
+            self.hold_draw = lambda: rng.expovariate(lam)
+        else:
+            sigma = h.sigma
+            mu = math.log(h.mean) - sigma * sigma / 2
+            self.hold_draw = lambda: rng.lognormvariate(mu, sigma)
+        v6 = ipaddress.ip_address(w.to[0][0]).version == 6
+        self.family = socket.AF_INET6 if v6 else socket.AF_INET
+        self.stype = socket.SOCK_STREAM if w.proto == "tcp" else socket.SOCK_DGRAM
+
+    def first(self) -> float:
+        if self.w.arrivals == "constant":
+            return self.offset
+        return self.rng.expovariate(self.w.rate)
+
+    def next(self, now: float) -> float:
+        self.k += 1
+        if self.w.arrivals == "constant":
+            return self.offset + self.k / self.w.rate
+        return now + self.rng.expovariate(self.w.rate)
+
+
+def _is_local(addr: str, interfaces: Sequence[str]) -> bool:
+    ip = ipaddress.ip_address(addr)
+    if ip.is_loopback:
+        return any(ipaddress.ip_interface(i).ip.is_loopback and ip in ipaddress.ip_interface(i).network
+                   for i in interfaces)
+    return any(ipaddress.ip_interface(i).ip == ip for i in interfaces)
+
+
+def model_host_factory(scenario: Scenario) -> Callable[[int], Any]:
+    """Hosts of the fleet as model Hosts: host i gets seed ``scenario.seed + i``."""
+    from portalloc import Host
+
+    def make(i: int) -> Any:
+        kwargs: dict[str, Any] = {"sysctls": dict(scenario.sysctls)}
+        if scenario.addresses is not None:
+            kwargs["addresses"] = scenario.addresses
+        return Host(scenario.kernel, seed=scenario.seed + i, **kwargs)
+    return make
+
+
+def tw_census(host: Any, pairs: Sequence[PairStats]) -> list[tuple[int, int]] | None:
+    """(live, TIME_WAIT) sockets toward each pair's destination from its source, read from the model's
+    established table (its per-destination port sets); None for a host that is not a model Host."""
+    stack = getattr(host, "_stack", None)
+    if stack is None:
+        return None
+    dests = stack.ehash.dests
+    out = []
+    for p in pairs:
+        d = dests.get((*p.key, 0)) if p.key is not None else None
+        out.append((0, 0) if d is None else (d.live.count, d.tw.count))
+    return out
+
+
+def live_census(host: Any, pairs: Sequence[PairStats]) -> list[tuple[int, int]]:
+    """The same counts from an ``ss``-like listing (LiveHost.sockets()): TIME-WAIT and FIN-WAIT-2 rows."""
+    index = {(p.source, p.dest): i for i, p in enumerate(pairs)}
+    out = [[0, 0] for _ in pairs]
+    for row in host.sockets():
+        if row.remote is None or row.proto != "tcp":
+            continue
+        i = index.get((row.local[0], (row.remote[0], row.remote[1])))
+        if i is None:
+            continue
+        if row.state in ("TIME-WAIT", "FIN-WAIT-2"):
+            out[i][1] += 1
+        elif row.state != "LISTEN":
+            out[i][0] += 1
+    return [(a, b) for a, b in out]
+
+
+def range_size_of(host: Any) -> int | None:
+    """The size of the host's ephemeral range: the model's own (Stack.port_range, each OS's sysctls), else
+    net.ipv4.ip_local_port_range read through sysctl() (LiveHost); None when neither answers."""
+    stack = getattr(host, "_stack", None)
+    if stack is not None:
+        lo, hi = stack.port_range()
+        return int(hi) - int(lo) + 1
+    try:
+        v = host.sysctl("net.ipv4.ip_local_port_range")
+    except (OSError, KeyError, ValueError):
+        return None
+    if isinstance(v, str):
+        v = tuple(int(x) for x in v.split())
+    if isinstance(v, tuple | list) and len(v) == 2:
+        return int(v[1]) - int(v[0]) + 1
+    return None
+
+
+class Engine:
+    """Runs one scenario on a fleet of hosts; :meth:`run` returns a RunData.
+
+    ``host_factory(i)`` makes fleet host i (default: model Hosts); ``realtime`` says the hosts' clocks are
+    real (LiveHost: sleeps are real waits, and there is no ``host.time``). ``recorder`` records host 0's
+    calls as a trace. ``progress(t, duration)`` is called once per simulated second.
+    """
+
+    def __init__(self, scenario: Scenario, *, host_factory: Callable[[int], Any] | None = None,
+                 realtime: bool = False, recorder: TraceRecorder | None = None,
+                 progress: Callable[[float, float], None] | None = None) -> None:
+        self.sc = scenario
+        self.factory = host_factory or model_host_factory(scenario)
+        self.realtime = realtime
+        self.rec = recorder
+        self.progress = progress
+
+    # ------------------------------------------------------------------------------------- recording
+
+    def _r(self, h: int, op: dict[str, Any]) -> None:
+        if self.rec is not None and h == 0:
+            self.rec.add(op)
+
+    # ------------------------------------------------------------------------------------- the run
+
+    def run(self) -> RunData:
+        """Simulate the scenario from time 0 to its duration."""
+        sc = self.sc
+        hosts = [self.factory(i) for i in range(sc.hosts)]
+        # The cyclic collector's passes over hundreds of thousands of live TIME_WAIT records cost a fifth of a
+        # long run (measured on the bench scenario); the run makes few cycles, so it is paused meanwhile.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run(hosts)
+        finally:
+            if collecting:
+                gc.enable()
+            for h in hosts:
+                close = getattr(h, "close", None)
+                if close is not None and self.realtime:
+                    close()
+
+    def _run(self, hosts: list[Any]) -> RunData:
+        sc = self.sc
+        realtime = self.realtime
+        interfaces = sc.addresses if sc.addresses is not None else DEFAULT_ADDRESSES
+        rec = self.rec
+        rec_on = rec is not None
+        notes: list[str] = []
+        if rec is not None:
+            hdr: dict[str, Any] = {"op": "host", "kernel": sc.kernel, "seed": sc.seed}
+            if sc.addresses is not None:
+                hdr["addresses"] = list(sc.addresses)
+            if sc.sysctls:
+                hdr["sysctls"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sc.sysctls.items()}
+            rec.add(hdr)
+            if sc.hosts > 1:
+                notes.append("the trace records fleet host 0 only")
+        nat = NatTable(sc.nat.kind, sc.nat.knobs, sc.hosts) if sc.nat is not None else None
+
+        # Destinations: global index per (workload, destination); remote peers and local listeners.
+        gdest0: list[int] = []
+        gdests: list[tuple[int, tuple[str, int]]] = []
+        for wi, w in enumerate(sc.workloads):
+            gdest0.append(len(gdests))
+            gdests.extend((wi, d) for d in w.to)
+            if w.technique == "connect" and w.sources:
+                notes.append(f"workload {w.name}: source is ignored with technique \"connect\" (the kernel picks "
+                             "the source); use bind-before-connect, no-port or connectx to pin it")
+        listeners: list[dict[tuple[str, int], Any]] = [{} for _ in hosts]
+        peers_set: set[tuple[int, str, int]] = set()
+        nsock = [0]
+
+        def new_name(prefix: str) -> str:
+            nsock[0] += 1
+            return f"{prefix}{nsock[0]}"
+
+        for hi, host in enumerate(hosts):
+            for w in sc.workloads:
+                for addr, port in w.to:
+                    if w.proto != "tcp":
+                        continue
+                    if _is_local(addr, interfaces):
+                        if (addr, port) in listeners[hi]:
+                            continue
+                        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                        ls = host.socket(fam, socket.SOCK_STREAM)
+                        name = new_name("L")
+                        if rec_on:
+                            self._r(hi, {"op": "socket", "name": name, "family": "inet6" if ":" in addr else "inet",
+                                            "type": "stream"})
+                        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                        if rec_on:
+                            self._r(hi, {"op": "setsockopt", "sock": name, "option": "SO_REUSEADDR", "value": 1})
+                        try:
+                            ls.bind((addr, port))
+                            ls.listen(4096)
+                        except OSError as exc:
+                            raise RuntimeError(f"cannot listen on {addr}:{port} on the host: {exc}") from None
+                        if rec_on:
+                            self._r(hi, {"op": "bind", "sock": name, "addr": addr, "port": port})
+                        if rec_on:
+                            self._r(hi, {"op": "listen", "sock": name, "backlog": 4096})
+                        listeners[hi][(addr, port)] = (ls, name)
+                    elif w.closes == "server" and (hi, addr, port) not in peers_set:
+                        host.set_peer(addr, "close_first", port)
+                        if rec_on:
+                            self._r(hi, {"op": "peer", "addr": addr, "behaviour": "close_first", "port": port})
+                        peers_set.add((hi, addr, port))
+
+        # Streams and the event heap.
+        streams = [_Stream(hi, wi, w, sc.seed, sc.hosts, gdest0[wi])
+                   for hi in range(len(hosts)) for wi, w in enumerate(sc.workloads)]
+        heap: list[tuple[float, int, int, Any]] = []
+        seq = 0
+        for si, st in enumerate(streams):
+            t0 = st.first()
+            if t0 < sc.duration:
+                heap.append((t0, ARRIVAL, seq, si))
+                seq += 1
+        ticks = math.ceil(sc.duration - 1e-9)
+        for k in range(1, ticks + 1):
+            heap.append((min(float(k), sc.duration), SAMPLE, seq, k))
+            seq += 1
+        heapq.heapify(heap)
+
+        # Counters.
+        pairs: list[PairStats] = []
+        pair_index: dict[tuple[int, str, int], PairStats] = {}
+        route_src: dict[tuple[int, int], str] = {}
+        wcounts: list[dict[str, Any]] = [{"attempts": 0, "connected": 0, "failed": Counter(), "first_failure_s": None,
+                    "peak_in_use": 0, "peak_time_wait": 0, "in_use": 0} for _ in sc.workloads]
+        timeline: list[dict[str, Any]] = []
+        sec = {"attempts": 0, "connected": 0, "failed": 0}
+        in_use_total = 0
+        peak_in_use = 0
+        first_failure: Failure | None = None
+        failure_times: list[tuple[float, int]] = []
+        series: dict[int, list[tuple[int, int]]] = {}
+        sample_times: list[float] = []
+        range_size = range_size_of(hosts[0])
+        clock = [0.0] * len(hosts)
+        real_start = None
+        if realtime:
+            import time as _time
+            real_start = _time.monotonic()
+
+        def advance(hi: int, t: float) -> None:
+            host = hosts[hi]
+            if realtime:
+                assert real_start is not None
+                import time as _time
+                wait = t - (_time.monotonic() - real_start)
+                if wait > 0:
+                    host.sleep(wait)
+                clock[hi] = t
+                return
+            dt = t - host.time
+            if dt <= 0:
+                return
+            while dt > SLEEP_PIECE:
+                host.sleep(SLEEP_PIECE)
+                if rec_on:
+                    self._r(hi, {"op": "sleep", "seconds": SLEEP_PIECE})
+                dt = t - host.time
+            host.sleep(dt)
+            if rec_on:
+                self._r(hi, {"op": "sleep", "seconds": dt})
+
+        def pair_for(hi: int, wi: int, gd: int, src: str) -> PairStats:
+            p = pair_index.get((hi, src, gd))
+            if p is None:
+                dest = gdests[gd][1]
+                p = PairStats(hi, wi, src, dest)
+                try:
+                    from portalloc.model.addr import addr_key
+                    p.key = (addr_key(ipaddress.ip_address(src)), addr_key(ipaddress.ip_address(dest[0])), dest[1])
+                except ValueError:
+                    p.key = None
+                pair_index[(hi, src, gd)] = p
+                pairs.append(p)
+            return p
+
+        def fail(hi: int, wi: int, gd: int, src: str, call: str, err: str, t: float) -> None:
+            nonlocal first_failure
+            p = pair_for(hi, wi, gd, src)
+            p.failed[err] += 1
+            wc = wcounts[wi]
+            wc["failed"][err] += 1
+            if wc["first_failure_s"] is None:
+                wc["first_failure_s"] = t
+            sec["failed"] += 1
+            if len(failure_times) < 100_000:
+                failure_times.append((t, gd))
+            if first_failure is None:
+                census = tw_census(hosts[hi], [p])
+                live, tw = census[0] if census else (p.in_use, p.time_wait)
+                first_failure = Failure(t, hi, sc.workloads[wi].name, gdests[gd][1], src, call, err, live, tw,
+                                        in_use_total, range_size, _bound_ports(hosts[hi]))
+
+        connectx = connectx_function()
+        pools: dict[tuple[int, int], Any] = {}
+        if rec is not None and any(w.technique == "connectx" for w in sc.workloads):
+            # connectx() makes its own calls on the host, which this recorder does not see: stop here.
+            rec.limit = len(rec.ops)
+            rec.truncated = True
+            notes.append("the trace stops before the first connection: connectx's own socket calls are not recorded")
+        linger_abort = LINGER_ABORT
+
+        while heap:
+            t, kind, _, payload = heapq.heappop(heap)
+            if kind == CLOSE:
+                hi, wi, gd, p, s, sname, child, cname = payload
+                advance(hi, t)
+                host = hosts[hi]
+                closes = sc.workloads[wi].closes
+                if closes == "server" and child is not None:
+                    child.close()
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": cname})
+                    child = None
+                if closes == "reset":
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
+                    if rec_on:
+                        self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
+                s.close()
+                if rec_on:
+                    self._r(hi, {"op": "close", "sock": sname})
+                if child is not None:
+                    child.close()
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": cname})
+                p.in_use -= 1
+                wcounts[wi]["in_use"] -= 1
+                in_use_total -= 1
+                if nat is not None:
+                    nat.release(hi, gd, t)
+                continue
+            if kind == SAMPLE:
+                for hi in range(len(hosts)):
+                    advance(hi, t)
+                self._sample(hosts, pairs, realtime)
+                row_tw = sum(p.time_wait for p in pairs)
+                for wi, wc in enumerate(wcounts):
+                    wtw = sum(p.time_wait for p in pairs if p.workload == wi)
+                    wc["peak_time_wait"] = max(wc["peak_time_wait"], wtw)
+                timeline.append({"t": round(t, 6), "attempts": sec["attempts"], "connected": sec["connected"],
+                                 "failed": sec["failed"], "in_use": in_use_total, "time_wait": row_tw})
+                sample_times.append(t)
+                if len(pairs) <= MAX_SERIES_PAIRS:
+                    for i, p in enumerate(pairs):
+                        if i not in series:
+                            series[i] = [(0, 0)] * (len(sample_times) - 1)
+                        series[i].append((p.in_use, p.time_wait))
+                sec = {"attempts": 0, "connected": 0, "failed": 0}
+                if self.progress is not None:
+                    self.progress(t, sc.duration)
+                continue
+
+            # An arrival.
+            st = streams[payload]
+            hi, wi, w = st.host, st.wl, st.w
+            nxt = st.next(t)
+            if nxt < sc.duration:
+                heapq.heappush(heap, (nxt, ARRIVAL, seq, payload))
+                seq += 1
+            k = st.k - 1
+            gd = st.gdest0 + k % st.nd
+            dest = gdests[gd][1]
+            # Sources rotate once per pass over the destinations, so every (source, destination) pair is used.
+            src = w.sources[(k // st.nd) % st.ns] if st.ns else None
+            advance(hi, t)
+            host = hosts[hi]
+            wc = wcounts[wi]
+            wc["attempts"] += 1
+            sec["attempts"] += 1
+            technique = w.technique
+            if technique == "connectx":
+                assert connectx is not None
+                pool = pools.get((hi, wi))
+                if pool is None:
+                    from portalloc.connectx import SourcePool
+
+                    pool = pools[(hi, wi)] = SourcePool(list(w.sources))
+                sname = new_name("c")
+                try:
+                    s = connectx(dest, pool, proto=w.proto, host=host)
+                    err, call, errname = 0, "connect", ""
+                except OSError as exc:
+                    s, err, call, errname = None, exc.errno or -1, "connect", outcome_name(exc)
+            else:
+                s = host.socket(st.family, st.stype)
+                sname = new_name("c")
+                if rec_on:
+                    self._r(hi, {"op": "socket", "name": sname,
+                                    "family": "inet6" if st.family == socket.AF_INET6 else "inet",
+                                    "type": "stream" if st.stype == socket.SOCK_STREAM else "dgram"})
+                err, call, errname = 0, "connect", ""
+                if technique != "connect":
+                    try:
+                        if technique == "no-port":
+                            if rec_on:
+                                self._r(hi, {"op": "setsockopt", "sock": sname, "option": "IP_BIND_ADDRESS_NO_PORT",
+                                                "value": 1})
+                            s.setsockopt(SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                        baddr = src or ("::" if st.family == socket.AF_INET6 else "0.0.0.0")
+                        if rec_on:
+                            self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
+                        s.bind((baddr, 0))
+                        if rec is not None and hi == 0:
+                            rec.outcome("ok", s.getsockname()[1])
+                    except OSError as exc:
+                        err, call, errname = exc.errno or -1, "bind", outcome_name(exc)
+                        if rec is not None and hi == 0 and call == "bind":
+                            rec.outcome(errname, None)
+                if not err:
+                    if rec_on:
+                        self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
+                    err = s.connect_ex(dest)
+                    if err:
+                        errname = outcome_name(OSError(err, ""))
+                    if rec is not None and hi == 0:
+                        rec.outcome(errname or "ok", None if err else s.getsockname()[1])
+                if err:
+                    s.close()
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": sname})
+            if err:
+                fail(hi, wi, gd, src or route_src.get((hi, gd), "*"), call, errname, t)
+                continue
+            assert s is not None
+            if src is None or technique == "connect":
+                src = route_src.get((hi, gd))
+                if src is None:
+                    src = route_src[(hi, gd)] = str(s.getsockname()[0])
+            child = cname = None
+            lst = listeners[hi].get(dest) if st.stype == socket.SOCK_STREAM else None
+            if lst is not None:
+                child, _ = lst[0].accept()
+                cname = new_name("a")
+                if rec_on:
+                    self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
+            p = pair_for(hi, wi, gd, src)
+            if nat is not None and not nat.admit(hi, gd, t):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
+                if rec_on:
+                    self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
+                s.close()
+                if rec_on:
+                    self._r(hi, {"op": "close", "sock": sname})
+                if child is not None:
+                    child.close()
+                    if rec_on:
+                        self._r(hi, {"op": "close", "sock": cname})
+                fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
+                continue
+            p.attempts += 1
+            p.connected += 1
+            wc["connected"] += 1
+            sec["connected"] += 1
+            p.in_use += 1
+            if p.in_use > p.peak_in_use:
+                p.peak_in_use = p.in_use
+            wc["in_use"] += 1
+            if wc["in_use"] > wc["peak_in_use"]:
+                wc["peak_in_use"] = wc["in_use"]
+            in_use_total += 1
+            if in_use_total > peak_in_use:
+                peak_in_use = in_use_total
+            tc = t + st.hold_draw()
+            if tc < sc.duration:
+                heapq.heappush(heap, (tc, CLOSE, seq, (hi, wi, gd, p, s, sname, child, cname)))
+                seq += 1
+
+        # Attempts per pair include failures.
+        for p in pairs:
+            p.attempts = p.connected + sum(p.failed.values())
+        free: dict[int, int | None] = {}
+        for i, p in enumerate(pairs):
+            free[i] = _usable_ports(hosts[p.host], p, sc.workloads[p.workload].proto)
+        stats: dict[str, int] = {}
+        for h in hosts:
+            for k2, v in (getattr(h, "stats", None) or {}).items():
+                stats[k2] = stats.get(k2, 0) + v
+        if rec is not None and rec.truncated:
+            notes.append(f"the trace was cut after {rec.limit:,} ops")
+        return RunData(scenario=sc, timeline=timeline, pairs=pairs, workload_counts=wcounts,
+                       first_failure=first_failure, range_size=range_size, series=series,
+                       sample_times=sample_times, failure_times=failure_times,
+                       nat=nat.describe() if nat is not None else None, free_ports=free, notes=notes,
+                       host_stats=stats)
+
+    def _sample(self, hosts: list[Any], pairs: list[PairStats], realtime: bool) -> None:
+        by_host: dict[int, list[PairStats]] = {}
+        for p in pairs:
+            if self.sc.workloads[p.workload].proto == "tcp":
+                by_host.setdefault(p.host, []).append(p)
+        for hi, ps in by_host.items():
+            counts = tw_census(hosts[hi], ps)
+            if counts is None:
+                counts = live_census(hosts[hi], ps)
+            for p, (_live, tw) in zip(ps, counts, strict=True):
+                p.time_wait = tw
+                if tw > p.peak_time_wait:
+                    p.peak_time_wait = tw
+
+
+def _bound_ports(host: Any) -> int:
+    """How many TCP ports the model host's bind table holds (0 for a host that is not a model Host)."""
+    stack = getattr(host, "_stack", None)
+    return len(stack.tcp.buckets) if stack is not None else 0
+
+
+def _usable_ports(host: Any, p: PairStats, proto: str) -> int | None:
+    """Further connect() calls toward the pair's destination that would succeed now: the model's query
+    Host.usable_ports (branch `house`) when this build has it, else None."""
+    query = getattr(host, "usable_ports", None)
+    if query is None:
+        return None
+    try:
+        return len(query(p.dest, proto=proto, src=p.source))
+    except (OSError, TypeError, ValueError):
+        return None
