@@ -696,8 +696,9 @@ class Stack:
         if isinstance(daddr, IPv4Address) or daddr != ANY6:
             # 0.0.0.0, or ::ffff:0.0.0.0, which tcp_v6_connect / __ip6_datagram_connect hand to the IPv4 code
             # (a socket bound to a native IPv6 address has no IPv4 source: it stays v6-only, ENETUNREACH)
+            # (and a multicast/broadcast-bound one has inet_saddr 0: ip_route_connect uses 127.0.0.1)
             if sk.laddr is not None and not is_unspecified(sk.laddr) \
-                    and isinstance(wire_address(sk.laddr), IPv4Address):
+                    and isinstance(wire_address(sk.laddr), IPv4Address) and not self.routed_source(sk):
                 return wire_address(sk.laddr)
             return IPv4Address("127.0.0.1")
         if sk.laddr is not None and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None:
@@ -718,11 +719,11 @@ class Stack:
         return True
 
     def mapped_source_to_v6(self, sk: Sock, daddr: IPAddress) -> bool:
-        """An AF_INET6 socket whose address is v4-mapped, connecting to a native IPv6 address: for UDP,
-        ip6_dst_lookup_tail refuses a v4-mapped source with a native destination (EAFNOSUPPORT)."""
+        """An AF_INET6 socket whose address is v4-mapped (the mapped wildcard ::ffff:0.0.0.0 included: found by
+        verify --seed 91001), connecting to a native IPv6 address: ip6_dst_lookup_tail refuses a v4-mapped
+        source with a native destination (EAFNOSUPPORT), for UDP and TCP alike."""
         return (sk.family == 6 and isinstance(daddr, IPv6Address) and sk.laddr is not None
-                and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None
-                and sk.laddr.ipv4_mapped != ANY4)
+                and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None)
 
     def v4_ops_to_v6(self, sk: Sock, daddr: IPAddress) -> bool:
         """tcp_v6_connect's v4-mapped branch sets icsk_af_ops = ipv6_mapped and puts it back only when
@@ -832,7 +833,9 @@ class Stack:
         else:
             blackhole = self.v4_ops_to_v6(sk, daddr)
             src = self.route_source(sk, daddr)
-        if not blackhole and isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address):
+        if not blackhole and (isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address)
+                              or self.mapped_source_to_v6(sk, daddr)):
+            # ip6_dst_lookup_tail: a v4-mapped source (::ffff:0.0.0.0 too) toward a native IPv6 address
             fail(errno.ENETUNREACH if sk.family == 4 else errno.EAFNOSUPPORT)
         self._set_rcv_saddr(sk, src)
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
