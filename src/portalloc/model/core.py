@@ -292,9 +292,12 @@ class CoreStack:
         if sk.group is not None:
             sk.group.detach(sk)
 
-    def lookup_listener(self, daddr: IPAddress, dport: int, saddr: IPAddress, sport: int) -> Sock | None:
+    def lookup_listener(self, daddr: IPAddress, dport: int, saddr: IPAddress, sport: int,
+                        dif: int = 0) -> Sock | None:
         """__inet_lookup_listener: the exact-address listeners first, then the wildcard ones; the best
-        compute_score() wins (IPv4 socket +1, bound device +1), and a reuseport group picks by 4-tuple hash."""
+        compute_score() wins (IPv4 socket +1, bound device +1), and a reuseport group picks by 4-tuple hash.
+        ``dif``: the device the SYN arrives on (loopback for local connections; 0 = not known): a listener
+        bound to another device does not match (inet_sk_bound_dev_eq; found by verify --seed 88003)."""
         cands = self.listeners.get(dport)
         if not cands:
             return None
@@ -303,6 +306,8 @@ class CoreStack:
         wild: list[Sock] = []
         for sk in cands:
             assert sk.laddr is not None
+            if dif and sk.dev and sk.dev != dif:
+                continue
             if wire_v4:
                 if sk.family == 6 and sk.v6only:
                     continue
@@ -357,8 +362,9 @@ class CoreStack:
         if isinstance(daddr, IPv4Address) or daddr != ANY6:
             # 0.0.0.0, or ::ffff:0.0.0.0, which tcp_v6_connect / __ip6_datagram_connect hand to the IPv4 code
             # (a socket bound to a native IPv6 address has no IPv4 source: it stays v6-only, ENETUNREACH)
+            # (and a multicast/broadcast-bound one has inet_saddr 0: ip_route_connect uses 127.0.0.1)
             if sk.laddr is not None and not is_unspecified(sk.laddr) \
-                    and isinstance(wire_address(sk.laddr), IPv4Address):
+                    and isinstance(wire_address(sk.laddr), IPv4Address) and not self.routed_source(sk):
                 return wire_address(sk.laddr)
             return IPv4Address("127.0.0.1")
         if sk.laddr is not None and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None:
@@ -369,14 +375,30 @@ class CoreStack:
         """ip_route_connect's source choice, or the socket's own address: the one the user bound, or one a
         previous connect() left of the destination's family (a v6 socket that failed toward ::1 may still go
         to ::ffff:127.0.0.1: tcp_v4_connect routes afresh). ENETUNREACH with no address to use."""
-        if sk.laddr is not None and not is_unspecified(sk.laddr):
+        if sk.laddr is not None and not is_unspecified(sk.laddr) and not self.routed_source(sk):
             mine = wire_address(sk.laddr)
+            if isinstance(mine, IPv4Address) and (mine.is_multicast or mine == IPv4Address("255.255.255.255")):
+                fail(errno.EINVAL)             # ip_route_output_key_hash_rcu: a multicast or lbcast saddr
             if sk.bindaddr_lock or isinstance(mine, IPv4Address) == isinstance(daddr, IPv4Address):
                 return mine
         src = self.addresses.source_for(daddr)
         if src is None:
             fail(errno.ENETUNREACH)
         return src
+
+    def routed_source(self, sk: Sock) -> bool:
+        """Is the socket bound to an address that is not a source: an IPv4 multicast or broadcast address
+        (__inet_bind: inet_saddr = 0 for RTN_MULTICAST/RTN_BROADCAST, "use device") or a native IPv6 multicast
+        one (__inet6_bind leaves np->saddr unset)? The route then picks the source; a TCP connect() also moves
+        the bound address to it (inet_bhash2_update_saddr, as !inet_saddr). Found by verify --seed 88003."""
+        if sk.laddr is None:
+            return False
+        if isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is None:
+            return sk.laddr.is_multicast
+        if sk.family == 6:
+            return False                       # a v4-mapped multicast bind keeps inet_saddr
+        w = wire_address(sk.laddr)
+        return w.is_multicast or self.addresses.is_broadcast(w)
 
     def stream_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> int:
         """__inet_stream_connect: the socket-level state switch around tcp_connect.
@@ -478,7 +500,7 @@ class CoreStack:
                 sk.state = ESTABLISHED
                 return
             self._syn_meets_existing(sk, daddr, dport)
-            listener = self.lookup_listener(daddr, dport, sk.saddr_wire, sk.lport)
+            listener = self.lookup_listener(daddr, dport, sk.saddr_wire, sk.lport, LOOPBACK_IFINDEX)
             if listener is None:
                 self._reset_received(sk, errno.ECONNREFUSED)
                 return

@@ -569,11 +569,11 @@ class Stack(CoreStack):
         return True
 
     def mapped_source_to_v6(self, sk: Sock, daddr: IPAddress) -> bool:
-        """An AF_INET6 socket whose address is v4-mapped, connecting to a native IPv6 address: for UDP,
-        ip6_dst_lookup_tail refuses a v4-mapped source with a native destination (EAFNOSUPPORT)."""
+        """An AF_INET6 socket whose address is v4-mapped (the mapped wildcard ::ffff:0.0.0.0 included: found by
+        verify --seed 91001), connecting to a native IPv6 address: ip6_dst_lookup_tail refuses a v4-mapped
+        source with a native destination (EAFNOSUPPORT), for UDP and TCP alike."""
         return (sk.family == 6 and isinstance(daddr, IPv6Address) and sk.laddr is not None
-                and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None
-                and sk.laddr.ipv4_mapped != ANY4)
+                and isinstance(sk.laddr, IPv6Address) and sk.laddr.ipv4_mapped is not None)
 
     def v4_ops_to_v6(self, sk: Sock, daddr: IPAddress) -> bool:
         """tcp_v6_connect's v4-mapped branch sets icsk_af_ops = ipv6_mapped and puts it back only when
@@ -584,8 +584,10 @@ class Stack(CoreStack):
 
     def _set_rcv_saddr(self, sk: Sock, src: IPAddress) -> None:
         """inet_bhash2_update_saddr: a socket bound to the wildcard (or not at all) takes the source address;
-        a port it already holds moves to that address."""
-        if sk.laddr is not None and not is_unspecified(sk.laddr):
+        a port it already holds moves to that address. So does a TCP socket bound to a multicast or broadcast
+        address (routed_source); a UDP one keeps it as its receive address (__ip4_datagram_connect)."""
+        if sk.laddr is not None and not is_unspecified(sk.laddr) \
+                and not (sk.proto == "tcp" and self.routed_source(sk)):
             return
         self._rehash_laddr(sk, src if sk.family == 4 or isinstance(src, IPv6Address) else mapped(src))
 
@@ -609,7 +611,9 @@ class Stack(CoreStack):
         else:
             blackhole = self.v4_ops_to_v6(sk, daddr)
             src = self.route_source(sk, daddr)
-        if not blackhole and isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address):
+        if not blackhole and (isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address)
+                              or self.mapped_source_to_v6(sk, daddr)):
+            # ip6_dst_lookup_tail: a v4-mapped source (::ffff:0.0.0.0 too) toward a native IPv6 address
             fail(errno.ENETUNREACH if sk.family == 4 else errno.EAFNOSUPPORT)
         self._set_rcv_saddr(sk, src)
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
