@@ -564,7 +564,11 @@ class Stack(CoreStack):
             return False
         if isinstance(daddr, IPv6Address):
             fail(errno.ENETUNREACH)
-        if wildcard or (sk.laddr is not None and not is_any(sk.laddr) and is_loopback(wire_address(sk.laddr))):
+        # the IPv4 source is inet_saddr: a native IPv6 address or a multicast/broadcast bind leaves it 0
+        # (found by verify --seed 91002, trace 370)
+        if wildcard or (sk.laddr is not None and not is_any(sk.laddr)
+                        and isinstance(wire_address(sk.laddr), IPv4Address)
+                        and is_loopback(wire_address(sk.laddr)) and not self.routed_source(sk)):
             fail(errno.EINVAL)
         return True
 
@@ -609,6 +613,8 @@ class Stack(CoreStack):
         if self.device_blackhole(sk, daddr, wildcard):
             blackhole, src = True, ANY4
         else:
+            if self.mapped_source_to_v6(sk, daddr):
+                fail(errno.EAFNOSUPPORT)       # ip6_dst_lookup_tail, before any SYN (verify --seed 92002)
             blackhole = self.v4_ops_to_v6(sk, daddr)
             src = self.route_source(sk, daddr)
         if not blackhole and (isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address)
