@@ -73,3 +73,23 @@ def check_output_dir(path: Path, option: str) -> None:
             pass
     except OSError as exc:
         fail(f"{option} {path}: cannot write in {probe} ({os.strerror(exc.errno or 0) if exc.errno else exc})")
+
+
+def check_output_file(path: Path, option: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Exit 2 unless ``path`` names a file that can be written (its directory exists and is writable, it is
+    not a directory, its suffix is one of ``suffixes`` when given). Checked before a run; nothing is left."""
+    text = str(path)
+    if not text or text == "." or "\0" in text:
+        fail(f"{option}: give a file path")
+    if suffixes and path.suffix.lower() not in suffixes:
+        fail(f"{option} {path}: give a file ending in {', '.join(suffixes)}")
+    if path.is_dir():
+        fail(f"{option} {path}: is a directory; give a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        fail(f"{option} {path}: the directory {parent} does not exist; create it or give another path")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        fail(f"{option} {path}: cannot write in {parent} ({os.strerror(exc.errno) if exc.errno else exc})")
