@@ -54,7 +54,7 @@ MAX_VARIANTS = 256
 #: Suffixes matplotlib writes (--plot).
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps", ".ps")
 #: Dask scheduler addresses: [SCHEME://]HOST:PORT (distributed's form).
-_DASK_ADDRESS_RE = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+_DASK_ADDRESS_RE = re.compile(r"^(?:inproc://\S{1,200}|(?:(?:tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5})$")
 
 
 class _Bad(Exception):

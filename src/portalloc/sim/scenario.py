@@ -193,7 +193,7 @@ def _str_choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
 def _positive(value: Any, key: str, what: str, allow_zero: bool = False) -> float:
     number = _finite(value)
     if number is None or number < 0 or (number == 0 and not allow_zero):
-        raise _fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} finite number ({what}), "
+        raise _fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} number ({what}, finite), "
                          f"not {show(value)}")
     return number
 
