@@ -68,11 +68,7 @@ def check_output_dir(path: Path, option: str) -> None:
         probe = probe.parent
     if not probe.is_dir():
         fail(f"{option} {path}: {probe} is not a directory; give a directory that can be created")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        fail(f"{option} {path}: cannot write in {probe} ({os.strerror(exc.errno or 0) if exc.errno else exc})")
+    _check_writable(probe, path, option)
 
 
 def check_output_file(path: Path, option: str, suffixes: tuple[str, ...] = ()) -> None:
@@ -88,8 +84,13 @@ def check_output_file(path: Path, option: str, suffixes: tuple[str, ...] = ()) -
     parent = path.parent
     if not parent.is_dir():
         fail(f"{option} {path}: the directory {parent} does not exist; create it or give another path")
+    _check_writable(parent, path, option)
+
+
+def _check_writable(directory: Path, path: Path, option: str) -> None:
+    """Exit 2 unless a file can be created in ``directory`` (probed with a temporary file, removed at once)."""
     try:
-        with tempfile.TemporaryFile(dir=parent):
+        with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:
-        fail(f"{option} {path}: cannot write in {parent} ({os.strerror(exc.errno) if exc.errno else exc})")
+        fail(f"{option} {path}: cannot write in {directory} ({os.strerror(exc.errno) if exc.errno else exc})")
