@@ -9,34 +9,31 @@ from __future__ import annotations
 
 import json as _json
 import time
-from typing import NoReturn
 
 import typer
 from rich.console import Console, Group
 from rich.table import Table
 
+from portalloc.cli.options import fail as _fail
 from portalloc.live import LiveUnavailable
 
 #: Bound on --watch refreshes (a day at 1 s would be 86,400; stop well before).
 WATCH_ROUNDS = 10_000
 
 
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"error: {message}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _parse_endpoint(text: str, what: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        _fail(f"{what} {text!r} is not IP:PORT (e.g. 127.0.0.1:5000 or [::1]:5000)")
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    if not sep or not host or not (port.isascii() and port.isdigit() and len(port) <= 5) \
+            or not 0 < int(port) < 65536:
+        _fail(f"{what} {shown!r} is not IP:PORT with a port 1-65535 (e.g. 127.0.0.1:5000 or [::1]:5000)")
     import ipaddress
 
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        _fail(f"{what} {text!r}: {host!r} is not an IP address")
+        _fail(f"{what} {shown!r}: not an IP address before the port")
     return host, int(port)
 
 

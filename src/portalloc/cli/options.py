@@ -68,8 +68,29 @@ def check_output_dir(path: Path, option: str) -> None:
         probe = probe.parent
     if not probe.is_dir():
         fail(f"{option} {path}: {probe} is not a directory; give a directory that can be created")
+    _check_writable(probe, path, option)
+
+
+def check_output_file(path: Path, option: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Exit 2 unless ``path`` names a file that can be written (its directory exists and is writable, it is
+    not a directory, its suffix is one of ``suffixes`` when given). Checked before a run; nothing is left."""
+    text = str(path)
+    if not text or text == "." or "\0" in text:
+        fail(f"{option}: give a file path")
+    if suffixes and path.suffix.lower() not in suffixes:
+        fail(f"{option} {path}: give a file ending in {', '.join(suffixes)}")
+    if path.is_dir():
+        fail(f"{option} {path}: is a directory; give a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        fail(f"{option} {path}: the directory {parent} does not exist; create it or give another path")
+    _check_writable(parent, path, option)
+
+
+def _check_writable(directory: Path, path: Path, option: str) -> None:
+    """Exit 2 unless a file can be created in ``directory`` (probed with a temporary file, removed at once)."""
     try:
-        with tempfile.TemporaryFile(dir=probe):
+        with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:
-        fail(f"{option} {path}: cannot write in {probe} ({os.strerror(exc.errno or 0) if exc.errno else exc})")
+        fail(f"{option} {path}: cannot write in {directory} ({os.strerror(exc.errno) if exc.errno else exc})")

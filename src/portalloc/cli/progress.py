@@ -9,7 +9,9 @@
 #
 # Theory of operation: `progress(total, label)` is a context manager yielding a Progress-like object with
 # `advance(n=1)` and `note(text)` (a short status shown after the count: the scenario being run, a
-# divergence count). `total=None` means unknown (a count without "/total"). Every command uses this one
+# divergence count). `total=None` means unknown (a count without "/total"). Work measured in a float
+# (simulated seconds) uses `update(completed)`; work in phases of their own size (a run, then each fix's
+# run) starts each with `phase(label, total)`, which resets the count. Every command uses this one
 # helper; a new command reuses it as
 #     with progress(len(items), "simulate") as bar:
 #         for item in items:
@@ -36,11 +38,11 @@ PLAIN_INTERVAL = 3.0
 class ProgressReporter:
     """What ``progress()`` yields: call ``advance()`` per unit of work, ``note()`` to change the status."""
 
-    def __init__(self, total: int | None, label: str, stream: TextIO | None = None,
+    def __init__(self, total: float | None, label: str, stream: TextIO | None = None,
                  interval: float = PLAIN_INTERVAL) -> None:
         self.total = total
         self.label = label
-        self.done = 0
+        self.done: float = 0
         self.status = ""
         self._stream = stream if stream is not None else sys.stderr
         self._interval = interval
@@ -53,7 +55,7 @@ class ProgressReporter:
         self._ticker: threading.Thread | None = None
         console = Console(file=self._stream, highlight=False)
         if console.is_terminal:
-            self._rich = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+            self._rich = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                                   console=console, transient=True)
             self._task = self._rich.add_task(label, total=total, status="")
@@ -62,6 +64,20 @@ class ProgressReporter:
         """Count ``n`` more units of work as done."""
         with self._lock:
             self.done += n
+            self._show()
+
+    def update(self, completed: float) -> None:
+        """Set the work done so far to ``completed`` (for work measured in a float, e.g. simulated seconds)."""
+        with self._lock:
+            self.done = completed
+            self._show()
+
+    def phase(self, label: str, total: float | None) -> None:
+        """Start a new phase of ``total`` units named ``label``: the count restarts at 0."""
+        with self._lock:
+            self.label, self.total, self.done = label, total, 0
+            if self._rich is not None and self._task is not None:
+                self._rich.update(self._task, description=label, total=total, completed=0)
             self._show()
 
     def note(self, text: str) -> None:
@@ -77,7 +93,7 @@ class ProgressReporter:
         now = time.monotonic()
         if now - self._last >= self._interval:
             self._last = now
-            count = f"{self.done}/{self.total}" if self.total is not None else f"{self.done} done"
+            count = f"{self.done:,.0f}/{self.total:,.0f}" if self.total is not None else f"{self.done:,.0f} done"
             status = f" {self.status}" if self.status else ""
             print(f"{self.label}: {count} ({now - self._start:.1f} s){status}", file=self._stream, flush=True)
 
@@ -104,7 +120,7 @@ class ProgressReporter:
 
 
 @contextmanager
-def progress(total: int | None, label: str, *, stream: TextIO | None = None,
+def progress(total: float | None, label: str, *, stream: TextIO | None = None,
              interval: float = PLAIN_INTERVAL) -> Iterator[ProgressReporter]:
     """Report progress of ``total`` units of work (``None``: unknown) on stderr, as ``label``.
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import itertools
 import json as _json
+import re
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +28,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from portalloc.cli.options import check_output_file, fail
+from portalloc.cli.progress import ProgressReporter, progress
 from portalloc.sim import (
     DEFAULT_EXAMPLE,
     Result,
@@ -49,60 +51,14 @@ MAX_LIVE_DURATION = 60.0
 MAX_VARIANTS = 256
 
 
+#: Suffixes matplotlib writes (--plot).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".eps", ".ps")
+#: Dask scheduler addresses: [SCHEME://]HOST:PORT (distributed's form).
+_DASK_ADDRESS_RE = re.compile(r"^(?:inproc://\S{1,200}|(?:(?:tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5})$")
+
+
 class _Bad(Exception):
     """Bad input: one line, exit status 2."""
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print("error: " + message, style="red", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
-
-# ---------------------------------------------------------------------------------------------- progress
-
-class _Progress:
-    """Simulated time on stderr: a rich bar on a terminal, a plain line every few seconds otherwise."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.tty = err.is_terminal
-        self.bar: Any = None
-        self.task: Any = None
-        self.last = time.monotonic()
-        self.label = ""
-
-    def __enter__(self) -> _Progress:
-        if self.enabled and self.tty:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                TextColumn("{task.completed:,.0f}/{task.total:,.0f} simulated s"),
-                                TimeElapsedColumn(), console=err, transient=True)
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-
-    def phase(self, label: str, total: float) -> None:
-        """Start a phase (the run, or one fix's variant) lasting ``total`` simulated seconds."""
-        self.label = label
-        if self.bar is not None:
-            if self.task is not None:
-                self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(label, total=total)
-
-    def __call__(self, t: float, duration: float) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(self.task, completed=t)
-            return
-        now = time.monotonic()
-        if now - self.last >= 5.0:
-            self.last = now
-            err.print(f"{self.label}: {t:,.0f}/{duration:,.0f} simulated s", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -135,7 +91,7 @@ def _grid(base: Scenario, vary: list[str]) -> list[tuple[dict[str, Any], Scenari
 
 
 def _run_grid(grid: list[tuple[dict[str, Any], Scenario]], workers: int, dask: str | None,
-              progress: _Progress) -> list[dict[str, Any]]:
+              bar: ProgressReporter) -> list[dict[str, Any]]:
     jobs = [(sc.to_dict(), params) for params, sc in grid]
     if dask:
         try:
@@ -147,20 +103,37 @@ def _run_grid(grid: list[tuple[dict[str, Any], Scenario]], workers: int, dask: s
         except Exception as exc:  # noqa: BLE001 - distributed raises many kinds; each is one line here
             raise _Bad(f"--dask {dask}: cannot reach the scheduler ({exc})") from None
         try:
+            from distributed import as_completed
+
             futures = client.map(run_variant, [j[0] for j in jobs], [j[1] for j in jobs], pure=False)
+            bar.phase("variants (dask)", len(jobs))
+            for _ in as_completed(futures):
+                bar.advance()
             return list(client.gather(futures))
         finally:
             client.close()
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
+        bar.phase(f"variants ({workers} processes)", len(jobs))
+        results = []
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(run_variant, [j[0] for j in jobs], [j[1] for j in jobs]))
+            for doc in pool.map(run_variant, [j[0] for j in jobs], [j[1] for j in jobs]):
+                results.append(doc)
+                bar.advance()
+        return results
     results = []
     for i, (d, params) in enumerate(jobs):
-        progress.phase(f"variant {i + 1}/{len(jobs)} {params}", Scenario.from_dict(d).duration)
-        results.append(simulate(Scenario.from_dict(d), fixes=False, params=params, progress=progress).to_dict())
+        sc = Scenario.from_dict(d)
+        bar.phase(f"variant {i + 1}/{len(jobs)} (simulated s)", sc.duration)
+        bar.note(" ".join(f"{k}={v}" for k, v in params.items()))
+        results.append(simulate(sc, fixes=False, params=params, progress=_simulated(bar)).to_dict())
     return results
+
+
+def _simulated(bar: ProgressReporter) -> Any:
+    """The engine's progress callback ``(t, duration)`` feeding ``bar`` with simulated seconds."""
+    return lambda t, duration: bar.update(t)
 
 
 # ---------------------------------------------------------------------------------------------- printing
@@ -268,7 +241,8 @@ def simulate_command(
         "--vary", help="KEY=V1,V2,...: run the grid of variants side by side (repeatable). KEY: kernel, seed, "
                        "duration, hosts, sysctls.<name>, nat.<knob>, a workload field, or <workload name>.<field>.")
     ] = None,
-    workers: int = typer.Option(1, "--workers", min=1, max=256, help="Run --vary variants in N local processes."),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=256,
+                                       help="Run --vary variants in N local processes (default 1: in this one)."),
     dask: str | None = typer.Option(None, "--dask", help="Run --vary variants on the Dask cluster at ADDRESS "
                                     "(pip install 'portalloc\\[dask]')."),
     json: bool = typer.Option(False, "--json", help="Print one JSON document (a list for --vary)."),
@@ -288,15 +262,61 @@ def simulate_command(
     try:
         _simulate(scenario, kernel, seed, vary or [], workers, dask, json, plot, live, show_list, example_name,
                   trace, trace_limit, fixes)
-    except _Bad as exc:
-        raise _fail(str(exc)) from None
-    except ScenarioError as exc:
-        raise _fail(str(exc)) from None
+    except (_Bad, ScenarioError) as exc:
+        fail(exc)
 
 
-def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, vary: list[str], workers: int,
+def _check_options(scenario_path: Path | None, vary: list[str], workers: int | None, dask: str | None,
+                   plot: Path | None, live: bool, show_list: bool, example_name: str | None,
+                   trace: Path | None) -> None:
+    """Refuse conflicting or malformed options before anything runs (exit 2, one line)."""
+    if show_list:
+        given = [name for name, on in (("a scenario file", scenario_path is not None),
+                                       ("--example", example_name is not None), ("--vary", bool(vary)),
+                                       ("--workers", workers is not None), ("--dask", dask is not None),
+                                       ("--plot", plot is not None), ("--live", live),
+                                       ("--trace", trace is not None)) if on]
+        if given:
+            raise _Bad(f"--list only lists the examples; drop {', '.join(given)} (or drop --list)")
+        return
+    if scenario_path is not None and example_name is not None:
+        raise _Bad("give a scenario file or --example, not both")
+    if example_name is not None and not example_name.strip():
+        raise _Bad("--example is empty; --list shows the bundled examples")
+    if dask is not None and workers is not None:
+        raise _Bad("give --workers or --dask, not both")
+    if (workers or 1) > 1 and not vary:
+        raise _Bad("--workers runs --vary variants in parallel; add --vary KEY=V1,V2 or drop --workers")
+    if dask is not None:
+        if not vary:
+            raise _Bad("--dask runs --vary variants on a cluster; add --vary KEY=V1,V2 or drop --dask")
+        if not _DASK_ADDRESS_RE.match(dask):
+            shown = dask if len(dask) <= 40 else dask[:37] + "..."
+            raise _Bad(f"--dask {shown!r}: give the scheduler address as [tcp://]HOST:PORT, e.g. tcp://127.0.0.1:8786")
+    if live and vary:
+        raise _Bad("--live compares one run; drop --vary or --live")
+    if plot is not None:
+        if vary:
+            raise _Bad("--plot draws one run; drop --vary or --plot")
+        if live:
+            raise _Bad("--plot draws a model run; drop --live or --plot")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise _Bad("--plot needs matplotlib: pip install 'portalloc[sim]' (the summary works without it)") \
+                from None
+        check_output_file(plot, "--plot", PLOT_SUFFIXES)
+    if trace is not None:
+        if vary or live:
+            raise _Bad("--trace records one model run; drop --vary/--live or --trace")
+        check_output_file(trace, "--trace")
+
+
+def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, vary: list[str],
+              workers: int | None,
               dask: str | None, json: bool, plot: Path | None, live: bool, show_list: bool,
               example_name: str | None, trace: Path | None, trace_limit: int, fixes: bool) -> None:
+    _check_options(scenario_path, vary, workers, dask, plot, live, show_list, example_name, trace)
     if show_list:
         ex = list_examples()
         if json:
@@ -309,10 +329,6 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
             t.add_row(n + (" (default)" if n == DEFAULT_EXAMPLE else ""), dsc)
         out.print(t)
         return
-    if dask and workers > 1:
-        raise _Bad("give --workers or --dask, not both")
-    if scenario_path is not None and example_name is not None:
-        raise _Bad("give a scenario file or --example, not both")
     if scenario_path is not None:
         try:
             sc = Scenario.load(scenario_path)
@@ -323,43 +339,32 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
         name = example_name or DEFAULT_EXAMPLE
         sc = example(name)
         origin = f"bundled example {name!r}" + ("" if example_name else "; --list shows the others")
-        if not json and example_name is None:
-            err.print(f"no scenario file given: running the bundled example {name!r} (--list shows all)",
-                      highlight=False, soft_wrap=True)
     if kernel is not None:
         sc = sc.with_param("kernel", kernel)
     if seed is not None:
         sc = sc.with_param("seed", seed)
-    if plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise _Bad("--plot needs matplotlib: pip install 'portalloc[sim]' (the summary works without it)") \
-                from None
-        if vary:
-            raise _Bad("--plot draws one run; drop --vary or --plot")
+    grid = _grid(sc, vary) if vary else []
     if live:
-        if vary:
-            raise _Bad("--live compares one run; drop --vary or --live")
         _live(sc, json)
         return
+    if scenario_path is None and example_name is None and not json:
+        err.print(f"no scenario file given: running the bundled example {DEFAULT_EXAMPLE!r} (--list shows all)",
+                  highlight=False, soft_wrap=True)
     if vary:
-        grid = _grid(sc, vary)
-        with _Progress(enabled=workers <= 1 and not dask) as progress:
-            docs = _run_grid(grid, workers, dask, progress)
+        with progress(len(grid), "simulate --vary") as bar:
+            docs = _run_grid(grid, workers or 1, dask, bar)
         if json:
             print(_json.dumps(docs, indent=2))
         else:
             _print_grid(docs)
         return
     recorder = TraceRecorder(trace_limit) if trace is not None else None
-    with _Progress() as progress:
-        progress.phase("simulating", sc.duration)
-        result = simulate(sc, fixes=False, recorder=recorder, progress=progress)
+    with progress(sc.duration, "simulating (simulated s)") as bar:
+        result = simulate(sc, fixes=False, recorder=recorder, progress=_simulated(bar))
         if fixes and result.runs_out:
             def variant(v: Scenario) -> Result:
-                progress.phase("checking a fix", v.duration)
-                return simulate(v, fixes=False, progress=progress)
+                bar.phase("checking a fix (simulated s)", v.duration)
+                return simulate(v, fixes=False, progress=_simulated(bar))
             result.fixes = check_fixes(result, variant)
     if recorder is not None:
         assert trace is not None

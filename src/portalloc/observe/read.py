@@ -187,8 +187,10 @@ def read_host(netns: str | None = None, source: str = "auto") -> HostSnapshot:
 
 _SS_STATES = {"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "UNCONN", "CLOSE-WAIT",
               "LAST-ACK", "LISTEN", "CLOSING"}
-_TIMER_RE = re.compile(r"timer:\((\w+),([0-9.]+)(ms|sec|min)")
-_UID_RE = re.compile(r"\buid:(\d+)")
+_TIMER_RE = re.compile(r"timer:\((\w+),([0-9]{1,12}(?:\.[0-9]{0,9})?)(ms|sec|min)")
+_UID_RE = re.compile(r"\buid:(\d{1,10})\b")
+#: The largest dump read (100,000 sockets of `ss -tanpeH` are about 20 MiB).
+MAX_SS_BYTES = 256 * 2**20
 
 
 def _ss_endpoint(text: str) -> tuple[str, int] | None:
@@ -200,9 +202,12 @@ def _ss_endpoint(text: str) -> tuple[str, int] | None:
         host = "0.0.0.0"
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535):
+            raise ValueError(port)
         return host, int(port)
     except (OSError, ValueError):
-        raise ReadError(f"not an address:port: {text!r}") from None
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ReadError(f"not an address:port (port 0-65535): {shown!r}") from None
 
 
 def _ss_timer(rest: str) -> float | None:
@@ -224,6 +229,7 @@ def parse_ss(text: str, proto: str | None = None) -> list[SockRow]:
     anyway). Lines start ``State Recv-Q Send-Q Local Peer`` or, with ``-tu`` mixed, ``Netid State ...``.
     ``proto`` is the protocol when lines carry no Netid column (``-t`` → tcp, ``-u`` → udp)."""
     rows: list[SockRow] = []
+    guessed: str | None = None
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts or parts[0] in ("State", "Netid"):
@@ -234,7 +240,7 @@ def parse_ss(text: str, proto: str | None = None) -> list[SockRow]:
         if len(parts) < 5 or parts[0] not in _SS_STATES:
             raise ReadError(f"line {lineno}: not a line of `ss -tanpeH` or `ss -uanpeH`: {line.strip()[:80]!r}")
         if p is None:
-            p = _guess_proto(text)
+            guessed = p = guessed or _guess_proto(text)
         try:
             local = _ss_endpoint(parts[3])
             remote = _ss_endpoint(parts[4])
@@ -256,10 +262,17 @@ def read_ss_file(path: str, sysctls: dict[str, str] | None = None) -> HostSnapsh
     was taken with ``ss -B`` / ``-a`` of iproute2 >= 6.8."""
     t0 = time.perf_counter()
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ReadError(f"cannot read {path}: not a regular file; give a saved `ss -tanpeH` dump")
+        with open(path, "rb") as f:
+            data = f.read(MAX_SS_BYTES + 1)
     except OSError as exc:
-        raise ReadError(f"cannot read {path}: {exc.strerror}") from exc
+        raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise ReadError(f"cannot read {path!r}: {exc}") from None
+    if len(data) > MAX_SS_BYTES:
+        raise ReadError(f"{path}: larger than {MAX_SS_BYTES // 2**20} MiB; give one `ss -tanpeH` dump")
+    text = data.decode("utf-8", errors="replace")
     rows = parse_ss(text)
     return HostSnapshot(rows=rows, sysctls=dict(sysctls or {}), source="ss-file", kernel_release=None,
                         read_seconds=time.perf_counter() - t0)

@@ -47,9 +47,11 @@ def list_examples() -> dict[str, str]:
 
 def example(name: str) -> Scenario:
     """A bundled example scenario by name (ScenarioError naming the known ones otherwise)."""
+    known = list_examples()
+    if name not in known:
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise ScenarioError(f"--example: no bundled example {shown!r}; known: {', '.join(known)}")
     entry = resources.files("portalloc.sim.examples").joinpath(f"{name}.toml")
-    if not entry.is_file():
-        raise ScenarioError(f"--example: no bundled example {name!r}; known: {', '.join(list_examples())}")
     sc = Scenario.from_dict(_toml(entry.read_text(encoding="utf-8")))
     return sc if sc.name else Scenario.from_dict({**sc.to_dict(), "name": name})
 

@@ -44,6 +44,11 @@ MAX_HOST_DESTINATIONS = 1_000_000
 #: The longest simulated run.
 MAX_DURATION = 7 * 24 * 3600.0
 
+#: The largest scenario file read (a TOML scenario is a few KiB; this stops /dev/zero and mistakes early).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Seeds are 64-bit, as in traces and the model's Host.
+MAX_SEED = 2**64 - 1
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|min|m|h)?\s*$")
 
@@ -56,22 +61,47 @@ def _fail(key: str, message: str) -> ScenarioError:
     return ScenarioError(f"{key}: {message}")
 
 
+def show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, safe on huge integers and deep nesting (error messages)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {len(str(abs(value))) if value.bit_length() < 14_000 else 'many'}-digit number"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None if it is not a number (a bool is not) or is too large / not finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_duration(value: Any, key: str) -> float:
     """Seconds from a number or a string with a unit ("500ms", "2m", "1.5s", "1h")."""
     if isinstance(value, bool):
         raise _fail(key, f"must be a number of seconds or a string like \"2m\" or \"500ms\", not {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        number = _finite(value)
+        if number is None:
+            raise _fail(key, f"must be a finite, non-negative duration, not {show(value)}")
+        seconds = number
     elif isinstance(value, str):
-        m = _DURATION_RE.match(value)
+        m = _DURATION_RE.match(value) if len(value) <= 40 else None
         if m is None:
-            raise _fail(key, f"bad duration {value!r}: give seconds (120) or a number with a unit "
+            raise _fail(key, f"bad duration {show(value)}: give seconds (120) or a number with a unit "
                              f"({', '.join(_UNITS)}), e.g. \"2m\" or \"500ms\"")
         seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
     else:
         raise _fail(key, f"must be a number of seconds or a string like \"2m\", not {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise _fail(key, f"must be a finite, non-negative duration, not {value!r}")
+        raise _fail(key, f"must be a finite, non-negative duration, not {show(value)}")
     return seconds
 
 
@@ -103,7 +133,7 @@ def parse_hold(value: Any, key: str) -> Hold:
         extra = [k for k in value if k not in (*HOLD_KINDS, "sigma")]
         if extra or len(kinds) != 1:
             raise _fail(key, "must be seconds, { exponential = MEAN } or { lognormal = MEAN, sigma = S }, "
-                             f"not {dict(value)!r}")
+                             f"not {show(dict(value))}")
         kind = kinds[0]
         mean = parse_duration(value[kind], f"{key}.{kind}")
         if kind == "exponential":
@@ -113,11 +143,12 @@ def parse_hold(value: Any, key: str) -> Hold:
                 raise _fail(f"{key}.exponential", "the mean must be positive")
             return Hold("exponential", mean)
         sigma = value.get("sigma")
-        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma <= 10:
-            raise _fail(f"{key}.sigma", f"lognormal needs sigma, a number in (0, 10], not {sigma!r}")
+        sigma_value = _finite(sigma)
+        if sigma_value is None or not 0 < sigma_value <= 10:
+            raise _fail(f"{key}.sigma", f"lognormal needs sigma, a number in (0, 10], not {show(sigma)}")
         if mean <= 0:
             raise _fail(f"{key}.lognormal", "the mean must be positive")
-        return Hold("lognormal", mean, float(sigma))
+        return Hold("lognormal", mean, sigma_value)
     return Hold("constant", parse_duration(value, key))
 
 
@@ -130,20 +161,22 @@ def parse_destinations(value: Any, key: str) -> tuple[tuple[str, int], ...]:
     out: list[tuple[str, int]] = []
     for item in items:
         if not isinstance(item, str):
-            raise _fail(key, f"each destination must be a string like \"10.1.0.5:443\", not {item!r}")
-        m = re.match(r"^\[([^\]]+)\]:(\d+)$", item.strip()) or re.match(r"^([^:\[\]]+):(\d+)$", item.strip())
+            raise _fail(key, f"each destination must be a string like \"10.1.0.5:443\", not {show(item)}")
+        m = re.match(r"^\[([^\]]+)\]:(\d{1,5})$", item.strip()) or re.match(r"^([^:\[\]]+):(\d{1,5})$", item.strip())
         if m is None:
-            raise _fail(key, f"bad destination {item!r}: give ADDRESS:PORT (\"10.1.0.5:443\", \"[::1]:53\") "
+            raise _fail(key, f"bad destination {show(item)}: give ADDRESS:PORT (\"10.1.0.5:443\", \"[::1]:53\") "
                              "or NETWORK/LEN:PORT (\"10.1.0.0/28:443\")")
         host, port = m.group(1), int(m.group(2))
         if not 1 <= port <= 65535:
-            raise _fail(key, f"port {port} in {item!r} must be 1-65535")
+            raise _fail(key, f"port {port} in {show(item)} must be 1-65535")
         try:
             net = ipaddress.ip_network(host, strict=False)
         except ValueError:
-            raise _fail(key, f"bad address {host!r} in {item!r}: give an IPv4 or IPv6 literal or network") from None
+            raise _fail(key, f"bad address {show(host)} in {show(item)}: give an IPv4 or IPv6 literal or "
+                             "network") from None
         if net.num_addresses > MAX_DESTINATIONS:
-            raise _fail(key, f"{item!r} expands to {net.num_addresses:,} destinations; at most {MAX_DESTINATIONS:,}")
+            raise _fail(key, f"{show(item)} expands to {net.num_addresses:,} destinations; "
+                             f"at most {MAX_DESTINATIONS:,}")
         addrs = list(net) if net.num_addresses <= 2 else list(net.hosts())
         out.extend((str(a), port) for a in addrs)
         if len(out) > MAX_DESTINATIONS:
@@ -152,22 +185,24 @@ def parse_destinations(value: Any, key: str) -> tuple[tuple[str, int], ...]:
 
 
 def _str_choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise _fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
+    if not isinstance(value, str) or value not in choices:
+        raise _fail(key, f"must be one of {', '.join(choices)}, not {show(value)}")
     return str(value)
 
 
 def _positive(value: Any, key: str, what: str, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not allow_zero):
-        raise _fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} number ({what}), not {value!r}")
-    return float(value)
+    number = _finite(value)
+    if number is None or number < 0 or (number == 0 and not allow_zero):
+        raise _fail(key, f"must be a {'non-negative' if allow_zero else 'positive'} number ({what}, finite), "
+                         f"not {show(value)}")
+    return number
 
 
 def _check_keys(section: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for k in section:
         if k not in allowed:
-            raise _fail(f"{where}{k}", f"unknown key; allowed here: {', '.join(allowed)}")
+            shown = k if len(str(k)) <= 40 else str(k)[:37] + "..."
+            raise _fail(f"{where}{shown}", f"unknown key; allowed here: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -217,12 +252,20 @@ class Scenario:
     def load(cls, path: str | Path) -> Scenario:
         """Read and validate a TOML scenario file (ScenarioError for any defect, OSError if unreadable)."""
         p = Path(path)
+        if p.exists() and not p.is_file():
+            raise ScenarioError(f"{p}: not a regular file; give a scenario TOML file (--list shows the examples)")
+        with p.open("rb") as f:
+            data_bytes = f.read(MAX_FILE_BYTES + 1)
+        if len(data_bytes) > MAX_FILE_BYTES:
+            raise ScenarioError(f"{p.name}: larger than {MAX_FILE_BYTES // 2**20} MiB; a scenario is a small TOML file")
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            data = tomllib.loads(data_bytes.decode("utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{p.name}: not valid TOML: {exc}") from None
         except UnicodeDecodeError:
             raise ScenarioError(f"{p.name}: not UTF-8 text; a scenario is a TOML file") from None
+        except RecursionError:
+            raise ScenarioError(f"{p.name}: TOML nested too deeply; a scenario is at most a few tables deep") from None
         sc = cls.from_dict(data)
         if not sc.name:
             sc = cls.from_dict({**sc.to_dict(), "name": p.stem})
@@ -238,8 +281,8 @@ class Scenario:
         if not 0 < duration <= MAX_DURATION:
             raise _fail("duration", f"must be more than 0 and at most {MAX_DURATION:,.0f} s (a week), not {duration:g}")
         seed = d.get("seed", 1)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise _fail("seed", f"must be a non-negative integer, not {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise _fail("seed", f"must be an integer from 0 to 2**64-1, not {show(seed)}")
         host = d.get("host", {})
         if not isinstance(host, Mapping):
             raise _fail("host", "must be a table ([host])")
@@ -252,7 +295,7 @@ class Scenario:
         except (KeyError, ValueError) as exc:
             raise _fail("host.kernel", f"{exc.args[0] if exc.args else exc}; `portalloc kernels` lists them") from None
         if not isinstance(kernel, str):
-            raise _fail("host.kernel", f"must be a profile name such as \"linux-6.18\", not {kernel!r}")
+            raise _fail("host.kernel", f"must be a profile name such as \"linux-6.18\", not {show(kernel)}")
         addresses = host.get("addresses")
         if addresses is not None:
             if isinstance(addresses, str):
@@ -261,9 +304,11 @@ class Scenario:
                 raise _fail("host.addresses", "must be a non-empty list of interface addresses like \"10.0.0.1/24\"")
             for a in addresses:
                 try:
+                    if not isinstance(a, str):
+                        raise ValueError(a)
                     ipaddress.ip_interface(a)
                 except ValueError:
-                    raise _fail("host.addresses", f"bad interface address {a!r}: give \"10.0.0.1/24\" or "
+                    raise _fail("host.addresses", f"bad interface address {show(a)}: give \"10.0.0.1/24\" or "
                                                   "\"2001:db8::1/64\"") from None
             addresses = tuple(str(a) for a in addresses)
         sysctls = host.get("sysctls", {})
@@ -289,7 +334,7 @@ class Scenario:
         _check_keys(fleet, FLEET_KEYS, "fleet.")
         hosts = fleet.get("hosts", 1)
         if isinstance(hosts, bool) or not isinstance(hosts, int) or not 1 <= hosts <= MAX_HOSTS:
-            raise _fail("fleet.hosts", f"must be an integer from 1 to {MAX_HOSTS:,}, not {hosts!r}")
+            raise _fail("fleet.hosts", f"must be an integer from 1 to {MAX_HOSTS:,}, not {show(hosts)}")
         pairs = hosts * sum(len(w.to) for w in workloads)
         if pairs > MAX_HOST_DESTINATIONS:
             raise _fail("fleet.hosts", f"{hosts:,} hosts x {pairs // hosts:,} destinations = {pairs:,} "
@@ -301,7 +346,7 @@ class Scenario:
             nat = parse_nat(d["nat"], hosts)
         for k in ("name", "description", "incident"):
             if not isinstance(d.get(k, ""), str):
-                raise _fail(k, "must be a string")
+                raise _fail(k, f"must be a string, not {show(d.get(k))}")
         raw = copy.deepcopy(dict(d))
         return cls(duration=duration, seed=seed, kernel=kernel, addresses=addresses, sysctls=sysctls,
                    workloads=workloads, hosts=hosts, nat=nat, name=d.get("name", ""),
@@ -340,7 +385,7 @@ class Scenario:
             found = [w for w in _workload_list(d) if w.get("name") == wname]
             if not found:
                 known = ", ".join(w.name for w in self.workloads)
-                raise _fail(key, f"no workload named {wname!r} (workloads: {known})")
+                raise _fail(show(key, 60).strip("'"), f"no workload named {show(wname)} (workloads: {known})")
             found[0][fld] = value
         else:
             raise _fail(key, "cannot vary this; use kernel, seed, duration, hosts, sysctls.<name>, nat.<knob>, "
@@ -367,7 +412,7 @@ def parse_value(text: str) -> Any:
     """A --vary value: a TOML value if it parses as one (500, 0.5, true, "x"), else the text itself."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):  # ValueError: an integer of > 4300 digits
         return text
 
 
@@ -376,24 +421,25 @@ def _check_sysctls(kernel: str, sysctls: dict[str, Any]) -> None:
     from portalloc import Host
 
     for name, value in sysctls.items():
+        key = f"host.sysctls.{name if len(name) <= 60 else name[:57] + '...'}"
         try:
             Host(kernel, seed=0, sysctls={name: value})
         except FileNotFoundError:
-            raise _fail(f"host.sysctls.{name}", f"this kernel ({kernel}) has no such sysctl") from None
+            raise _fail(key, f"this kernel ({kernel}) has no such sysctl") from None
         except OSError as exc:
-            raise _fail(f"host.sysctls.{name}", f"invalid value {value!r} ({exc.strerror or exc})") from None
-        except (TypeError, ValueError) as exc:
-            raise _fail(f"host.sysctls.{name}", f"invalid value {value!r}: {exc}") from None
+            raise _fail(key, f"invalid value {show(value)} ({exc.strerror or exc})") from None
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise _fail(key, f"invalid value {show(value)}: {show(str(exc), 200)}") from None
 
 
 def _workload(w: Any, i: int) -> Workload:
     if not isinstance(w, Mapping):
         raise _fail(f"workload[{i}]", "must be a table")
     name = w.get("name", f"workload{i + 1}")
-    where = f"workload.{name}." if isinstance(name, str) else f"workload[{i}]."
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_-]{1,64}$", name):
+        raise _fail(f"workload[{i}].name", f"must be 1-64 letters, digits, - or _, not {show(name)}")
+    where = f"workload.{name}."
     _check_keys(w, WORKLOAD_KEYS, where)
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_-]+$", name):
-        raise _fail(f"workload[{i}].name", f"must be letters, digits, - or _, not {name!r}")
     proto = _str_choice(w.get("proto", "tcp"), where + "proto", PROTOS)
     if "to" not in w:
         raise _fail(where + "to", "missing: give the destinations, e.g. to = [\"10.1.0.5:443\"]")
@@ -415,7 +461,7 @@ def _workload(w: Any, i: int) -> Workload:
         try:
             ipaddress.ip_address(s)
         except ValueError:
-            raise _fail(where + "source", f"bad address {s!r}: give a literal such as \"10.0.0.1\"") from None
+            raise _fail(where + "source", f"bad address {show(s)}: give a literal such as \"10.0.0.1\"") from None
     if technique == "connectx":
         from portalloc.sim.engine import connectx_function
 
