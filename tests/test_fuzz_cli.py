@@ -444,8 +444,9 @@ SS_BAD = [b"hello world\n", b"ESTAB\n", b"ESTAB 0 0 127.0.0.1:999999999999999999
           b"\xff\xfe\x00\x01", b"ESTAB 0 0 127.0.0.1:1 127.0.0.1:\xd9\xa3\n"]
 
 
-@pytest.mark.skip(reason="unfinished: the run stalls before its first case (under investigation); the same "
-                         "inputs pass one by one")
+@pytest.mark.skip(reason="not yet deterministic: 300 cases pass in 10 s on most runs, but one run in a few "
+                         "draws a case that starts a whole simulation (seen in check_fixes); run it with "
+                         "PORTALLOC_FUZZ_EXAMPLES=300 -p no:skip until that case is found")
 @settings(max_examples=CLI_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(data=st.data())
