@@ -445,8 +445,8 @@ SS_BAD = [b"hello world\n", b"ESTAB\n", b"ESTAB 0 0 127.0.0.1:999999999999999999
 
 
 @pytest.mark.skip(reason="not yet deterministic: 300 cases pass in 10 s on most runs, but one run in a few "
-                         "draws a case that starts a whole simulation (seen in check_fixes); run it with "
-                         "PORTALLOC_FUZZ_EXAMPLES=300 -p no:skip until that case is found")
+                         "draws a case that starts a whole simulation (seen in check_fixes); remove this mark to "
+                         "run it until that case is found")
 @settings(max_examples=CLI_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(data=st.data())
