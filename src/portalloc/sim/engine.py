@@ -474,6 +474,21 @@ class Engine:
             notes.append("the trace stops before the first connection: connectx's own socket calls are not recorded")
         linger_abort = LINGER_ABORT
 
+        def close_client(hi: int, s: Any, sname: str, child: Any, cname: str, abort: bool) -> None:
+            """Close the client socket (abortively: SO_LINGER {1, 0} first) and then the server's child, if
+            any, recording each call; one place for the normal close and the NAT's refusal."""
+            if abort:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
+                if rec_on:
+                    self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
+            s.close()
+            if rec_on:
+                self._r(hi, {"op": "close", "sock": sname})
+            if child is not None:
+                child.close()
+                if rec_on:
+                    self._r(hi, {"op": "close", "sock": cname})
+
         while heap:
             t, kind, _, payload = heapq.heappop(heap)
             if kind == CLOSE:
@@ -486,17 +501,7 @@ class Engine:
                     if rec_on:
                         self._r(hi, {"op": "close", "sock": cname})
                     child = None
-                if closes == "reset":
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
-                    if rec_on:
-                        self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
-                s.close()
-                if rec_on:
-                    self._r(hi, {"op": "close", "sock": sname})
-                if child is not None:
-                    child.close()
-                    if rec_on:
-                        self._r(hi, {"op": "close", "sock": cname})
+                close_client(hi, s, sname, child, cname, closes == "reset")
                 p.in_use -= 1
                 wcounts[wi]["in_use"] -= 1
                 in_use_total -= 1
@@ -609,16 +614,7 @@ class Engine:
                     self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
             p = pair_for(hi, wi, gd, src)
             if nat is not None and not nat.admit(hi, gd, t):
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_abort)
-                if rec_on:
-                    self._r(hi, {"op": "setsockopt", "sock": sname, "option": "SO_LINGER", "value": [1, 0]})
-                s.close()
-                if rec_on:
-                    self._r(hi, {"op": "close", "sock": sname})
-                if child is not None:
-                    child.close()
-                    if rec_on:
-                        self._r(hi, {"op": "close", "sock": cname})
+                close_client(hi, s, sname, child, cname, True)
                 fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
                 continue
             p.attempts += 1
