@@ -22,19 +22,22 @@ WATCH_ROUNDS = 10_000
 
 
 def _parse_endpoint(text: str, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    shown = text if len(text) <= 60 else text[:57] + "..."
-    if not sep or not host or not (port.isascii() and port.isdigit() and len(port) <= 5) \
-            or not 0 < int(port) < 65536:
-        _fail(f"{what} {shown!r} is not IP:PORT with a port 1-65535 (e.g. 127.0.0.1:5000 or [::1]:5000)")
     import ipaddress
 
+    from portalloc.endpoint import split_endpoint
+
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    try:
+        host, port = split_endpoint(text)
+    except ValueError as exc:
+        _fail(f"{what} {shown!r}: {exc}")
+    if not 0 < port < 65536:
+        _fail(f"{what} {shown!r}: the port must be 1-65535")
     try:
         ipaddress.ip_address(host)
     except ValueError:
         _fail(f"{what} {shown!r}: not an IP address before the port")
-    return host, int(port)
+    return host, port
 
 
 def _reader(netns: str | None, from_file: str | None):  # type: ignore[no-untyped-def]

@@ -82,6 +82,8 @@ def check_output_file(path: Path, option: str, suffixes: tuple[str, ...] = ()) -
     if path.is_dir():
         fail(f"{option} {path}: is a directory; give a file path")
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        fail(f"{option} {path}: {parent} is not a directory; give another path")
     if not parent.is_dir():
         fail(f"{option} {path}: the directory {parent} does not exist; create it or give another path")
     _check_writable(parent, path, option)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from portalloc.endpoint import split_endpoint
+
 #: Keys allowed in each section (anything else is an error naming the key).
 TOP_KEYS = ("name", "description", "incident", "duration", "seed", "host", "workload", "fleet", "nat")
 HOST_KEYS = ("kernel", "addresses", "sysctls")
@@ -162,11 +164,11 @@ def parse_destinations(value: Any, key: str) -> tuple[tuple[str, int], ...]:
     for item in items:
         if not isinstance(item, str):
             raise _fail(key, f"each destination must be a string like \"10.1.0.5:443\", not {show(item)}")
-        m = re.match(r"^\[([^\]]+)\]:(\d{1,5})$", item.strip()) or re.match(r"^([^:\[\]]+):(\d{1,5})$", item.strip())
-        if m is None:
+        try:
+            host, port = split_endpoint(item)
+        except ValueError:
             raise _fail(key, f"bad destination {show(item)}: give ADDRESS:PORT (\"10.1.0.5:443\", \"[::1]:53\") "
-                             "or NETWORK/LEN:PORT (\"10.1.0.0/28:443\")")
-        host, port = m.group(1), int(m.group(2))
+                             "or NETWORK/LEN:PORT (\"10.1.0.0/28:443\")") from None
         if not 1 <= port <= 65535:
             raise _fail(key, f"port {port} in {show(item)} must be 1-65535")
         try:
