@@ -221,6 +221,16 @@ class WindowsStack(BsdStack):
         assert isinstance(sk, BsdSock)
         return self.explicit_ephemeral(sk, laddr)
 
+    def udp_autobind(self, sk: Sock) -> None:
+        """The implicit bind of a UDP socket's first sendto(): a unique port (``explicit_ephemeral``), also for
+        a socket bound with SO_REUSE_UNICASTPORT (W4 defers only connect()'s port; ⚠ undocumented for UDP,
+        as connect_pcb's UDP branch). The deferral then ends: the socket holds that one port."""
+        assert isinstance(sk, BsdSock)
+        if sk.lport:
+            return
+        self.explicit_ephemeral(sk, sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6))
+        sk.bindportonsend = False
+
     def listen(self, sk: Sock, backlog: int) -> None:
         """listen() needs a bound socket: WSAEINVAL otherwise."""
         if not sk.lport:
