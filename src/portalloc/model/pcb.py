@@ -423,6 +423,13 @@ class PcbTables(_CoreBase):
         sk.accept_queue = deque()
         self._hash_listener(sk)
 
+    def listener_score(self, sk: Sock) -> int:
+        """in_pcblookup_hash_wild_locked (FreeBSD in_pcb.c): an IPv4 PCB on the wildcard (local_wild) is
+        preferred to an AF_INET6 one answering the IPv4 lookup (local_wild_mapped). No bound devices. ⚠ model:
+        within one bucket the newest best PCB wins, also among exact matches (FreeBSD returns the first exact
+        match on the hash chain, which is head-inserted: the newest)."""
+        return 2 if sk.family == 4 else 1
+
     def _hash_listener(self, sk: Sock) -> None:
         """in_pcbinslbgrouphash: a SO_REUSEPORT_LB listener joins the group of its (family, address, port),
         up to 256 members; plain SO_REUSEPORT listeners share the port without load balancing."""
