@@ -230,8 +230,9 @@ class WindowsStack(PcbTables, CoreStack):
 
     def windows_order(self, proto: str, lo: int, hi: int, cursor: str, free: int,
                       randomize: bool) -> tuple[int | None, int]:
-        """PORT_ORDERS["windows"] over ``free``: a random start when randomized, else the shared cursor plus one."""
-        result = RANGE_PICKS["windows"](self.range_request(proto, lo, hi, cursor, free, randomize))
+        """The rules' order (PORT_ORDERS["windows"]) over ``free``: a random start when randomized, else the shared
+        cursor plus one."""
+        result = RANGE_PICKS[self.rules.order](self.range_request(proto, lo, hi, cursor, free, randomize))
         return result.port, result.probes
 
     def autobind(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
