@@ -657,6 +657,26 @@ def test_windows_bind_zero_unique_and_sequential_connect_shared() -> None:
     assert outcome(h.socket().listen) == "EINVAL"
 
 
+def test_windows_udp_sendto_after_deferred_bind_holds_one_port() -> None:
+    """A UDP socket bound (addr, 0) with SO_REUSE_UNICASTPORT has no port yet (W4); its first sendto() takes
+    one unique port (the implicit bind of every non-connect() case), and the socket holds only that port.
+    The model used to run BSD's NetBSD late-bind search on top and leave the socket in two buckets."""
+    h = host("windows", addresses=ADDRS)
+    s = h.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, windows.SO_REUSE_UNICASTPORT, 1)
+    s.bind(("10.0.0.1", 0))
+    assert s.getsockname()[1] == 0
+    s.sendto(b"x", ("10.0.0.5", 9))
+    port = s.getsockname()[1]
+    assert port == 49152                          # the sequential unique port (⚠ model order)
+    stack = h._stack
+    held = [p for p in range(49152, 65536) if stack.udp.owners(p)]
+    assert held == [port]
+    t = h.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t.bind(("", 0))
+    assert t.getsockname()[1] == port + 1         # the next unique port: nothing else was taken
+
+
 # ------------------------------------------------------------------ FreeBSD's randomization throttle
 
 def _seq_run(h: Host, n: int, keep: list[Any], dport: int = 80) -> list[int]:

@@ -4,10 +4,11 @@
 # Rules:
 # - Pure: no real sockets, no wall clock. Time moves only in `advance()`; randomness comes only from
 #   the seeded `rng`, drawn in the order the kernel draws it (the boot secrets here, first).
-# - CoreStack decides nothing an OS decides differently: each OS's stack (model/stack.py Stack for Linux,
-#   model/bsd.py BsdStack, model/windows.py WindowsStack on BSD's PCB machinery) implements the hooks of
-#   the "what each OS decides" section (its sysctls and the values read per connection, bind, listen,
-#   connect, the port query, the timewait lifetime) and reads its own sysctl names with its own defaults.
+# - CoreStack decides nothing an OS decides differently: each OS's stack is a sibling subclass
+#   (model/stack.py Stack for Linux; model/bsd.py BsdStack and model/windows.py WindowsStack, which share the
+#   PcbTables mixin of model/pcb.py) and implements the hooks of the "what each OS decides" section (its
+#   sysctls and the values read per connection, bind, listen, connect, the port query, the listener score,
+#   the timewait lifetime, SO_BINDTODEVICE) and reads its own sysctl names with its own defaults.
 # - Theory of operation: a socket holds a port in the protocol's PortTable and, once connected, its 4-tuple
 #   in the EstablishedTable; close() walks TCP's teardown just far enough to know who ends in TIME_WAIT or
 #   FIN_WAIT2 and for how long (`timewait_lifetime`, `fin_timeout`); the TimerQueue frees those ports when
@@ -60,8 +61,6 @@ def mapped(addr: IPAddress) -> IPv6Address:
     return addr if isinstance(addr, IPv6Address) else IPv6Address("::ffff:" + str(addr))
 
 
-#: How long an unanswered SYN is retried with tcp_syn_retries = 6: 1+2+4+8+16+32+64 s.
-SYN_TIMEOUT = 127.0
 #: TCP_TIMEWAIT_LEN (include/net/tcp.h): 60 s, not tunable.
 TCP_TIMEWAIT_LEN = 60.0
 LOOPBACK_IFINDEX = 1
@@ -188,6 +187,15 @@ class CoreStack:
         """The ports a new, unbound socket's connect() from ``saddr`` to daddr:dport could take now."""
         raise NotImplementedError
 
+    def set_bound_device(self, sk: Sock, ifindex: int) -> None:
+        """SO_BINDTODEVICE (Linux's; an OS without it refuses the option in ``os_setsockopt`` first)."""
+        raise NotImplementedError
+
+    def listener_score(self, sk: Sock) -> int:
+        """How well a listener matches within its bucket (exact or wildcard) in ``lookup_listener``; the
+        OS's rule."""
+        raise NotImplementedError
+
     def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
         """How long the timewait sock ``sk`` lives (``lifetime``: TCP_TIMEWAIT_LEN for TIME_WAIT, the
         FIN_WAIT2 orphan's time otherwise); an OS with its own rule overrides this."""
@@ -295,7 +303,7 @@ class CoreStack:
     def lookup_listener(self, daddr: IPAddress, dport: int, saddr: IPAddress, sport: int,
                         dif: int = 0) -> Sock | None:
         """__inet_lookup_listener: the exact-address listeners first, then the wildcard ones; the best
-        compute_score() wins (IPv4 socket +1, bound device +1), and a reuseport group picks by 4-tuple hash.
+        ``listener_score`` wins (the newest on a tie), and a reuseport group picks by 4-tuple hash.
         ``dif``: the device the SYN arrives on (loopback for local connections; 0 = not known): a listener
         bound to another device does not match (inet_sk_bound_dev_eq; found by verify --seed 88003)."""
         cands = self.listeners.get(dport)
@@ -328,7 +336,7 @@ class CoreStack:
             best_score = -1
             # IPv4 listeners are added at the head of the hash chain (newest first).
             for sk in reversed(bucket):
-                score = (2 if sk.dev else 1) + (1 if sk.family == 4 else 0)
+                score = self.listener_score(sk)
                 if score > best_score:
                     best, best_score = sk, score
             if best is not None:
@@ -425,7 +433,7 @@ class CoreStack:
             fail(errno.EINPROGRESS)
         if sk.state == SYN_SENT:
             # Nobody answers. The model does not block: like LiveHost's bounded wait, connect() reports
-            # ETIMEDOUT while the kernel socket keeps trying (SYN_SENT, holding its port) until SYN_TIMEOUT.
+            # ETIMEDOUT while the kernel socket keeps trying (SYN_SENT, holding its port) until its SYN timer.
             sk.sock_state = "connecting"
             fail(errno.ETIMEDOUT)
         if sk.state == CLOSE:
@@ -442,24 +450,6 @@ class CoreStack:
         if not sk.bindaddr_lock:
             self._rehash_laddr(sk, None)
         return err
-
-    def set_bound_device(self, sk: Sock, ifindex: int) -> None:
-        """sock_bindtoindex_locked: a socket that already holds a port is rehashed under its new device, and
-        a connected one is matched under it from then on (inet_match reads sk_bound_dev_if at lookup)."""
-        if ifindex == sk.dev:
-            return
-        hashed = sk.hashed
-        if hashed:
-            self.ehash.remove(sk)
-        if sk.lport:
-            table, port = self.table(sk), sk.lport
-            table.remove(sk)
-            sk.dev = ifindex
-            table.add(sk, port)
-        else:
-            sk.dev = ifindex
-        if hashed:
-            self.ehash.insert(sk)
 
     def _rehash_laddr(self, sk: Sock, laddr: IPAddress | None) -> None:
         """Change the local address of a socket, moving the port it holds (inet_bhash2_update_saddr)."""

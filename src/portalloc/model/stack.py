@@ -11,7 +11,8 @@
 #   connect() asks `connect_test` which ports pass (reserved ports, explicitly bound ports, ports already
 #   used toward that destination, TIME_WAITs tcp_tw_reuse may take over) and the profile's order picks one;
 #   the socket is hashed into the EstablishedTable (ehash). Teardown, timers, the handshake, listener lookup
-#   and UDP delivery are CoreStack's; Linux adds tcp_tw_recycle's timewait lifetime and SYN drop.
+#   and UDP delivery are CoreStack's; Linux adds tcp_tw_recycle's timewait lifetime and SYN drop, the
+#   listener score (compute_score), SO_BINDTODEVICE (set_bound_device) and the SYN timeout.
 """Linux's model kernel: port allocation and sharing rules for one namespace, over CoreStack."""
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from portalloc.model.conflict import tcp_bind_conflict, udp_bind_conflict, udp_p
 from portalloc.model.core import (
     LOOPBACK_IFINDEX,
     PEER_BEHAVIOURS,
-    SYN_TIMEOUT,
     TCP_PAWS_MSL,
     TCP_PAWS_WINDOW,
     TCP_TIMEWAIT_LEN,
@@ -76,6 +76,8 @@ __all__ = ["Stack", "ConnectTest", "TW_RECYCLE_TIMEOUT", "TCP_RTO_MIN_MS", "LOOP
            "SYN_TIMEOUT", "TCP_PAWS_MSL", "TCP_PAWS_WINDOW", "TCP_TIMEWAIT_LEN", "CoreStack", "RemotePeer",
            "mapped", "s32"]
 
+#: How long an unanswered SYN is retried with tcp_syn_retries = 6: 1+2+4+8+16+32+64 s.
+SYN_TIMEOUT = 127.0
 #: TCP_RTO_MIN (include/net/tcp.h): 200 ms, the RTO of a connection with a loopback-scale RTT.
 TCP_RTO_MIN_MS = 200
 #: tcp_tw_recycle's TIME_WAIT: tcp_time_wait sets tw_timeout = rto = (icsk_rto << 2) - (icsk_rto >> 1), 3.5 RTO,
@@ -398,6 +400,11 @@ class Stack(CoreStack):
         sk.accept_queue = deque()
         self._hash_listener(sk)
 
+    def listener_score(self, sk: Sock) -> int:
+        """compute_score (inet_hashtables.c): 1, +1 for an IPv4 socket (sk_family == PF_INET), +1 for a bound
+        device (the device match itself is checked by lookup_listener)."""
+        return (2 if sk.dev else 1) + (1 if sk.family == 4 else 0)
+
     def _hash_listener(self, sk: Sock) -> None:
         """inet_hash → inet_reuseport_add_sock: join a matching group or start one."""
         lst = self.listeners.setdefault(sk.lport, [])
@@ -641,6 +648,24 @@ class Stack(CoreStack):
             self.timers.arm(sk, self.now + SYN_TIMEOUT)
             return
         self._handshake(sk, daddr, dport)
+
+    def set_bound_device(self, sk: Sock, ifindex: int) -> None:
+        """sock_bindtoindex_locked: a socket that already holds a port is rehashed under its new device, and
+        a connected one is matched under it from then on (inet_match reads sk_bound_dev_if at lookup)."""
+        if ifindex == sk.dev:
+            return
+        hashed = sk.hashed
+        if hashed:
+            self.ehash.remove(sk)
+        if sk.lport:
+            table, port = self.table(sk), sk.lport
+            table.remove(sk)
+            sk.dev = ifindex
+            table.add(sk, port)
+        else:
+            sk.dev = ifindex
+        if hashed:
+            self.ehash.insert(sk)
 
     def _connect_failed(self, sk: Sock) -> None:
         """tcp_set_state(CLOSE) + inet_bhash2_reset_saddr: a port not chosen by the user is released

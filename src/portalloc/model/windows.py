@@ -1,9 +1,11 @@
 # Windows (Vista / Server 2008 and later) as a model kernel, from Microsoft's documentation only.
 #
 # Rules:
-# - The PCB tables, TIME_WAIT and the 4-tuple machinery are BsdStack's; what differs is decided here:
-#   who may bind next to whom (the documented SO_REUSEADDR / SO_EXCLUSIVEADDRUSE result tables, W3),
-#   and how ports are chosen (W1, W4, W5).
+# - WindowsStack is a sibling of Linux's Stack and of BsdStack over CoreStack. The PCB tables, TIME_WAIT and
+#   the 4-tuple machinery are the PcbTables mixin (model/pcb.py), read from the profile's BsdRules (the
+#   ranges, TcpTimedWaitDelay, the options it has: none of the BSD ones); everything Windows decides is
+#   here: who may bind next to whom (the documented SO_REUSEADDR / SO_EXCLUSIVEADDRUSE result tables, W3),
+#   and how ports are chosen (W1, W4, W5). Nothing is inherited from the BSD model.
 # - bind() to an explicit port: every socket already holding the port (bound, listening, connected or in
 #   TIME_WAIT; accept()ed children excepted) is a "first bind", the new socket the "second"; each pair is
 #   looked up in the table for the same account or for different accounts (uid), with W = bound to the
@@ -25,7 +27,8 @@ from ipaddress import IPv4Address
 from portalloc.errors import fail
 from portalloc.kernels.strategies import RANGE_PICKS
 from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
-from portalloc.model.bsd import SOL_IP, SOL_SOCKET, BsdSock, BsdStack, pcb_view, query_view
+from portalloc.model.core import CoreStack
+from portalloc.model.pcb import SOL_IP, SOL_SOCKET, PcbSock, PcbTables, pcb_view, query_view
 from portalloc.model.portset import PortSet
 from portalloc.model.sock import CLOSE, Sock
 
@@ -57,10 +60,23 @@ DIFFERENT_ACCOUNTS = (
 _CELL_ERRNO = {"S": 0, "U": errno.EADDRINUSE, "A": errno.EACCES}
 
 
+class WindowsSock(PcbSock):
+    """A Windows socket: the PCB record plus the Winsock options port allocation reads (W3, W4, W5)."""
+
+    __slots__ = ("exclusive", "reuse_unicast", "port_scalability", "randomize_port")
+
+    def __init__(self, sid: int, family: int, proto: str, uid: int) -> None:
+        super().__init__(sid, family, proto, uid)
+        self.exclusive = False         # SO_EXCLUSIVEADDRUSE
+        self.reuse_unicast = False     # SO_REUSE_UNICASTPORT
+        self.port_scalability = False  # SO_PORT_SCALABILITY
+        self.randomize_port = False    # SO_RANDOMIZE_PORT
+
+
 def bind_category(sk: Sock) -> int:
     """The table row/column of a socket: option (default, SO_REUSEADDR, SO_EXCLUSIVEADDRUSE) times
     address (W = wildcard, S = specific). An implicit (connect) binding counts as a default wildcard one."""
-    exclusive = isinstance(sk, BsdSock) and sk.exclusive
+    exclusive = isinstance(sk, WindowsSock) and sk.exclusive
     option = 2 if exclusive else (1 if sk.reuseaddr else 0)
     specific = sk.bindaddr_lock
     return option * 2 + (1 if specific else 0)
@@ -72,8 +88,10 @@ def table_result(first: Sock, second: Sock) -> int:
     return _CELL_ERRNO[table[bind_category(first)][bind_category(second)]]
 
 
-class WindowsStack(BsdStack):
-    """Windows: the documented tables and port rules over the BSD PCB machinery."""
+class WindowsStack(PcbTables, CoreStack):
+    """Windows: the documented tables and port rules over the shared PCB tables (model/pcb.py)."""
+
+    sock_class = WindowsSock
 
     # ------------------------------------------------------------------ options
 
@@ -81,7 +99,7 @@ class WindowsStack(BsdStack):
         """SO_EXCLUSIVEADDRUSE, SO_REUSE_UNICASTPORT, SO_PORT_SCALABILITY, SO_RANDOMIZE_PORT (set before
         bind, W3/W4; after bind: EINVAL ⚠ errno undocumented); SO_RANDOMIZE_PORT after
         SO_REUSE_UNICASTPORT "fails" (W4; EINVAL ⚠). Linux-only and BSD-only options: ENOPROTOOPT."""
-        assert isinstance(sk, BsdSock)
+        assert isinstance(sk, WindowsSock)
         if level == SOL_SOCKET and optname in (SO_EXCLUSIVEADDRUSE, SO_RANDOMIZE_PORT, SO_PORT_SCALABILITY,
                                                SO_REUSE_UNICASTPORT):
             on = self._int_option(raw) != 0
@@ -104,7 +122,7 @@ class WindowsStack(BsdStack):
 
     def os_getsockopt(self, sk: Sock, level: int, optname: int) -> int | None:
         """getsockopt for the Windows options."""
-        assert isinstance(sk, BsdSock)
+        assert isinstance(sk, WindowsSock)
         if level == SOL_SOCKET:
             values = {SO_EXCLUSIVEADDRUSE: sk.exclusive, SO_RANDOMIZE_PORT: sk.randomize_port,
                       SO_PORT_SCALABILITY: sk.port_scalability, SO_REUSE_UNICASTPORT: sk.reuse_unicast}
@@ -117,7 +135,7 @@ class WindowsStack(BsdStack):
     def bind(self, sk: Sock, addr: IPAddress, port: int) -> None:
         """bind(): EINVAL when bound; a local address or EADDRNOTAVAIL; an explicit port decided by the
         tables; port 0 a unique port (or, with SO_REUSE_UNICASTPORT, none until connect())."""
-        assert isinstance(sk, BsdSock)
+        assert isinstance(sk, WindowsSock)
         if sk.lport or sk.bindportonsend or (sk.laddr is not None and not is_any(sk.laddr)) or sk.state != CLOSE:
             fail(errno.EINVAL)
         w = wire_address(addr)
@@ -138,11 +156,11 @@ class WindowsStack(BsdStack):
             return
         self.explicit_ephemeral(sk, addr)
 
-    def bind_table_error(self, sk: BsdSock, addr: IPAddress, port: int) -> int:
+    def bind_table_error(self, sk: WindowsSock, addr: IPAddress, port: int) -> int:
         """W3's tables for every socket already holding ``port`` on an overlapping address: the first that
         refuses decides (EADDRINUSE or EACCES)."""
         for first in self.table(sk).owners(port):
-            if first is sk or first.laddr is None or (isinstance(first, BsdSock) and first.accepted):
+            if first is sk or first.laddr is None or (isinstance(first, PcbSock) and first.accepted):
                 continue
             if not self._overlap(first, addr):
                 continue
@@ -164,7 +182,7 @@ class WindowsStack(BsdStack):
                 return True
         return False
 
-    def explicit_ephemeral(self, sk: BsdSock, addr: IPAddress) -> int:
+    def explicit_ephemeral(self, sk: WindowsSock, addr: IPAddress) -> int:
         """bind(addr, 0): a port no socket of the protocol uses (on ``addr`` or the wildcard only, with
         SO_PORT_SCALABILITY and a specific address, W5); randomized with SO_RANDOMIZE_PORT, otherwise the
         next port after the last one handed out (⚠ undocumented order, model choice)."""
@@ -178,7 +196,7 @@ class WindowsStack(BsdStack):
         self._hash_port(sk, addr, port, connected=False)
         return port
 
-    def ephemeral_used(self, sk: BsdSock, addr: IPAddress) -> int:
+    def ephemeral_used(self, sk: WindowsSock, addr: IPAddress) -> int:
         """The port test of bind(addr, 0): the ports any socket of the protocol uses (on ``addr`` or the
         wildcard only, with SO_PORT_SCALABILITY and a specific address, W5)."""
         narrow = sk.port_scalability and not is_any(addr)
@@ -202,7 +220,7 @@ class WindowsStack(BsdStack):
             raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
         saddr, daddr = wire_address(saddr), wire_address(daddr)
         sk = self.probe_sock(4 if isinstance(daddr, IPv4Address) else 6, proto, 0)
-        assert isinstance(sk, BsdSock)
+        assert isinstance(sk, WindowsSock)
         lo, hi, _ = self.range_for(proto, sk.family, 0, sk.uid)
         if proto == "tcp":
             used = self.auto_reuse_used(sk, saddr, daddr, dport)
@@ -212,14 +230,25 @@ class WindowsStack(BsdStack):
 
     def windows_order(self, proto: str, lo: int, hi: int, cursor: str, free: int,
                       randomize: bool) -> tuple[int | None, int]:
-        """PORT_ORDERS["windows"] over ``free``: a random start when randomized, else the shared cursor plus one."""
-        result = RANGE_PICKS["windows"](self.range_request(proto, lo, hi, cursor, free, randomize))
+        """The rules' order (PORT_ORDERS["windows"]) over ``free``: a random start when randomized, else the shared
+        cursor plus one."""
+        result = RANGE_PICKS[self.rules.order](self.range_request(proto, lo, hi, cursor, free, randomize))
         return result.port, result.probes
 
     def autobind(self, sk: Sock, laddr: IPAddress, honour_reuse: bool) -> int:
         """Every implicit bind that is not connect()'s auto-reuse (UDP, sendto) takes a unique port."""
-        assert isinstance(sk, BsdSock)
+        assert isinstance(sk, WindowsSock)
         return self.explicit_ephemeral(sk, laddr)
+
+    def udp_autobind(self, sk: Sock) -> None:
+        """The implicit bind of a UDP socket's first sendto(): a unique port (``explicit_ephemeral``), also for
+        a socket bound with SO_REUSE_UNICASTPORT (W4 defers only connect()'s port; ⚠ undocumented for UDP,
+        as connect_pcb's UDP branch). The deferral then ends: the socket holds that one port."""
+        assert isinstance(sk, WindowsSock)
+        if sk.lport:
+            return
+        self.explicit_ephemeral(sk, sk.laddr if sk.laddr is not None else (ANY4 if sk.family == 4 else ANY6))
+        sk.bindportonsend = False
 
     def listen(self, sk: Sock, backlog: int) -> None:
         """listen() needs a bound socket: WSAEINVAL otherwise."""
@@ -234,7 +263,7 @@ class WindowsStack(BsdStack):
         one bound with SO_REUSE_UNICASTPORT) takes an auto-reuse port: free toward this destination
         (TIME_WAIT included, the 4227 event's case), not held by an explicit binder, randomized. UDP
         connect() takes a unique port (⚠ undocumented)."""
-        assert isinstance(sk, BsdSock)
+        assert isinstance(sk, WindowsSock)
         if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
             fail(errno.EINVAL)
         src = self.connect_source(sk, daddr, dport)
@@ -246,7 +275,7 @@ class WindowsStack(BsdStack):
             self.explicit_ephemeral(sk, laddr)
         self._establish(sk, src, daddr, dport)
 
-    def auto_reuse_port(self, sk: BsdSock, src: IPAddress, daddr: IPAddress, dport: int) -> int:
+    def auto_reuse_port(self, sk: WindowsSock, src: IPAddress, daddr: IPAddress, dport: int) -> int:
         """The implicit bind of connect() with SO_REUSE_UNICASTPORT: a port shareable across destinations."""
         lo, hi, _ = self.range_for(sk.proto, 4 if isinstance(src, IPv4Address) else 6, 0, sk.uid)
         used = self.auto_reuse_used(sk, src, daddr, dport)
