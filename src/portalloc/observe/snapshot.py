@@ -280,7 +280,9 @@ class HostSnapshot:
         with no_gc():
             return self._rebuild(kernel, seed, sorted(addresses))
 
-    def _rebuild(self, kernel: str | None, seed: int, addresses: list[str]) -> Host:
+    def _rebuild(self, kernel: str | None, seed: int, addresses: list[str], bulk: bool = True) -> Host:
+        """The rebuild; ``bulk``: TIME_WAITs through Host.restore_timewaits (False: one restore() each, the
+        reference the bulk path is tested against)."""
         host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
         _apply_sysctls(host, self.sysctls)
         fin_timeout = float(self.sysctls.get("net.ipv4.tcp_fin_timeout", "60") or 60)
@@ -299,7 +301,13 @@ class HostSnapshot:
                 state = "CLOSE" if r.remote is None else "ESTABLISHED"
             _restore(host, r, state, c.chosen_by)
         host.sleep(TW_BASE - max((age for age, _, _ in tws), default=0.0))
-        for age, total, c in sorted(tws, key=lambda t: -t[0]):
+        tws.sort(key=lambda t: -t[0])
+        if bulk:
+            host.restore_timewaits([(TW_BASE - age, c.row.family, _mapped(c.row.family, c.row.local),
+                                     _mapped(c.row.family, c.row.remote), c.chosen_by, c.row.uid,
+                                     "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2", total)
+                                    for age, total, c in tws], timestamps=self.timestamps)
+        for age, total, c in tws if not bulk else ():
             at = TW_BASE - age
             if at > host.time:
                 host.sleep(at - host.time)
@@ -408,13 +416,16 @@ def _apply_sysctls(host: Host, sysctls: dict[str, str]) -> None:
         pending = left
 
 
+def _mapped(family: int, endpoint: Any) -> Any:
+    """An endpoint in the socket's own family: an IPv4 text of an IPv6 socket as v4-mapped."""
+    if endpoint is not None and family == 6 and ":" not in endpoint[0]:
+        return ("::ffff:" + endpoint[0], endpoint[1])
+    return endpoint
+
+
 def _restore(host: Host, r: SockRow, state: str, chosen_by: str, **kw: Any) -> None:
-    local = r.local
-    if r.family == 6 and ":" not in local[0]:
-        local = ("::ffff:" + local[0], local[1])
-    remote = r.remote
-    if remote is not None and r.family == 6 and ":" not in remote[0]:
-        remote = ("::ffff:" + remote[0], remote[1])
+    local = _mapped(r.family, r.local)
+    remote = _mapped(r.family, r.remote)
     if remote is not None and state == "CLOSE":
         remote = None
     host.restore(r.proto, local, remote, state=state, chosen_by=chosen_by, family=r.family, uid=r.uid, **kw)
