@@ -131,9 +131,10 @@ _MSG = struct.Struct("=IH10xBBBxHH16s16s12xI8xII")
 _LEN_TYPE = struct.Struct("=IH")
 
 
-def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., Any] | None = None) -> list[Any]:
+def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., Any] | None = None,
+                 with_inode: bool = True) -> list[Any]:
     """The rows of one dump (``diag_chunks``), made by ``make(proto, fam, state, local, remote, uid, inode,
-    timer)`` (RawRow by default), one unpack per message."""
+    timer)`` (RawRow by default; without ``inode`` when not ``with_inode``), one unpack per message."""
     factory: Any = make or RawRow
     rows: list[Any] = []
     unpack = _MSG.unpack_from
@@ -153,10 +154,10 @@ def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., 
             if length >= need and mtype == _SOCK_DIAG_BY_FAMILY:
                 (_len, _type, family, state, timer_kind, sport, dport, src, dst, expires, uid,
                  inode) = unpack(data, off)
-                rows.append(factory(proto, fam, names.get(state) or f"STATE-{state}",
-                                    (addr(family, src), ntohs(sport)), _remote(addr(family, dst), ntohs(dport)),
-                                    uid, inode,
-                                    _timer(state, timer_kind, expires / 1000.0, inode)))
+                fields = (proto, fam, names.get(state) or f"STATE-{state}", (addr(family, src), ntohs(sport)),
+                          _remote(addr(family, dst), ntohs(dport)), uid, inode,
+                          _timer(state, timer_kind, expires / 1000.0, inode))
+                rows.append(factory(*fields) if with_inode else factory(*fields[:6], fields[7]))
             off += (length + 3) & ~3
     return rows
 

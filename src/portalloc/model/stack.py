@@ -741,6 +741,7 @@ class Stack(CoreStack):
         armed: list[tuple[Sock, float]] = []
         peer, probe, tw_hard, tw_lifetime = self.default_peer, self.probe_sock, self._tw_hard, self.timewait_lifetime
         nid = self.next_id
+        wired: dict[int, tuple[IPAddress, int]] = {}      # id(address) -> (wire address, addr_key)
         for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
             if chosen_by not in ("connect", "bind"):
                 raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
@@ -754,7 +755,16 @@ class Stack(CoreStack):
             sk.connect_bind = bind = chosen_by == "connect"
             sk.bindport_lock = not bind
             sk.bindaddr_lock = not bind and not is_any(laddr)
-            sk.saddr_wire, sk.raddr, sk.rport = wire_address(laddr), wire_address(raddr), rport
+            local_wire = wired.get(id(laddr))
+            if local_wire is None:
+                w = wire_address(laddr)
+                local_wire = wired[id(laddr)] = (w, addr_key(w))
+            remote_wire = wired.get(id(raddr))
+            if remote_wire is None:
+                w = wire_address(raddr)
+                remote_wire = wired[id(raddr)] = (w, addr_key(w))
+            sk.saddr_wire, sk.raddr, sk.rport = local_wire[0], remote_wire[0], rport
+            sk.tkey = (local_wire[1], lport, remote_wire[1], rport, sk.dev)      # = EstablishedTable.tuple_of
             sk.sock_state = "connected"
             sk.peer = peer
             sk.orphan = True

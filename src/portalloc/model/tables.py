@@ -383,11 +383,14 @@ class EstablishedTable:
 
     def insert_timewaits(self, socks: list[Sock], hard: list[bool]) -> None:
         """``insert(sk)`` then ``set_timewait(sk, hard)`` for each sock in order (``hard[i]`` for ``socks[i]``):
-        the same entries, young queues and bitsets, the bitsets filled once per destination."""
+        the same entries, young queues and bitsets, the bitsets filled once per destination. A sock's ``tkey``,
+        when already set, is taken as its ``tuple_of`` (the caller computed it once per address)."""
         by_tuple, dests = self.by_tuple, self.dests
         touched: dict[DestKey, tuple[DestPorts, dict[int, bool]]] = {}
         for sk, is_hard in zip(socks, hard, strict=True):
-            t = sk.tkey = self.tuple_of(sk)
+            t = sk.tkey
+            if t is None:
+                t = sk.tkey = self.tuple_of(sk)
             by_tuple[t] = sk
             sk.hashed = True
             dk = (t[0], t[2], t[3], t[4])

@@ -66,11 +66,6 @@ def _rows(raw: list[diag.RawRow]) -> list[SockRow]:
     return [SockRow(r.proto, r.family, r.state, r.local, r.remote, r.uid, r.timer) for r in raw]
 
 
-def _sock_row(proto: str, family: int, state: str, local: tuple[str, int], remote: tuple[str, int] | None,
-              uid: int, _inode: int, timer: float | None) -> SockRow:
-    return SockRow(proto, family, state, local, remote, uid, timer)
-
-
 #: The four sock_diag dumps: (address family, protocol, proto name, family as 4/6).
 DUMPS = ((socket.AF_INET, socket.IPPROTO_TCP, "tcp", 4), (socket.AF_INET6, socket.IPPROTO_TCP, "tcp", 6),
          (socket.AF_INET, socket.IPPROTO_UDP, "udp", 4), (socket.AF_INET6, socket.IPPROTO_UDP, "udp", 6))
@@ -91,7 +86,7 @@ def _parse_raw(raw: list[list[bytes]] | list[diag.RawRow], used: str) -> list[So
         return _rows(raw)  # type: ignore[arg-type]
     rows: list[SockRow] = []
     for (_, _, proto, fam), chunks in zip(DUMPS, raw, strict=True):
-        rows.extend(diag.parse_chunks(chunks, proto, fam, _sock_row))  # type: ignore[arg-type]
+        rows.extend(diag.parse_chunks(chunks, proto, fam, SockRow, with_inode=False))  # type: ignore[arg-type]
     return rows
 
 

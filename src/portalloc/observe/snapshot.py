@@ -39,6 +39,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from portalloc.model.host import Host
+from portalloc.model.tables import PortBits
 
 #: TCP states (as `ss` prints them) that hold a 4-tuple in ehash; TIME-WAIT is apart.
 LIVE_STATES = frozenset({"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK",
@@ -148,6 +149,13 @@ def parse_port_list(text: str | None) -> int:
     return bits
 
 
+def bitset(ports: list[int]) -> int:
+    """The ports as an integer bitset, built in one pass (PortBits.add_many), not one big-int OR per port."""
+    bits = PortBits()
+    bits.add_many(ports)
+    return bits.bits
+
+
 def _range_bits(lo: int, hi: int) -> int:
     return ((1 << (hi - lo + 1)) - 1) << lo
 
@@ -170,6 +178,7 @@ class HostSnapshot:
     kernel_release: str | None = None
     read_seconds: float = 0.0
     _classified: list[Classified] | None = field(default=None, repr=False, compare=False)
+    _explicit: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ facts
 
@@ -240,30 +249,37 @@ class HostSnapshot:
                 explicit |= 1 << port
             out.append(c)
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
-        used: dict[tuple[str, str, int], int] = defaultdict(int)
+        # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
+        # the whole 8 KB bitset each time), and the test is made once per destination.
+        used: dict[tuple[str, str, int], list[int]] = defaultdict(list)
         for c in out:
             if c.role == "client" and c.row.remote is not None:
-                used[(wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])] |= 1 << c.row.local[1]
+                used[(wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])].append(c.row.local[1])
         first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~explicit
+        first_free: dict[tuple[str, str, int], bool] = {}
         for c in clients:
             assert c.row.remote is not None
             if (c.row.local[1] - lo) & 1 == 0:
                 continue
             key = (wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])
-            if first & ~used[key]:
+            free = first_free.get(key)
+            if free is None:
+                free = first_free[key] = bool(first & ~bitset(used[key]))
+            if free:
                 c.chosen_by = "bind"
                 c.inferred = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s "
                               "parity were free toward this destination (inferred)")
         self._classified = out
+        self._explicit = {}
         return out
 
     def explicit_bits(self, proto: str = "tcp") -> int:
         """Ports held by sockets whose port bind()/listen() chose (for UDP: every bound port)."""
-        bits = 0
-        for c in self.classify():
-            if c.row.proto == proto and c.chosen_by == "bind":
-                bits |= 1 << c.row.local[1]
-        return bits
+        known = self._explicit.get(proto) if self._classified is not None else None
+        if known is None:
+            known = bitset([c.row.local[1] for c in self.classify() if c.row.proto == proto and c.chosen_by == "bind"])
+            self._explicit[proto] = known
+        return known
 
     # ------------------------------------------------------------------ the model
 
@@ -348,7 +364,7 @@ class HostSnapshot:
         rng = _range_bits(lo, hi)
         reserved = (self.reserved_bits & rng).bit_count()
         counts: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
-        tw_ports: dict[tuple[str, str, str, int], int] = defaultdict(int)
+        tw_port_lists: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
         notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
         for c in self.classify():
             r = c.row
@@ -357,13 +373,14 @@ class HostSnapshot:
             key = (r.proto, wire(r.local[0]), wire(r.remote[0]), r.remote[1])
             if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
                 counts[key][1] += 1
-                tw_ports[key] |= 1 << r.local[1]
+                tw_port_lists[key].append(r.local[1])
             else:
                 counts[key][0] += 1
             if c.inferred:
                 notes[key].add(c.inferred)
+        tw_ports = {key: bitset(ports) for key, ports in tw_port_lists.items()}
         locked = {p: (self.explicit_bits(p) & rng & ~self.reserved_bits).bit_count() for p in ("tcp", "udp")}
-        keys = self.destinations()
+        keys = sorted(counts)         # = destinations(): every key counted above
         if asked:
             wanted = {(wire(a), p) for a, p in asked}
             keys = [k for k in keys if (k[2], k[3]) in wanted]
@@ -375,7 +392,7 @@ class HostSnapshot:
             proto, src, daddr, dport = key
             usable = model.usable_ports((daddr, dport), proto=proto, src=src or None)
             in_use, tw = counts[key]
-            reusable = (tw_ports[key] & usable.bits).bit_count()
+            reusable = (tw_ports.get(key, 0) & usable.bits).bit_count()
             row_notes = sorted(notes[key])
             out.append(Headroom(proto, src or "(route)", daddr, dport, in_use, tw, reusable, locked[proto],
                                 reserved, hi - lo + 1, len(usable), row_notes))
