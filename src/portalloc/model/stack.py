@@ -741,7 +741,7 @@ class Stack(CoreStack):
         armed: list[tuple[Sock, float]] = []
         peer, probe, tw_hard, tw_lifetime = self.default_peer, self.probe_sock, self._tw_hard, self.timewait_lifetime
         nid = self.next_id
-        wired: dict[int, tuple[IPAddress, int]] = {}      # id(address) -> (wire address, addr_key)
+        wired: dict[int, tuple[IPAddress, int, bool]] = {}   # id(address) -> (wire address, addr_key, is_any)
         for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
             if chosen_by not in ("connect", "bind"):
                 raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
@@ -750,19 +750,19 @@ class Stack(CoreStack):
             sk = probe(family, "tcp", uid, nid)
             self.socks[nid] = sk
             nid += 1
-            sk.laddr = laddr
-            sk.lport = lport
-            sk.connect_bind = bind = chosen_by == "connect"
-            sk.bindport_lock = not bind
-            sk.bindaddr_lock = not bind and not is_any(laddr)
             local_wire = wired.get(id(laddr))
             if local_wire is None:
                 w = wire_address(laddr)
-                local_wire = wired[id(laddr)] = (w, addr_key(w))
+                local_wire = wired[id(laddr)] = (w, addr_key(w), is_any(laddr))
             remote_wire = wired.get(id(raddr))
             if remote_wire is None:
                 w = wire_address(raddr)
-                remote_wire = wired[id(raddr)] = (w, addr_key(w))
+                remote_wire = wired[id(raddr)] = (w, addr_key(w), False)
+            sk.laddr = laddr
+            sk.lport = lport
+            sk.connect_bind = by_connect = chosen_by == "connect"
+            sk.bindport_lock = not by_connect
+            sk.bindaddr_lock = not by_connect and not local_wire[2]
             sk.saddr_wire, sk.raddr, sk.rport = local_wire[0], remote_wire[0], rport
             sk.tkey = (local_wire[1], lport, remote_wire[1], rport, sk.dev)      # = EstablishedTable.tuple_of
             sk.sock_state = "connected"

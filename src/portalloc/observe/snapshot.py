@@ -92,7 +92,7 @@ class Headroom:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class Classified:
     """A row with who chose its port: ``role`` (listener, bound, child, client, udp), ``chosen_by``
     (bind or connect), and ``inferred`` (the reason when rule 4 decided)."""
