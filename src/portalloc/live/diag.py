@@ -7,7 +7,11 @@
 # omits bound-only TCP sockets. Rules: state names as `ss` prints them; addresses as inet_ntop prints them
 # (v4-mapped IPv6 stays "::ffff:a.b.c.d", family stays 6); remote is None when the peer is unset; timer
 # only for timewait sockets (TIME-WAIT, FIN-WAIT-2 substate) and orphaned FIN-WAIT-2 sockets, in seconds.
-# Every read is bounded (netlink replies end with NLMSG_DONE; a cap on messages stops a runaway dump).
+# Every read is bounded (netlink replies end with NLMSG_DONE; a cap on datagrams stops a runaway dump).
+# Parsing (parse_chunks) is one struct unpack per socket over the fixed layouts of include/uapi/linux/netlink.h
+# (struct nlmsghdr) and include/uapi/linux/inet_diag.h (struct inet_diag_msg, inet_diag_sockid); the request
+# asks for no extensions, so the attributes after the header are skipped by nlmsg_len. diag_chunks returns the
+# datagrams unparsed, so portalloc.observe can send them across a namespace as bytes and parse them once.
 """Socket-table snapshot (sock_diag netlink, /proc/net fallback) for the live agent."""
 
 from __future__ import annotations

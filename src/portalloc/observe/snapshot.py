@@ -24,6 +24,10 @@
 #   TIME_WAIT enters at (now - its age), and the clock then runs to "now" (Host.restore + Host.sleep), so
 #   tcp_tw_reuse's delay and the timers are the model's own. TIME_WAIT timestamps are not in a dump: they
 #   are assumed present when net.ipv4.tcp_timestamps is on (inferred, said in the snapshot's notes).
+#   They go in through Host.restore_timewaits (one call for all: the same tables as one restore() each,
+#   tests/test_restore_bulk.py), which is what keeps 100k TIME_WAITs near a second.
+# - Per-destination port sets are gathered as lists and made bitsets once (`bitset`): an int |= 1 << port
+#   per row would copy the whole 8 KB bitset each time.
 """HostSnapshot, SockRow, Headroom: a read socket table, rebuilt in the model and asked for headroom."""
 
 from __future__ import annotations
