@@ -15,8 +15,9 @@
 #   twice as much at 100k sockets. The caller's own namespace never changes (/proc/net and /proc/sys/net
 #   follow the reading task's namespace).
 # - Speed: pyroute2's DiagSocket.get_sock_stats builds a tree of nla objects per message: measured on 6.18 with
-#   20,000 TIME_WAITs, 2.3 s against 0.09-0.15 s for diag_chunks + parse_chunks (the same rows). So pyroute2
-#   is used only for setns() on Python 3.11, and sock_diag is parsed here with struct.
+#   20,000 TIME_WAITs, 2.3 s against 0.09-0.15 s for diag_chunks + parse_chunks (the same rows). So sock_diag
+#   is parsed here with struct, and reading needs nothing outside the standard library (setns(2) through
+#   ctypes on Python 3.11, os.setns from 3.12).
 # - Every wait is bounded: the child is given READ_TIMEOUT seconds, then killed.
 """read_host: a HostSnapshot of a live namespace or of a saved ``ss`` dump."""
 
@@ -125,9 +126,14 @@ def _setns(fd: int) -> None:
     if setns is not None:
         setns(fd, CLONE_NEWNET)
         return
-    from pyroute2.netns import setns as pr_setns  # the `observe` extra; Python 3.11 has no os.setns
+    # Python 3.11 has no os.setns: glibc's setns(2) through ctypes (importing pyroute2.netns for it cost the
+    # child 0.3 s per read, measured: most of a 20k-socket doctor's read time).
+    import ctypes
 
-    pr_setns(f"/proc/self/fd/{fd}", flags=0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
 
 
 def read_netns(netns: str, source: str = "auto") -> HostSnapshot:
