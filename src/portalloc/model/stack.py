@@ -725,7 +725,7 @@ class Stack(CoreStack):
         tcp_tw_recycle is on (each TIME_WAIT updates per-peer stamps at its own time), it takes that path."""
         if not entries:
             return
-        last = max(self.now, entries[-1][0])
+        last = max(self.now, max(e[0] for e in entries))     # where the clock ends, in any order
         first_expiry = min(e[0] + e[9] for e in entries)
         pending = self.timers.next_expiry()
         if self.tw_recycle_enabled() or first_expiry <= last or (pending is not None and pending <= last):
