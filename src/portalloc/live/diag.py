@@ -7,7 +7,11 @@
 # omits bound-only TCP sockets. Rules: state names as `ss` prints them; addresses as inet_ntop prints them
 # (v4-mapped IPv6 stays "::ffff:a.b.c.d", family stays 6); remote is None when the peer is unset; timer
 # only for timewait sockets (TIME-WAIT, FIN-WAIT-2 substate) and orphaned FIN-WAIT-2 sockets, in seconds.
-# Every read is bounded (netlink replies end with NLMSG_DONE; a cap on messages stops a runaway dump).
+# Every read is bounded (netlink replies end with NLMSG_DONE; a cap on datagrams stops a runaway dump).
+# Parsing (parse_chunks) is one struct unpack per socket over the fixed layouts of include/uapi/linux/netlink.h
+# (struct nlmsghdr) and include/uapi/linux/inet_diag.h (struct inet_diag_msg, inet_diag_sockid); the request
+# asks for no extensions, so the attributes after the header are skipped by nlmsg_len. diag_chunks returns the
+# datagrams unparsed, so portalloc.observe can send them across a namespace as bytes and parse them once.
 """Socket-table snapshot (sock_diag netlink, /proc/net fallback) for the live agent."""
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 #: Kernel TCP state numbers (include/net/tcp_states.h) → `ss` names. 12 is TCP_NEW_SYN_RECV.
 STATE_NAMES: dict[int, str] = {
@@ -77,53 +83,92 @@ def _timer(state_num: int, timer_kind: int, seconds: float, inode: int) -> float
     return None
 
 
-def _diag_dump(family: int, protocol: int) -> list[RawRow]:
-    proto = "tcp" if protocol == socket.IPPROTO_TCP else "udp"
-    fam = 4 if family == socket.AF_INET else 6
-    req = struct.pack("=BBBBI", family, protocol, 0, 0, 0xFFFFFFFF) + bytes(48)
-    msg = _NLMSG_HDR.pack(_NLMSG_HDR.size + len(req), _SOCK_DIAG_BY_FAMILY,
-                          _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + req
-    rows: list[RawRow] = []
+def diag_request(family: int, protocol: int, states: int = 0xFFFFFFFF) -> bytes:
+    """The SOCK_DIAG_BY_FAMILY dump request: nlmsghdr + struct inet_diag_req_v2 (family, protocol, ext 0,
+    pad, the state bitmask, a zero inet_diag_sockid) - include/uapi/linux/inet_diag.h."""
+    req = struct.pack("=BBBBI", family, protocol, 0, 0, states) + bytes(48)
+    return _NLMSG_HDR.pack(_NLMSG_HDR.size + len(req), _SOCK_DIAG_BY_FAMILY,
+                           _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + req
+
+
+def diag_chunks(family: int, protocol: int) -> list[bytes]:
+    """One sock_diag dump as the kernel sent it: the datagrams (each whole netlink messages), the last one
+    holding NLMSG_DONE or NLMSG_ERROR. Raises OSError for an error answer. Parsing is ``parse_chunks``:
+    a reader in another namespace sends these bytes back as they are (cheaper than any object form)."""
+    chunks: list[bytes] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
         nl.settimeout(10.0)
-        nl.send(msg)
-        seen = 0
-        while seen < _MAX_MESSAGES:
+        nl.send(diag_request(family, protocol))
+        for _ in range(_MAX_MESSAGES):
             data = nl.recv(1 << 20)
             if not data:
-                return rows
-            off = 0
-            while off + _NLMSG_HDR.size <= len(data):
-                length, mtype, _flags, _seq, _pid = _NLMSG_HDR.unpack_from(data, off)
-                if length < _NLMSG_HDR.size:
-                    return rows
-                seen += 1
-                if mtype == _NLMSG_DONE:
-                    return rows
-                if mtype == _NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", data, off + _NLMSG_HDR.size)
-                    if err:
-                        raise OSError(-err, os.strerror(-err))
-                    return rows
-                if mtype == _SOCK_DIAG_BY_FAMILY and length - _NLMSG_HDR.size >= _DIAG_MSG_LEN:
-                    rows.append(_diag_row(proto, fam, data, off + _NLMSG_HDR.size))
-                off += (length + 3) & ~3
+                break
+            chunks.append(data)
+            if _ends_dump(data):
+                break
+    return chunks
+
+
+def _ends_dump(data: bytes) -> bool:
+    """Does this datagram hold NLMSG_DONE or NLMSG_ERROR (the end of a dump)? Raises OSError for an error."""
+    off = 0
+    while off + _NLMSG_HDR.size <= len(data):
+        length, mtype, _flags, _seq, _pid = _NLMSG_HDR.unpack_from(data, off)
+        if length < _NLMSG_HDR.size:
+            return True
+        if mtype == _NLMSG_ERROR:
+            (err,) = struct.unpack_from("=i", data, off + _NLMSG_HDR.size)
+            if err:
+                raise OSError(-err, os.strerror(-err))
+            return True
+        if mtype == _NLMSG_DONE:
+            return True
+        off += (length + 3) & ~3
+    return False
+
+
+#: nlmsghdr + struct inet_diag_msg in one unpack (include/uapi/linux/netlink.h, inet_diag.h): nlmsg_len,
+#: nlmsg_type, (flags, seq, pid skipped), idiag_family, idiag_state, idiag_timer, (idiag_retrans), id.sport,
+#: id.dport (network order), id.src, id.dst (__be32[4]), (id.if, id.cookie skipped), idiag_expires (ms),
+#: (rqueue, wqueue), idiag_uid, idiag_inode. Attributes after it are not read (the request asks for none).
+_MSG = struct.Struct("=IH10xBBBxHH16s16s12xI8xII")
+_LEN_TYPE = struct.Struct("=IH")
+
+
+def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., Any] | None = None,
+                 with_inode: bool = True) -> list[Any]:
+    """The rows of one dump (``diag_chunks``), made by ``make(proto, fam, state, local, remote, uid, inode,
+    timer)`` (RawRow by default; without ``inode`` when not ``with_inode``), one unpack per message."""
+    factory: Any = make or RawRow
+    rows: list[Any] = []
+    unpack = _MSG.unpack_from
+    hdr = _NLMSG_HDR.size
+    need = hdr + _DIAG_MSG_LEN
+    names = STATE_NAMES
+    ntohs = socket.ntohs
+    assert _MSG.size == need
+    addr = _addr
+    head = _LEN_TYPE.unpack_from
+    for data in chunks:
+        off, end = 0, len(data)
+        while off + hdr <= end:
+            length, mtype = head(data, off)
+            if length < hdr:
+                break
+            if length >= need and mtype == _SOCK_DIAG_BY_FAMILY:
+                (_len, _type, family, state, timer_kind, sport, dport, src, dst, expires, uid,
+                 inode) = unpack(data, off)
+                fields = (proto, fam, names.get(state) or f"STATE-{state}", (addr(family, src), ntohs(sport)),
+                          _remote(addr(family, dst), ntohs(dport)), uid, inode,
+                          _timer(state, timer_kind, expires / 1000.0, inode))
+                rows.append(factory(*fields) if with_inode else factory(*fields[:6], fields[7]))
+            off += (length + 3) & ~3
     return rows
 
 
-#: struct inet_diag_msg in one unpack: family, state, timer, retrans, sport, dport (network order), src, dst,
-#: (if, cookie skipped), expires, rqueue, wqueue, uid, inode.
-_DIAG_MSG = struct.Struct("=BBBBHH16s16s12xIIIII")
-
-
-def _diag_row(proto: str, fam: int, data: bytes, off: int = 0) -> RawRow:
-    (family, state, timer_kind, _retrans, sport, dport, src, dst, expires, _rq, _wq, uid,
-     inode) = _DIAG_MSG.unpack_from(data, off)
-    sport, dport = socket.ntohs(sport), socket.ntohs(dport)
-    local = (_addr(family, src), sport)
-    remote = _remote(_addr(family, dst), dport)
-    return RawRow(proto, fam, STATE_NAMES.get(state, f"STATE-{state}"), local, remote, uid, inode,
-                  _timer(state, timer_kind, expires / 1000.0, inode))
+def _diag_dump(family: int, protocol: int) -> list[RawRow]:
+    proto = "tcp" if protocol == socket.IPPROTO_TCP else "udp"
+    return parse_chunks(diag_chunks(family, protocol), proto, 4 if family == socket.AF_INET else 6)
 
 
 def _proc_hex_addr(text: str) -> tuple[str, int]:

@@ -753,6 +753,32 @@ class Host:
         kind = _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM
         return Socket(self, sk, _socket.AF_INET if fam == 4 else _socket.AF_INET6, kind)
 
+    def restore_timewaits(self, entries: Iterable[tuple[float, int, tuple[str, int], tuple[str, int], str, int,
+                                                          str, float]], *, timestamps: bool = True) -> None:
+        """Put back many TCP TIME_WAITs at once: each entry is (at, family, local, remote, chosen_by, uid,
+        tw_substate, lifetime), ``at`` the model time it entered TIME_WAIT (ascending; the clock ends at the
+        last). The same as, per entry, ``sleep(at - time)`` when later, then ``restore("tcp", local, remote,
+        state="TIME_WAIT", ...)`` - only faster (``Stack.restore_timewaits``); addresses are parsed once per
+        distinct text."""
+        restore: Any = getattr(self._stack, "restore_timewaits", None)     # Linux's Stack.restore_timewaits
+        if restore is None:
+            raise ValueError(f"restore() is modelled for Linux profiles only, not {self.kernel}")
+        parsed: dict[tuple[str, int], Any] = {}
+
+        def address(text: str, fam: int) -> Any:
+            a = parsed.get((text, fam))
+            if a is None:
+                a = parsed[(text, fam)] = parse_sockaddr((text, 0), fam, "restore")[0]
+            return a
+
+        rows = []
+        for at, fam, (lhost, lport), (rhost, rport), chosen_by, uid, substate, lifetime in entries:
+            if not (0 <= lport <= 0xFFFF and 0 <= rport <= 0xFFFF):
+                raise OverflowError("restore(): port must be 0-65535.")
+            rows.append((float(at), fam, address(lhost, fam), lport, address(rhost, fam), rport, chosen_by, uid,
+                         substate, float(lifetime)))
+        restore(rows, timestamps=timestamps)
+
     def usable_ports(self, dst: tuple[str, int], *, proto: str = "tcp", src: str | None = None) -> PortSet:
         """The ports that a new, unbound socket's connect() toward ``dst`` could take right now.
 

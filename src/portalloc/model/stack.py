@@ -71,6 +71,10 @@ from portalloc.model.sock import (
 from portalloc.model.tables import DestPorts, PortBits
 from portalloc.sysctl import SysctlValue
 
+#: One TIME_WAIT for Stack.restore_timewaits: (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate,
+#: lifetime).
+TimewaitEntry = tuple[float, int, IPAddress, int, IPAddress, int, str, int, str, float]
+
 #: Linux's stack, its port test, and the shared names callers have always imported from here.
 __all__ = ["Stack", "ConnectTest", "TW_RECYCLE_TIMEOUT", "TCP_RTO_MIN_MS", "LOOPBACK_IFINDEX", "PEER_BEHAVIOURS",
            "SYN_TIMEOUT", "TCP_PAWS_MSL", "TCP_PAWS_WINDOW", "TCP_TIMEWAIT_LEN", "CoreStack", "RemotePeer",
@@ -733,6 +737,74 @@ class Stack(CoreStack):
         elif state != ESTABLISHED:
             raise ValueError(f"cannot restore a socket in state {state!r}")
         return sk
+
+    def restore_timewaits(self, entries: list[TimewaitEntry], *, timestamps: bool = True) -> None:
+        """Put back many TIME_WAITs read from a real host's table at once (portalloc.observe at 100k sockets).
+
+        Each entry is (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime), ``at`` the
+        model time it entered TIME_WAIT, entries in ascending ``at``. The result is the one of, for each entry
+        in order, ``advance(at - now)`` when ``at`` is later than the clock, then ``restore(..., TIME_WAIT)``:
+        the same Socks in the same bind buckets, ehash entries, per-destination bitsets and young queues,
+        the same timers (armed in one heapify), the clock at the last entry. Only the per-call overhead goes
+        (tests/test_restore_bulk.py holds the two equal). Where a timer could fire between the entries, or
+        tcp_tw_recycle is on (each TIME_WAIT updates per-peer stamps at its own time), it takes that path."""
+        if not entries:
+            return
+        last = max(self.now, max(e[0] for e in entries))     # where the clock ends, in any order
+        first_expiry = min(e[0] + e[9] for e in entries)
+        pending = self.timers.next_expiry()
+        if self.tw_recycle_enabled() or first_expiry <= last or (pending is not None and pending <= last):
+            for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
+                if at > self.now:
+                    self.advance(at - self.now)
+                self.restore("tcp", family, TIME_WAIT, laddr, lport, (raddr, rport), chosen_by=chosen_by, uid=uid,
+                             tw_substate=substate, lifetime=lifetime, timestamps=timestamps)
+            return
+        now = self.now
+        socks: list[Sock] = []
+        hard: list[bool] = []
+        armed: list[tuple[Sock, float]] = []
+        peer, probe, tw_hard, tw_lifetime = self.default_peer, self.probe_sock, self._tw_hard, self.timewait_lifetime
+        nid = self.next_id
+        wired: dict[int, tuple[IPAddress, int, bool]] = {}   # id(address) -> (wire address, addr_key, is_any)
+        for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
+            if chosen_by not in ("connect", "bind"):
+                raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
+            if at > now:
+                now = now + (at - now)       # as advance() moves the clock: the same float
+            sk = probe(family, "tcp", uid, nid)
+            self.socks[nid] = sk
+            nid += 1
+            local_wire = wired.get(id(laddr))
+            if local_wire is None:
+                w = wire_address(laddr)
+                local_wire = wired[id(laddr)] = (w, addr_key(w), is_any(laddr))
+            remote_wire = wired.get(id(raddr))
+            if remote_wire is None:
+                w = wire_address(raddr)
+                remote_wire = wired[id(raddr)] = (w, addr_key(w), False)
+            sk.laddr = laddr
+            sk.lport = lport
+            sk.connect_bind = by_connect = chosen_by == "connect"
+            sk.bindport_lock = not by_connect
+            sk.bindaddr_lock = not by_connect and not local_wire[2]
+            sk.saddr_wire, sk.raddr, sk.rport = local_wire[0], remote_wire[0], rport
+            sk.tkey = (local_wire[1], lport, remote_wire[1], rport, sk.dev)      # = EstablishedTable.tuple_of
+            sk.sock_state = "connected"
+            sk.peer = peer
+            sk.orphan = True
+            sk.ts_stamp = now if timestamps else None
+            # _enter_timewait, with the tables and the timer filled below for all at once
+            sk.state = TIME_WAIT
+            sk.tw_substate = substate
+            socks.append(sk)
+            hard.append(tw_hard(sk))
+            armed.append((sk, now + tw_lifetime(sk, substate, lifetime)))
+        self.next_id = nid
+        self.now = now
+        self.tcp.add_many(socks)
+        self.ehash.insert_timewaits(socks, hard)
+        self.timers.arm_many(armed)
 
     # ------------------------------------------------------------------ UDP
 

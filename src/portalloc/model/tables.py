@@ -49,6 +49,46 @@ class PortBits:
             self.count += 1
             self._int = None
 
+    def add_many(self, ports: list[int]) -> None:
+        """``add`` each port of ``ports``, without a method call per port (the integer form is rebuilt only
+        when next asked for, as after ``add``)."""
+        if not ports:
+            return
+        b = self._bytes
+        top = max(ports) >> 3
+        if top >= len(b):
+            b.extend(bytes(top + 1 - len(b)))
+        added = 0
+        for port in ports:
+            i = port >> 3
+            v = b[i]
+            m = 1 << (port & 7)
+            if not v & m:
+                b[i] = v | m
+                added += 1
+        if added:
+            self.count += added
+            self._int = None
+
+    def discard_many(self, ports: list[int]) -> None:
+        """``discard`` each port of ``ports``, without a method call per port."""
+        if not self.count:
+            return
+        b = self._bytes
+        n = len(b)
+        removed = 0
+        for port in ports:
+            i = port >> 3
+            if i < n:
+                v = b[i]
+                m = 1 << (port & 7)
+                if v & m:
+                    b[i] = v ^ m
+                    removed += 1
+        if removed:
+            self.count -= removed
+            self._int = None
+
     def discard(self, port: int) -> None:
         """Take ``port`` out of the set (nothing happens if it is not in it)."""
         b = self._bytes
@@ -163,6 +203,36 @@ class PortTable:
         if n == 0:
             slot.ports.add(port)
         sk.lport = sk.sport = port
+
+    def add_many(self, socks: list[Sock]) -> None:
+        """``add(sk, sk.lport)`` for each sock in order (their laddr and lport already set): the same buckets
+        (owners in the same order), slot counts and bitsets, with the bitsets filled once per slot."""
+        buckets, slots = self.buckets, self.slots
+        explicit: list[int] = []
+        fresh: dict[tuple[int, int, bool, int], list[int]] = {}
+        for sk in socks:
+            port = sk.lport
+            b = buckets.get(port)
+            if b is None:
+                b = buckets[port] = BindBucket(port)
+            b.owners.append(sk)
+            if not sk.connect_bind:
+                b.explicit_owners += 1
+                b.ever_explicit = True
+                explicit.append(port)
+            assert sk.laddr is not None
+            ikey = (sk.family, addr_key(sk.laddr), sk.v6only, sk.dev)
+            slot = slots.get(ikey)
+            if slot is None:
+                slot = slots[ikey] = _Slot(sk.key())
+            n = slot.counts.get(port, 0)
+            slot.counts[port] = n + 1
+            if n == 0:
+                fresh.setdefault(ikey, []).append(port)
+            sk.sport = port
+        self.explicit.add_many(explicit)
+        for ikey, ports in fresh.items():
+            slots[ikey].ports.add_many(ports)
 
     def remove(self, sk: Sock) -> None:
         """inet_put_port: ``sk`` lets go of its port."""
@@ -325,6 +395,42 @@ class EstablishedTable:
             d.young.add(port)
             d.young_q.append((sk.ts_stamp, port, sk))
 
+    def insert_timewaits(self, socks: list[Sock], hard: list[bool]) -> None:
+        """``insert(sk)`` then ``set_timewait(sk, hard)`` for each sock in order (``hard[i]`` for ``socks[i]``):
+        the same entries, young queues and bitsets, the bitsets filled once per destination. A sock's ``tkey``,
+        when already set, is taken as its ``tuple_of`` (the caller computed it once per address)."""
+        by_tuple, dests = self.by_tuple, self.dests
+        touched: dict[DestKey, tuple[DestPorts, dict[int, bool]]] = {}
+        for sk, is_hard in zip(socks, hard, strict=True):
+            t = sk.tkey
+            if t is None:
+                t = sk.tkey = self.tuple_of(sk)
+            by_tuple[t] = sk
+            sk.hashed = True
+            dk = (t[0], t[2], t[3], t[4])
+            entry = touched.get(dk)
+            if entry is None:
+                d = dests.get(dk)
+                if d is None:
+                    d = dests[dk] = DestPorts()
+                if d.tw is NO_PORTS:
+                    d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
+                entry = touched[dk] = (d, {})
+            entry[1][t[1]] = is_hard          # the last TIME_WAIT on a port decides, as one by one
+            if not is_hard:
+                assert sk.ts_stamp is not None and entry[0].young_q is not None
+                entry[0].young_q.append((sk.ts_stamp, t[1], sk))
+        for d, ports in touched.values():
+            every = list(ports)
+            hard_ports = [p for p, h in ports.items() if h]
+            soft_ports = [p for p, h in ports.items() if not h]
+            d.live.discard_many(every)
+            d.tw.add_many(every)
+            d.tw_hard.discard_many(soft_ports)
+            d.tw_hard.add_many(hard_ports)
+            d.young.discard_many(hard_ports)
+            d.young.add_many(soft_ports)
+
     def remove(self, sk: Sock) -> None:
         """Unhash ``sk``."""
         t = sk.tkey
@@ -357,6 +463,18 @@ class TimerQueue:
         sk.expires = expires
         self._seq += 1
         heapq.heappush(self._heap, (expires, self._seq, sk))
+
+    def arm_many(self, items: list[tuple[Sock, float]]) -> None:
+        """``arm`` each (sock, expiry) in order, with one heapify instead of a push each: the heap pops in
+        the same (expiry, arming order) sequence."""
+        h = self._heap
+        seq = self._seq
+        for sk, expires in items:
+            sk.expires = expires
+            seq += 1
+            h.append((expires, seq, sk))
+        self._seq = seq
+        heapq.heapify(h)
 
     def next_expiry(self) -> float | None:
         """When the earliest armed timer fires (a stale entry may answer early; run_until skips it)."""

@@ -24,6 +24,10 @@
 #   TIME_WAIT enters at (now - its age), and the clock then runs to "now" (Host.restore + Host.sleep), so
 #   tcp_tw_reuse's delay and the timers are the model's own. TIME_WAIT timestamps are not in a dump: they
 #   are assumed present when net.ipv4.tcp_timestamps is on (inferred, said in the snapshot's notes).
+#   They go in through Host.restore_timewaits (one call for all: the same tables as one restore() each,
+#   tests/test_restore_bulk.py), which is what keeps 100k TIME_WAITs near a second.
+# - Per-destination port sets are gathered as lists and made bitsets once (`bitset`): an int |= 1 << port
+#   per row would copy the whole 8 KB bitset each time.
 """HostSnapshot, SockRow, Headroom: a read socket table, rebuilt in the model and asked for headroom."""
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from portalloc.model.host import Host
+from portalloc.model.tables import PortBits
 
 #: TCP states (as `ss` prints them) that hold a 4-tuple in ehash; TIME-WAIT is apart.
 LIVE_STATES = frozenset({"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK",
@@ -91,7 +96,7 @@ class Headroom:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class Classified:
     """A row with who chose its port: ``role`` (listener, bound, child, client, udp), ``chosen_by``
     (bind or connect), and ``inferred`` (the reason when rule 4 decided)."""
@@ -148,6 +153,13 @@ def parse_port_list(text: str | None) -> int:
     return bits
 
 
+def bitset(ports: list[int]) -> int:
+    """The ports as an integer bitset, built in one pass (PortBits.add_many), not one big-int OR per port."""
+    bits = PortBits()
+    bits.add_many(ports)
+    return bits.bits
+
+
 def _range_bits(lo: int, hi: int) -> int:
     return ((1 << (hi - lo + 1)) - 1) << lo
 
@@ -170,6 +182,7 @@ class HostSnapshot:
     kernel_release: str | None = None
     read_seconds: float = 0.0
     _classified: list[Classified] | None = field(default=None, repr=False, compare=False)
+    _explicit: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ facts
 
@@ -240,30 +253,37 @@ class HostSnapshot:
                 explicit |= 1 << port
             out.append(c)
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
-        used: dict[tuple[str, str, int], int] = defaultdict(int)
+        # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
+        # the whole 8 KB bitset each time), and the test is made once per destination.
+        used: dict[tuple[str, str, int], list[int]] = defaultdict(list)
         for c in out:
             if c.role == "client" and c.row.remote is not None:
-                used[(wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])] |= 1 << c.row.local[1]
+                used[(wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])].append(c.row.local[1])
         first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~explicit
+        first_free: dict[tuple[str, str, int], bool] = {}
         for c in clients:
             assert c.row.remote is not None
             if (c.row.local[1] - lo) & 1 == 0:
                 continue
             key = (wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])
-            if first & ~used[key]:
+            free = first_free.get(key)
+            if free is None:
+                free = first_free[key] = bool(first & ~bitset(used[key]))
+            if free:
                 c.chosen_by = "bind"
                 c.inferred = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s "
                               "parity were free toward this destination (inferred)")
         self._classified = out
+        self._explicit = {}
         return out
 
     def explicit_bits(self, proto: str = "tcp") -> int:
         """Ports held by sockets whose port bind()/listen() chose (for UDP: every bound port)."""
-        bits = 0
-        for c in self.classify():
-            if c.row.proto == proto and c.chosen_by == "bind":
-                bits |= 1 << c.row.local[1]
-        return bits
+        known = self._explicit.get(proto) if self._classified is not None else None
+        if known is None:
+            known = bitset([c.row.local[1] for c in self.classify() if c.row.proto == proto and c.chosen_by == "bind"])
+            self._explicit[proto] = known
+        return known
 
     # ------------------------------------------------------------------ the model
 
@@ -280,7 +300,9 @@ class HostSnapshot:
         with no_gc():
             return self._rebuild(kernel, seed, sorted(addresses))
 
-    def _rebuild(self, kernel: str | None, seed: int, addresses: list[str]) -> Host:
+    def _rebuild(self, kernel: str | None, seed: int, addresses: list[str], bulk: bool = True) -> Host:
+        """The rebuild; ``bulk``: TIME_WAITs through Host.restore_timewaits (False: one restore() each, the
+        reference the bulk path is tested against)."""
         host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
         _apply_sysctls(host, self.sysctls)
         fin_timeout = float(self.sysctls.get("net.ipv4.tcp_fin_timeout", "60") or 60)
@@ -299,7 +321,13 @@ class HostSnapshot:
                 state = "CLOSE" if r.remote is None else "ESTABLISHED"
             _restore(host, r, state, c.chosen_by)
         host.sleep(TW_BASE - max((age for age, _, _ in tws), default=0.0))
-        for age, total, c in sorted(tws, key=lambda t: -t[0]):
+        tws.sort(key=lambda t: -t[0])
+        if bulk:
+            host.restore_timewaits([(TW_BASE - age, c.row.family, _mapped(c.row.family, c.row.local),
+                                     _mapped(c.row.family, c.row.remote), c.chosen_by, c.row.uid,
+                                     "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2", total)
+                                    for age, total, c in tws], timestamps=self.timestamps)
+        for age, total, c in tws if not bulk else ():
             at = TW_BASE - age
             if at > host.time:
                 host.sleep(at - host.time)
@@ -340,7 +368,7 @@ class HostSnapshot:
         rng = _range_bits(lo, hi)
         reserved = (self.reserved_bits & rng).bit_count()
         counts: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
-        tw_ports: dict[tuple[str, str, str, int], int] = defaultdict(int)
+        tw_port_lists: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
         notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
         for c in self.classify():
             r = c.row
@@ -349,13 +377,14 @@ class HostSnapshot:
             key = (r.proto, wire(r.local[0]), wire(r.remote[0]), r.remote[1])
             if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
                 counts[key][1] += 1
-                tw_ports[key] |= 1 << r.local[1]
+                tw_port_lists[key].append(r.local[1])
             else:
                 counts[key][0] += 1
             if c.inferred:
                 notes[key].add(c.inferred)
+        tw_ports = {key: bitset(ports) for key, ports in tw_port_lists.items()}
         locked = {p: (self.explicit_bits(p) & rng & ~self.reserved_bits).bit_count() for p in ("tcp", "udp")}
-        keys = self.destinations()
+        keys = sorted(counts)         # = destinations(): every key counted above
         if asked:
             wanted = {(wire(a), p) for a, p in asked}
             keys = [k for k in keys if (k[2], k[3]) in wanted]
@@ -367,7 +396,7 @@ class HostSnapshot:
             proto, src, daddr, dport = key
             usable = model.usable_ports((daddr, dport), proto=proto, src=src or None)
             in_use, tw = counts[key]
-            reusable = (tw_ports[key] & usable.bits).bit_count()
+            reusable = (tw_ports.get(key, 0) & usable.bits).bit_count()
             row_notes = sorted(notes[key])
             out.append(Headroom(proto, src or "(route)", daddr, dport, in_use, tw, reusable, locked[proto],
                                 reserved, hi - lo + 1, len(usable), row_notes))
@@ -408,13 +437,16 @@ def _apply_sysctls(host: Host, sysctls: dict[str, str]) -> None:
         pending = left
 
 
+def _mapped(family: int, endpoint: Any) -> Any:
+    """An endpoint in the socket's own family: an IPv4 text of an IPv6 socket as v4-mapped."""
+    if endpoint is not None and family == 6 and ":" not in endpoint[0]:
+        return ("::ffff:" + endpoint[0], endpoint[1])
+    return endpoint
+
+
 def _restore(host: Host, r: SockRow, state: str, chosen_by: str, **kw: Any) -> None:
-    local = r.local
-    if r.family == 6 and ":" not in local[0]:
-        local = ("::ffff:" + local[0], local[1])
-    remote = r.remote
-    if remote is not None and r.family == 6 and ":" not in remote[0]:
-        remote = ("::ffff:" + remote[0], remote[1])
+    local = _mapped(r.family, r.local)
+    remote = _mapped(r.family, r.remote)
     if remote is not None and state == "CLOSE":
         remote = None
     host.restore(r.proto, local, remote, state=state, chosen_by=chosen_by, family=r.family, uid=r.uid, **kw)
