@@ -62,9 +62,10 @@ class PortBits:
                 self._int = None
 
     def __contains__(self, port: int) -> bool:
-        b = self._bytes
-        i = port >> 3
-        return i < len(b) and bool(b[i] >> (port & 7) & 1)
+        try:
+            return self._bytes[port >> 3] >> (port & 7) & 1 == 1
+        except IndexError:                         # past the highest byte: not in the set
+            return False
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -222,9 +223,16 @@ class DestPorts:
         """Drop from ``young`` every TIME_WAIT whose reuse delay has passed (``passed(stamp)``)."""
         q = self.young_q
         while q and passed(q[0][0]):
-            stamp, port, sk = q.popleft()
-            if sk.state == "TIME_WAIT" and sk.ts_stamp == stamp and sk.tkey is not None:
-                self.young.discard(port)
+            entry = q.popleft()
+            if _young_entry_live(entry):
+                self.young.discard(entry[1])
+
+
+def _young_entry_live(entry: tuple[float, int, Sock]) -> bool:
+    """Is this young_q entry (stamp, port, sock) still its socket's current TIME_WAIT? Once not, never again:
+    a destroyed socket is not rehashed, and a re-stamped one has a newer entry of its own."""
+    stamp, _, sk = entry
+    return sk.state == "TIME_WAIT" and sk.ts_stamp == stamp and sk.tkey is not None
 
 
 TupleKey = tuple[int, int, int, int, int]
@@ -321,9 +329,15 @@ class EstablishedTable:
             d.young.discard(port)
         else:
             d.tw_hard.discard(port)
-            assert sk.ts_stamp is not None and d.young_q is not None
+            q = d.young_q
+            assert sk.ts_stamp is not None and q is not None
             d.young.add(port)
-            d.young_q.append((sk.ts_stamp, port, sk))
+            # Entries whose TIME_WAIT is gone (or was re-stamped) can never count again, and `age` skips
+            # them; they are dropped from the head here so a destination nobody ages (tcp_tw_reuse off
+            # toward it) does not keep every dead socket alive. Stamps only grow, so the head is the oldest.
+            while q and not _young_entry_live(q[0]):
+                q.popleft()
+            q.append((sk.ts_stamp, port, sk))
 
     def remove(self, sk: Sock) -> None:
         """Unhash ``sk``."""
