@@ -335,7 +335,10 @@ class EstablishedTable:
             # Entries whose TIME_WAIT is gone (or was re-stamped) can never count again, and `age` skips
             # them; they are dropped from the head here so a destination nobody ages (tcp_tw_reuse off
             # toward it) does not keep every dead socket alive. Stamps only grow, so the head is the oldest.
-            while q and not _young_entry_live(q[0]):
+            while q:
+                stamp, _, head = q[0]
+                if head.state == "TIME_WAIT" and head.ts_stamp == stamp and head.tkey is not None:
+                    break                         # _young_entry_live, inline: this runs per TIME_WAIT
                 q.popleft()
             q.append((sk.ts_stamp, port, sk))
 
