@@ -309,7 +309,7 @@ def parse_sockaddr(addr: object, family: int, fn: str) -> tuple[IPAddress, int]:
 
     A plain (str, int) pair that parsed before is answered from a cache (its answer depends on nothing else)."""
     plain = addr.__class__ is tuple and len(addr) == 2 and addr[0].__class__ is str \
-        and addr[1].__class__ is int  # type: ignore[arg-type, index]
+        and addr[1].__class__ is int
     if plain:
         hit = _SOCKADDR_CACHE.get((addr, family))
         if hit is not None:
