@@ -176,7 +176,7 @@ class PortTable:
             b.explicit_owners -= 1
         if not b.owners:
             del self.buckets[port]
-            self._refresh_explicit(None, port)
+            self.explicit.discard(port)           # _refresh_explicit(None, port)
         elif not sk.connect_bind:
             self._refresh_explicit(b, port)
         assert sk.laddr is not None
@@ -353,10 +353,12 @@ class EstablishedTable:
             d = self.dests[dk]
             port = t[1]
             d.live.discard(port)
-            d.tw.discard(port)
-            d.tw_hard.discard(port)
-            d.young.discard(port)
-            if not (d.live or d.tw):
+            tw = d.tw
+            if tw is not NO_PORTS:                # (the shared empty set: nothing to take out of any TIME_WAIT set)
+                tw.discard(port)
+                d.tw_hard.discard(port)
+                d.young.discard(port)
+            if not (d.live.count or tw.count):
                 del self.dests[dk]
         sk.hashed = False
         sk.tkey = None
