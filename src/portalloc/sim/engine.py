@@ -3,8 +3,12 @@
 #
 # Rules: (1) no kernel rule lives here. Every port, errno, TIME_WAIT and FIN_WAIT2 comes from the host's own
 # socket calls (socket, setsockopt, bind, connect_ex, accept, close, set_peer) and its clock (sleep); the
-# engine only decides WHEN to make which call, and counts what came back. (2) Time moves only through
-# host.sleep, to the next event; several events at one instant need no sleep. (3) The workload's
+# engine only decides WHEN to make which call, and counts what came back. The direct path (docs/simulate.md)
+# makes, for a plain TCP connect() to a remote peer on a model Host, the Stack calls those Socket calls make
+# after their argument checks (new_sock, stream_connect, close, advance): the same rules, minus the API layer;
+# tests/test_sim_direct.py proves it gives the same ports, errnos and document. (2) Time moves only through
+# host.sleep (or its Stack.advance, on the direct path), to the next event; several events at one instant
+# need no sleep. (3) The workload's
 # randomness (Poisson arrivals, hold times) comes from a random.Random per (host, workload) seeded from
 # the scenario seed, independent of the model's own seed stream: the model draws exactly what the same
 # calls on a fresh Host draw. (4) Every call the engine makes on fleet host 0 can be recorded as a trace
