@@ -57,25 +57,27 @@ def _run(sc: Scenario, direct: bool) -> tuple[dict[str, Any], list[list[int | No
 
 
 _DESTS = ["10.1.0.5:443", "10.1.0.6:443", "10.1.0.0/30:80", "192.0.2.7:8443"]
+_DESTS6 = ["[2001:db8:1::5]:443", "[2001:db8:1::6]:443", "[2001:db8::9]:80"]
 
 
 @st.composite
 def direct_scenarios(draw: st.DrawFn) -> dict[str, Any]:
-    """Small scenarios that qualify for the direct path (TCP connect() toward remote peers, closed by the client
-    or the server) and often run out of a narrow range, with now and then a workload that does not qualify
+    """Small scenarios that qualify for the direct path (TCP connect() toward remote IPv4 or IPv6 peers, closed by
+    the client or the server) and often run out of a narrow range, with now and then a workload that does not qualify
     (UDP, bind-before-connect, a local listener) running beside it, on one host or a fleet of two."""
     lo = draw(st.integers(30000, 40000))
     width = draw(st.sampled_from([3, 7, 15, 40, 300]))
+    v6 = draw(st.integers(0, 3)) == 0
     workloads = [{
         "name": "direct", "proto": "tcp", "technique": "connect",
-        "to": draw(st.lists(st.sampled_from(_DESTS), min_size=1, max_size=3, unique=True)),
+        "to": draw(st.lists(st.sampled_from(_DESTS6 if v6 else _DESTS), min_size=1, max_size=3, unique=True)),
         "rate": draw(st.sampled_from([5, 20, 60, 150])),
         "arrivals": draw(st.sampled_from(["constant", "poisson"])),
         "hold": draw(st.sampled_from([0.0, 0.05, 0.7, {"exponential": 0.5}, {"lognormal": 0.3, "sigma": 0.8}])),
         "closes": draw(st.sampled_from(["client", "server"])),
-        "source": draw(st.sampled_from([[], ["10.0.0.1"]])),
+        "source": [] if v6 else draw(st.sampled_from([[], ["10.0.0.1"]])),
     }]
-    other = draw(st.sampled_from([None, "udp", "bind-before-connect", "local"]))
+    other = None if v6 else draw(st.sampled_from([None, "udp", "bind-before-connect", "local"]))
     if other == "udp":
         workloads.append({"name": "udp", "proto": "udp", "to": ["10.1.0.5:53"], "rate": 20, "hold": 0.4})
     elif other == "bind-before-connect":
@@ -87,7 +89,8 @@ def direct_scenarios(draw: st.DrawFn) -> dict[str, Any]:
                                "net.ipv4.tcp_tw_reuse": draw(st.sampled_from([0, 1, 2]))}
     kernel = draw(st.sampled_from(["linux-6.18", "linux-5.15", "linux-4.19", "linux-3.10"]))
     d: dict[str, Any] = {"duration": draw(st.sampled_from([1.5, 3, 70])), "seed": draw(st.integers(0, 2**16)),
-                         "host": {"kernel": kernel, "addresses": ["10.0.0.1/24", "10.0.0.2/24"], "sysctls": sysctls},
+                         "host": {"kernel": kernel, "sysctls": sysctls,
+                                  "addresses": ["10.0.0.1/24", "10.0.0.2/24", "2001:db8::1/64"]},
                          "workload": workloads}
     if draw(st.booleans()):
         d["fleet"] = {"hosts": 2}
