@@ -128,6 +128,12 @@ def is_loopback(addr: IPAddress) -> bool:
     return ip == 1 or ip >> 24 == 0xFFFF7F
 
 
+def is_multicast(addr: IPAddress) -> bool:
+    """224.0.0.0/4 or ff00::/8 (what ``ipaddress``'s is_multicast answers), on the address's integer."""
+    ip: int = addr._ip  # type: ignore[union-attr]
+    return ip >> 28 == 0xE if addr.__class__ is IPv4Address else ip >> 120 == 0xFF
+
+
 def is_any(addr: IPAddress) -> bool:
     """0.0.0.0 or ::."""
     ip: int = addr._ip  # type: ignore[union-attr]  # int(addr) costs a Python-level __int__
@@ -170,6 +176,7 @@ class HostAddresses:
 
     def __init__(self, specs: tuple[str, ...] | list[str]) -> None:
         self._local: dict[int, bool] = {}
+        self._broadcast: dict[int, bool] = {}
         self._source: dict[int, IPAddress | None] = {}
         self.interfaces = []
         for spec in specs:
@@ -188,10 +195,13 @@ class HostAddresses:
         shorter than /31 (fib_add_ifaddr adds it to the local table, e.g. 127.255.255.255 for lo's /8)."""
         if not isinstance(addr, IPv4Address):
             return False
-        if addr == _LIMITED_BROADCAST:
-            return True
-        return any(i.version == 4 and i.network.prefixlen < 31 and addr == i.network.broadcast_address
-                   for i in self.interfaces)
+        key = addr_key(addr)
+        known = self._broadcast.get(key)
+        if known is None:
+            known = self._broadcast[key] = addr == _LIMITED_BROADCAST or any(
+                i.version == 4 and i.network.prefixlen < 31 and addr == i.network.broadcast_address
+                for i in self.interfaces)
+        return known
 
     def is_local(self, addr: IPAddress) -> bool:
         """Would the kernel's local routing table accept ``addr`` as one of this host's own?"""
@@ -291,8 +301,26 @@ def parse_host(host: object, family: int, fn: str) -> IPAddress:
     return addr
 
 
+_SOCKADDR_CACHE: dict[tuple[object, int], tuple[IPAddress, int]] = {}
+
+
 def parse_sockaddr(addr: object, family: int, fn: str) -> tuple[IPAddress, int]:
-    """Validate a sockaddr tuple the way socketmodule.c's getsockaddrarg does; return (address, port)."""
+    """Validate a sockaddr tuple the way socketmodule.c's getsockaddrarg does; return (address, port).
+
+    A plain (str, int) pair that parsed before is answered from a cache (its answer depends on nothing else)."""
+    plain = addr.__class__ is tuple and len(addr) == 2 and addr[0].__class__ is str \
+        and addr[1].__class__ is int
+    if plain:
+        hit = _SOCKADDR_CACHE.get((addr, family))
+        if hit is not None:
+            return hit
+    parsed = _parse_sockaddr(addr, family, fn)
+    if plain and len(_SOCKADDR_CACHE) < 100_000:
+        _SOCKADDR_CACHE[(addr, family)] = parsed
+    return parsed
+
+
+def _parse_sockaddr(addr: object, family: int, fn: str) -> tuple[IPAddress, int]:
     fam_name = "AF_INET" if family == 4 else "AF_INET6"
     if not isinstance(addr, tuple):
         raise TypeError(f"{fam_name} address must be tuple, not {type(addr).__name__}")

@@ -686,7 +686,10 @@ class Host:
         moves: a negative length ``ValueError``, NaN ``ValueError``, a length past C's ``_PyTime_t``
         (about 292 years, infinity included) ``OverflowError``, a non-number ``TypeError``.
         """
-        self._stack.advance(_sleep_length(seconds))
+        if seconds.__class__ is float and 0.0 <= seconds < 9e9:    # the common case: no check can fail
+            self._stack.advance(seconds)
+        else:
+            self._stack.advance(_sleep_length(seconds))
 
     def sysctl(self, name: str, value: Any = _MISSING) -> SysctlValue | None:
         """Read a sysctl, or write it when ``value`` is given (validated: EINVAL, unknown: ENOENT)."""

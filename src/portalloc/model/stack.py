@@ -40,6 +40,7 @@ from portalloc.model.addr import (
     addr_key,
     is_any,
     is_loopback,
+    is_multicast,
     is_unspecified,
     needs_scope_id,
     wire_address,
@@ -110,10 +111,14 @@ class ConnectTest:
         if not self.lo <= port <= self.hi or (self.reserved and (self.reserved >> port) & 1) \
                 or port in self.explicit:
             return False
-        reuse = self.reuse
-        for d in self.dests:
-            if port in d.live or port in d.tw_hard or port in d.young or (not reuse and port in d.tw):
-                return False
+        if self.reuse:
+            for d in self.dests:
+                if port in d.live or port in d.tw_hard or port in d.young:
+                    return False
+        else:
+            for d in self.dests:                  # tw_hard and young are subsets of tw
+                if port in d.live or port in d.tw:
+                    return False
         return True
 
     def build(self) -> tuple[int, int]:
@@ -611,25 +616,30 @@ class Stack(CoreStack):
         (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
         handshake leaves the socket CLOSE with so_error set."""
         wildcard = is_unspecified(daddr)
-        daddr = wire_address(self.any_to_loopback(sk, daddr))
-        if isinstance(daddr, IPv6Address):
-            if daddr.is_multicast:
+        if wildcard:
+            daddr = self.any_to_loopback(sk, daddr)
+        daddr = wire_address(daddr)
+        v4 = isinstance(daddr, IPv4Address)
+        v6sock = sk.family == 6
+        if not v4:
+            if is_multicast(daddr):
                 fail(errno.ENETUNREACH)        # tcp_v6_connect: no multicast peer
             self._scope_device(sk, daddr, connect=True)
-        if sk.family == 6 and isinstance(daddr, IPv4Address) and sk.v6only:
+        elif v6sock and sk.v6only:
             fail(errno.ENETUNREACH)
-        if isinstance(daddr, IPv4Address) and (daddr.is_multicast or self.addresses.is_broadcast(daddr)):
+        if v4 and (is_multicast(daddr) or self.addresses.is_broadcast(daddr)):
             fail(errno.ENETUNREACH)            # tcp_v4_connect: rt_flags & (RTCF_MULTICAST | RTCF_BROADCAST)
+        # (device_blackhole needs a bound device; the v4-mapped rules an AF_INET6 socket)
         src: IPAddress
-        if self.device_blackhole(sk, daddr, wildcard):
+        if sk.dev and self.device_blackhole(sk, daddr, wildcard):
             blackhole, src = True, ANY4
         else:
-            if self.mapped_source_to_v6(sk, daddr):
+            if v6sock and self.mapped_source_to_v6(sk, daddr):
                 fail(errno.EAFNOSUPPORT)       # ip6_dst_lookup_tail, before any SYN (verify --seed 92002)
-            blackhole = self.v4_ops_to_v6(sk, daddr)
+            blackhole = v6sock and self.v4_ops_to_v6(sk, daddr)
             src = self.route_source(sk, daddr)
-        if not blackhole and (isinstance(src, IPv4Address) != isinstance(daddr, IPv4Address)
-                              or self.mapped_source_to_v6(sk, daddr)):
+        if not blackhole and (isinstance(src, IPv4Address) != v4
+                              or (v6sock and self.mapped_source_to_v6(sk, daddr))):
             # ip6_dst_lookup_tail: a v4-mapped source (::ffff:0.0.0.0 too) toward a native IPv6 address
             fail(errno.ENETUNREACH if sk.family == 4 else errno.EAFNOSUPPORT)
         self._set_rcv_saddr(sk, src)
@@ -640,10 +650,10 @@ class Stack(CoreStack):
             ok = self.connect_search(sk) is not None
         if not ok:
             self._connect_failed(sk)
-            if sk.family == 6 and isinstance(daddr, IPv4Address):
+            if v6sock and v4:
                 sk.v4_ops = False             # tcp_v4_connect failed at once: back to ipv6_specific
             fail(errno.EADDRNOTAVAIL)
-        if sk.family == 6 and isinstance(daddr, IPv4Address):
+        if v6sock and v4:
             sk.v4_ops = True
         self.ehash.insert(sk)
         self.stats["connects"] += 1

@@ -102,9 +102,10 @@ class PortBits:
                 self._int = None
 
     def __contains__(self, port: int) -> bool:
-        b = self._bytes
-        i = port >> 3
-        return i < len(b) and bool(b[i] >> (port & 7) & 1)
+        try:
+            return self._bytes[port >> 3] >> (port & 7) & 1 == 1
+        except IndexError:                         # past the highest byte: not in the set
+            return False
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -245,7 +246,7 @@ class PortTable:
             b.explicit_owners -= 1
         if not b.owners:
             del self.buckets[port]
-            self._refresh_explicit(None, port)
+            self.explicit.discard(port)           # _refresh_explicit(None, port)
         elif not sk.connect_bind:
             self._refresh_explicit(b, port)
         assert sk.laddr is not None
@@ -292,9 +293,16 @@ class DestPorts:
         """Drop from ``young`` every TIME_WAIT whose reuse delay has passed (``passed(stamp)``)."""
         q = self.young_q
         while q and passed(q[0][0]):
-            stamp, port, sk = q.popleft()
-            if sk.state == "TIME_WAIT" and sk.ts_stamp == stamp and sk.tkey is not None:
-                self.young.discard(port)
+            entry = q.popleft()
+            if _young_entry_live(entry):
+                self.young.discard(entry[1])
+
+
+def _young_entry_live(entry: tuple[float, int, Sock]) -> bool:
+    """Is this young_q entry (stamp, port, sock) still its socket's current TIME_WAIT? Once not, never again:
+    a destroyed socket is not rehashed, and a re-stamped one has a newer entry of its own."""
+    stamp, _, sk = entry
+    return sk.state == "TIME_WAIT" and sk.ts_stamp == stamp and sk.tkey is not None
 
 
 TupleKey = tuple[int, int, int, int, int]
@@ -391,9 +399,18 @@ class EstablishedTable:
             d.young.discard(port)
         else:
             d.tw_hard.discard(port)
-            assert sk.ts_stamp is not None and d.young_q is not None
+            q = d.young_q
+            assert sk.ts_stamp is not None and q is not None
             d.young.add(port)
-            d.young_q.append((sk.ts_stamp, port, sk))
+            # Entries whose TIME_WAIT is gone (or was re-stamped) can never count again, and `age` skips
+            # them; they are dropped from the head here so a destination nobody ages (tcp_tw_reuse off
+            # toward it) does not keep every dead socket alive. Stamps only grow, so the head is the oldest.
+            while q:
+                stamp, _, head = q[0]
+                if head.state == "TIME_WAIT" and head.ts_stamp == stamp and head.tkey is not None:
+                    break                         # _young_entry_live, inline: this runs per TIME_WAIT
+                q.popleft()
+            q.append((sk.ts_stamp, port, sk))
 
     def insert_timewaits(self, socks: list[Sock], hard: list[bool]) -> None:
         """``insert(sk)`` then ``set_timewait(sk, hard)`` for each sock in order (``hard[i]`` for ``socks[i]``):
@@ -442,10 +459,12 @@ class EstablishedTable:
             d = self.dests[dk]
             port = t[1]
             d.live.discard(port)
-            d.tw.discard(port)
-            d.tw_hard.discard(port)
-            d.young.discard(port)
-            if not (d.live or d.tw):
+            tw = d.tw
+            if tw is not NO_PORTS:                # (the shared empty set: nothing to take out of any TIME_WAIT set)
+                tw.discard(port)
+                d.tw_hard.discard(port)
+                d.young.discard(port)
+            if not (d.live.count or tw.count):
                 del self.dests[dk]
         sk.hashed = False
         sk.tkey = None

@@ -22,15 +22,16 @@ DEFAULT_EXAMPLE = "proxy-one-backend"
 
 def simulate(scenario: Scenario, *, fixes: bool = True, recorder: TraceRecorder | None = None,
              progress: Callable[[float, float], None] | None = None,
-             params: dict[str, Any] | None = None) -> Result:
+             params: dict[str, Any] | None = None, direct: bool = True) -> Result:
     """Run ``scenario`` on model hosts. With ``fixes`` (default), when connections fail, each applicable fix
     is checked by simulating its variant (Result.fixes). ``recorder`` records fleet host 0's socket calls as
-    a trace; ``progress(t, duration)`` is called once per simulated second."""
+    a trace; ``progress(t, duration)`` is called once per simulated second. ``direct=False`` keeps every
+    connection on the Socket API (the engine's direct path gives the same result, docs/simulate.md)."""
     t0 = time.perf_counter()
-    run = Engine(scenario, recorder=recorder, progress=progress).run()
+    run = Engine(scenario, recorder=recorder, progress=progress, direct=direct).run()
     result = build_result(run, time.perf_counter() - t0, params)
     if fixes and result.runs_out:
-        result.fixes = check_fixes(result, lambda v: simulate(v, fixes=False))
+        result.fixes = check_fixes(result, lambda v: simulate(v, fixes=False, direct=direct))
     result.wall_s = time.perf_counter() - t0
     return result
 

@@ -3,8 +3,12 @@
 #
 # Rules: (1) no kernel rule lives here. Every port, errno, TIME_WAIT and FIN_WAIT2 comes from the host's own
 # socket calls (socket, setsockopt, bind, connect_ex, accept, close, set_peer) and its clock (sleep); the
-# engine only decides WHEN to make which call, and counts what came back. (2) Time moves only through
-# host.sleep, to the next event; several events at one instant need no sleep. (3) The workload's
+# engine only decides WHEN to make which call, and counts what came back. The direct path (docs/simulate.md)
+# makes, for a plain TCP connect() to a remote peer on a model Host, the Stack calls those Socket calls make
+# after their argument checks (new_sock, stream_connect, close, advance): the same rules, minus the API layer;
+# tests/test_sim_direct.py proves it gives the same ports, errnos and document. (2) Time moves only through
+# host.sleep (or its Stack.advance, on the direct path), to the next event; several events at one instant
+# need no sleep. (3) The workload's
 # randomness (Poisson arrivals, hold times) comes from a random.Random per (host, workload) seeded from
 # the scenario seed, independent of the model's own seed stream: the model draws exactly what the same
 # calls on a fresh Host draw. (4) Every call the engine makes on fleet host 0 can be recorded as a trace
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portalloc.constants import IP_BIND_ADDRESS_NO_PORT
+from portalloc.model.addr import parse_sockaddr
 from portalloc.sim.nat import NatTable
 from portalloc.sim.scenario import Scenario, Workload
 from portalloc.trace.runner import outcome_name
@@ -155,7 +160,8 @@ class RunData:
 class _Stream:
     """Arrivals of one workload on one host."""
 
-    __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "family", "stype")
+    __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "family", "stype",
+                 "direct")
 
     def __init__(self, host: int, wl: int, w: Workload, seed: int, hosts: int, gdest0: int) -> None:
         self.host = host
@@ -182,6 +188,7 @@ class _Stream:
         v6 = ipaddress.ip_address(w.to[0][0]).version == 6
         self.family = socket.AF_INET6 if v6 else socket.AF_INET
         self.stype = socket.SOCK_STREAM if w.proto == "tcp" else socket.SOCK_DGRAM
+        self.direct = False             # may take the direct path (set by the run)
 
     def first(self) -> float:
         if self.w.arrivals == "constant":
@@ -274,8 +281,9 @@ class Engine:
 
     def __init__(self, scenario: Scenario, *, host_factory: Callable[[int], Any] | None = None,
                  realtime: bool = False, recorder: TraceRecorder | None = None,
-                 progress: Callable[[float, float], None] | None = None) -> None:
+                 progress: Callable[[float, float], None] | None = None, direct: bool = True) -> None:
         self.sc = scenario
+        self.direct = direct
         self.factory = host_factory or model_host_factory(scenario)
         self.realtime = realtime
         self.rec = recorder
@@ -390,6 +398,15 @@ class Engine:
             heap.append((min(float(k), sc.duration), SAMPLE, seq, k))
             seq += 1
         heapq.heapify(heap)
+        # The direct path (module comment) where it gives what the Socket layer gives: model hosts, no trace,
+        # no NAT (its refusal closes through SO_LINGER), plain TCP connect() closed normally by either side.
+        from portalloc.model.host import Host
+
+        direct_on = self.direct and not realtime and rec is None and nat is None
+        for st in streams:
+            st.direct = (direct_on and isinstance(hosts[st.host], Host) and st.w.proto == "tcp"
+                         and st.w.technique == "connect" and st.w.closes in ("client", "server"))
+        direct_dests: dict[tuple[int, int], tuple[Any, Any, int, int]] = {}
 
         # Counters.
         pairs: list[PairStats] = []
@@ -412,7 +429,19 @@ class Engine:
             import time as _time
             real_start = _time.monotonic()
 
+        # On the direct path a model host's clock moves by the Stack call that Host.sleep makes after its checks.
+        direct_clock = [h._stack if direct_on and isinstance(h, Host) else None for h in hosts]
+
         def advance(hi: int, t: float) -> None:
+            stack = direct_clock[hi]
+            if stack is not None:
+                dt = t - stack.now
+                if dt > 0:
+                    while dt > SLEEP_PIECE:
+                        stack.advance(SLEEP_PIECE)
+                        dt = t - stack.now
+                    stack.advance(dt)
+                return
             host = hosts[hi]
             if realtime:
                 assert real_start is not None
@@ -496,12 +525,15 @@ class Engine:
                 advance(hi, t)
                 host = hosts[hi]
                 closes = sc.workloads[wi].closes
-                if closes == "server" and child is not None:
-                    child.close()
-                    if rec_on:
-                        self._r(hi, {"op": "close", "sock": cname})
-                    child = None
-                close_client(hi, s, sname, child, cname, closes == "reset")
+                if sname is None:                 # a direct-path connection: ``s`` is the stack's Sock
+                    direct_dests[(hi, gd)][0].close(s)
+                else:
+                    if closes == "server" and child is not None:
+                        child.close()
+                        if rec_on:
+                            self._r(hi, {"op": "close", "sock": cname})
+                        child = None
+                    close_client(hi, s, sname, child, cname, closes == "reset")
                 p.in_use -= 1
                 wcounts[wi]["in_use"] -= 1
                 in_use_total -= 1
@@ -560,9 +592,24 @@ class Engine:
                     err, call, errname = 0, "connect", ""
                 except OSError as exc:
                     s, err, call, errname = None, exc.errno or -1, "connect", outcome_name(exc)
+            elif st.direct and (dd := direct_dests.get((hi, gd))) is not None:
+                # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks.
+                stack, daddr, dport, fam = dd
+                s = stack.new_sock(fam, "tcp", 0)
+                sname = None
+                try:
+                    err = stack.stream_connect(s, daddr, dport)
+                except OSError as exc:
+                    if exc.errno is None:
+                        raise
+                    err = exc.errno
+                call = "connect"
+                if err:
+                    stack.close(s)
+                    errname = outcome_name(OSError(err, ""))
             else:
                 s = host.socket(st.family, st.stype)
-                sname = new_name("c")
+                sname = new_name("c") if rec_on else ""
                 if rec_on:
                     self._r(hi, {"op": "socket", "name": sname,
                                     "family": "inet6" if st.family == socket.AF_INET6 else "inet",
@@ -605,11 +652,15 @@ class Engine:
                 src = route_src.get((hi, gd))
                 if src is None:
                     src = route_src[(hi, gd)] = str(s.getsockname()[0])
+                    if st.direct and dest not in listeners[hi]:
+                        stack = hosts[hi]._stack
+                        daddr, dport = parse_sockaddr(dest, 6 if st.family == socket.AF_INET6 else 4, "connect")
+                        direct_dests[(hi, gd)] = (stack, daddr, dport, 6 if st.family == socket.AF_INET6 else 4)
             child = cname = None
             lst = listeners[hi].get(dest) if st.stype == socket.SOCK_STREAM else None
             if lst is not None:
                 child, _ = lst[0].accept()
-                cname = new_name("a")
+                cname = new_name("a") if rec_on else ""
                 if rec_on:
                     self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
             p = pair_for(hi, wi, gd, src)
