@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portalloc.connectx.core import ConnectxUnsupported, Net, TcpPlan, udp_connect
 from portalloc.connectx.pool import SourcePool
+
+if TYPE_CHECKING:
+    from portalloc.model.host import Host
 
 __all__ = ["SourcePool", "connectx", "connectx_async", "ConnectxUnsupported", "net_for"]
 
 _NETS: dict[int, Net] = {}
 
 
-def net_for(host: Any = None) -> Net:
+def net_for(host: Host | None = None) -> Net:
     """The Net connectx uses: the running kernel for ``None``, else one per portalloc model Host."""
     if host is None:
         from portalloc.connectx.kernel import KERNEL
@@ -46,7 +49,7 @@ def _check_proto(proto: str) -> str:
 
 
 def connectx(dst: tuple[Any, ...], pool: SourcePool, proto: str = "tcp", timeout: float | None = 5.0,
-             *, host: Any = None) -> Any:
+             *, host: Host | None = None) -> Any:
     """A socket connected to ``dst`` from one of ``pool``'s sources, least-used source first.
 
     TCP: IP_BIND_ADDRESS_NO_PORT, so each source gives a full port range PER DESTINATION; the pool's
@@ -78,7 +81,7 @@ def connectx(dst: tuple[Any, ...], pool: SourcePool, proto: str = "tcp", timeout
 
 
 async def connectx_async(dst: tuple[Any, ...], pool: SourcePool, proto: str = "tcp",
-                         timeout: float | None = 5.0, *, host: Any = None) -> Any:
+                         timeout: float | None = 5.0, *, host: Host | None = None) -> Any:
     """:func:`connectx` for asyncio: never blocks the event loop; any number of tasks may share a pool.
 
     The TCP socket is returned in non-blocking mode (ready for ``loop.sock_*`` or

@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 import socket as _socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portalloc.model.addr import parse_host
+
+if TYPE_CHECKING:
+    from portalloc.model.api import HostAPI, SocketAPI
 
 
 def stream_addresses(host: object, port: object) -> list[tuple[int, tuple[Any, ...]]]:
@@ -39,9 +42,9 @@ def stream_addresses(host: object, port: object) -> list[tuple[int, tuple[Any, .
     return [(fam, (name, port) if fam == _socket.AF_INET else (name, port, 0, 0)) for fam, name in names]
 
 
-def create_connection(host: Any, address: tuple[Any, Any], timeout: Any = _socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+def create_connection(host: HostAPI, address: tuple[Any, Any], timeout: Any = _socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
                       source_address: tuple[Any, ...] | None = None, *, all_errors: bool = False,
-                      uid: int = 0) -> Any:
+                      uid: int = 0) -> SocketAPI:
     """Lib/socket.py create_connection over ``host`` (a Host or LiveHost); sockets are made as ``uid``."""
     target_host, port = address
     exceptions: list[OSError] = []

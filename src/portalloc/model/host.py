@@ -676,7 +676,8 @@ class Host:
         another server from the same source_address, even where connect() could share the port)."""
         from portalloc.model.connection import create_connection
 
-        sock: Socket = create_connection(self, address, timeout, source_address, all_errors=all_errors, uid=uid)
+        sock = create_connection(self, address, timeout, source_address, all_errors=all_errors, uid=uid)
+        assert isinstance(sock, Socket)
         return sock
 
     def sleep(self, seconds: float) -> None:
