@@ -227,49 +227,49 @@ class HostSnapshot:
         lo, hi = self.port_range
         listen_addrs: dict[int, list[str]] = defaultdict(list)
         for r in self.rows:
-            if r.proto == "tcp" and r.state == "LISTEN":
+            if r.state == "LISTEN" and r.proto == "tcp":
                 listen_addrs[r.local[1]].append(wire(r.local[0]))
         out: list[Classified] = []
-        clients: list[Classified] = []
-        explicit = 0
+        append = out.append
+        explicit_ports: list[int] = []
+        # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row.
+        by_pair: dict[tuple[str, tuple[str, int]], list[Classified]] = defaultdict(list)
         for r in self.rows:
             if r.proto == "udp":
-                out.append(Classified(r, "udp", "bind"))
+                append(Classified(r, "udp", "bind"))
                 continue
             port = r.local[1]
+            remote = r.remote
             if r.state == "LISTEN":
                 c = Classified(r, "listener", "bind")
-            elif r.remote is None:
+            elif remote is None:
                 c = Classified(r, "bound", "bind")
             elif port in listen_addrs and any(a in ("0.0.0.0", "::") or a == wire(r.local[0])
                                               for a in listen_addrs[port]):
                 c = Classified(r, "child", "bind")
             elif not lo <= port <= hi:
                 c = Classified(r, "client", "bind", "port outside ip_local_port_range: chosen by bind()")
+                by_pair[(r.local[0], remote)].append(c)
             else:
                 c = Classified(r, "client", "connect")
-                clients.append(c)
+                append(c)
+                by_pair[(r.local[0], remote)].append(c)
+                continue
             if c.chosen_by == "bind":
-                explicit |= 1 << port
-            out.append(c)
+                explicit_ports.append(port)
+            append(c)
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
         # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
         # the whole 8 KB bitset each time), and the test is made once per destination.
-        used: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-        for c in out:
-            if c.role == "client" and c.row.remote is not None:
-                used[(wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])].append(c.row.local[1])
-        first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~explicit
-        first_free: dict[tuple[str, str, int], bool] = {}
-        for c in clients:
-            assert c.row.remote is not None
-            if (c.row.local[1] - lo) & 1 == 0:
+        by_dest: dict[tuple[str, str, int], list[Classified]] = defaultdict(list)
+        for (local, (rhost, rport)), group in by_pair.items():
+            by_dest[(wire(local), wire(rhost), rport)].extend(group)
+        first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~bitset(explicit_ports)
+        for group in by_dest.values():
+            other = [c for c in group if c.chosen_by == "connect" and (c.row.local[1] - lo) & 1]
+            if not other or not first & ~bitset([c.row.local[1] for c in group]):
                 continue
-            key = (wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])
-            free = first_free.get(key)
-            if free is None:
-                free = first_free[key] = bool(first & ~bitset(used[key]))
-            if free:
+            for c in other:
                 c.chosen_by = "bind"
                 c.inferred = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s "
                               "parity were free toward this destination (inferred)")
