@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from operator import itemgetter
 from typing import Any
 
 from portalloc.model.host import Host
@@ -306,27 +307,36 @@ class HostSnapshot:
         host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
         _apply_sysctls(host, self.sysctls)
         fin_timeout = float(self.sysctls.get("net.ipv4.tcp_fin_timeout", "60") or 60)
-        tws: list[tuple[float, float, Classified]] = []
-        order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
-        for c in sorted(self.classify(), key=lambda c: order[c.role]):
+        tws: list[tuple[float, float, Classified]] = []     # (age, lifetime, row), in table order
+        others: list[Classified] = []
+        for c in self.classify():
             r = c.row
-            if r.proto == "tcp" and r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
-                total = TCP_TIMEWAIT_LEN if r.state == "TIME-WAIT" else fin_timeout
-                left = min(max(r.timer or 0.0, 0.0), total)
+            state = r.state
+            if state == "TIME-WAIT" and r.proto == "tcp" or (state == "FIN-WAIT-2" and r.timer is not None):
+                total = TCP_TIMEWAIT_LEN if state == "TIME-WAIT" else fin_timeout
+                left = r.timer or 0.0       # min(max(timer, 0), total), without two calls per TIME_WAIT
+                if left < 0.0:
+                    left = 0.0
+                if total < left:
+                    left = total
                 tws.append((total - left, total, c))
-                continue
+            else:
+                others.append(c)
+        order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
+        for c in sorted(others, key=lambda c: order[c.role]):
+            r = c.row
             if r.proto == "tcp":
                 state = "LISTEN" if r.state == "LISTEN" else "CLOSE" if r.remote is None else "ESTABLISHED"
             else:
                 state = "CLOSE" if r.remote is None else "ESTABLISHED"
             _restore(host, r, state, c.chosen_by)
         host.sleep(TW_BASE - max((age for age, _, _ in tws), default=0.0))
-        tws.sort(key=lambda t: -t[0])
+        tws.sort(key=itemgetter(0), reverse=True)     # oldest first; stable, as a sort on -age
         if bulk:
-            host.restore_timewaits([(TW_BASE - age, c.row.family, _mapped(c.row.family, c.row.local),
-                                     _mapped(c.row.family, c.row.remote), c.chosen_by, c.row.uid,
-                                     "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2", total)
-                                    for age, total, c in tws], timestamps=self.timestamps)
+            host.restore_timewaits([(TW_BASE - age, r.family, r.local if r.family == 4 else _mapped(6, r.local),
+                                     r.remote if r.family == 4 else _mapped(6, r.remote), c.chosen_by, r.uid,
+                                     "TIME_WAIT" if r.state == "TIME-WAIT" else "FIN_WAIT2", total)
+                                    for age, total, c in tws for r in (c.row,)], timestamps=self.timestamps)
         for age, total, c in tws if not bulk else ():
             at = TW_BASE - age
             if at > host.time:
