@@ -380,11 +380,16 @@ class HostSnapshot:
         counts: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
         tw_port_lists: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
         notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
+        keys_of: dict[tuple[str, str, tuple[str, int]], tuple[str, str, str, int]] = {}   # wire() once per pair
         for c in self.classify():
             r = c.row
-            if r.remote is None or c.role in ("child", "listener"):
+            remote = r.remote
+            if remote is None or c.role in ("child", "listener"):
                 continue
-            key = (r.proto, wire(r.local[0]), wire(r.remote[0]), r.remote[1])
+            pair = (r.proto, r.local[0], remote)
+            key = keys_of.get(pair)
+            if key is None:
+                key = keys_of[pair] = (r.proto, wire(r.local[0]), wire(remote[0]), remote[1])
             if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
                 counts[key][1] += 1
                 tw_port_lists[key].append(r.local[1])
