@@ -307,7 +307,10 @@ class HostSnapshot:
         host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
         _apply_sysctls(host, self.sysctls)
         fin_timeout = float(self.sysctls.get("net.ipv4.tcp_fin_timeout", "60") or 60)
-        tws: list[tuple[float, float, Classified]] = []     # (age, lifetime, row), in table order
+        # TIME_WAITs straight into Host.restore_timewaits' entries: (at, family, local, remote, chosen_by, uid,
+        # substate, lifetime), ``at`` = TW_BASE - age; ``tw_rows`` keeps each entry's row for the reference path.
+        entries: list[tuple[float, int, Any, Any, str, int, str, float]] = []
+        tw_rows: list[Classified] = []
         others: list[Classified] = []
         for c in self.classify():
             r = c.row
@@ -319,7 +322,11 @@ class HostSnapshot:
                     left = 0.0
                 if total < left:
                     left = total
-                tws.append((total - left, total, c))
+                fam = r.family
+                entries.append((TW_BASE - (total - left), fam, r.local if fam == 4 else _mapped(6, r.local),
+                                r.remote if fam == 4 else _mapped(6, r.remote), c.chosen_by, r.uid,
+                                "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
+                tw_rows.append(c)
             else:
                 others.append(c)
         order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
@@ -330,20 +337,17 @@ class HostSnapshot:
             else:
                 state = "CLOSE" if r.remote is None else "ESTABLISHED"
             _restore(host, r, state, c.chosen_by)
-        host.sleep(TW_BASE - max((age for age, _, _ in tws), default=0.0))
-        tws.sort(key=itemgetter(0), reverse=True)     # oldest first; stable, as a sort on -age
+        host.sleep(min((e[0] for e in entries), default=TW_BASE))
         if bulk:
-            host.restore_timewaits([(TW_BASE - age, r.family, r.local if r.family == 4 else _mapped(6, r.local),
-                                     r.remote if r.family == 4 else _mapped(6, r.remote), c.chosen_by, r.uid,
-                                     "TIME_WAIT" if r.state == "TIME-WAIT" else "FIN_WAIT2", total)
-                                    for age, total, c in tws for r in (c.row,)], timestamps=self.timestamps)
-        for age, total, c in tws if not bulk else ():
-            at = TW_BASE - age
-            if at > host.time:
-                host.sleep(at - host.time)
-            substate = "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2"
-            _restore(host, c.row, "TIME_WAIT", c.chosen_by, tw_substate=substate, lifetime=total,
-                     timestamps=self.timestamps)
+            entries.sort(key=itemgetter(0))           # oldest first (stable)
+            host.restore_timewaits(entries, timestamps=self.timestamps)
+        else:
+            for (at, *_, total), c in sorted(zip(entries, tw_rows, strict=True), key=lambda t: t[0][0]):
+                if at > host.time:
+                    host.sleep(at - host.time)
+                substate = "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2"
+                _restore(host, c.row, "TIME_WAIT", c.chosen_by, tw_substate=substate, lifetime=total,
+                         timestamps=self.timestamps)
         if host.time < TW_BASE:
             host.sleep(TW_BASE - host.time)
         return host
