@@ -824,17 +824,26 @@ class Stack(CoreStack):
         nid = self.next_id
         socks_by_id = self.socks
         wired: dict[int, tuple[IPAddress, int, bool]] = {}   # id(address) -> (wire address, addr_key, is_any)
+        last_laddr: Any = wired          # no address is this object: the first entry looks its addresses up
+        last_raddr: Any = wired
+        local_wire: tuple[IPAddress, int, bool] | None = None
+        remote_wire: tuple[IPAddress, int, bool] | None = None
         for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
             if at > now:
                 now = now + (at - now)       # as advance() moves the clock: the same float
-            local_wire = wired.get(id(laddr))
-            if local_wire is None:
-                w = wire_address(laddr)
-                local_wire = wired[id(laddr)] = (w, addr_key(w), is_any(laddr))
-            remote_wire = wired.get(id(raddr))
-            if remote_wire is None:
-                w = wire_address(raddr)
-                remote_wire = wired[id(raddr)] = (w, addr_key(w), False)
+            if laddr is not last_laddr:      # consecutive entries share their address objects
+                local_wire = wired.get(id(laddr))
+                if local_wire is None:
+                    w = wire_address(laddr)
+                    local_wire = wired[id(laddr)] = (w, addr_key(w), is_any(laddr))
+                last_laddr = laddr
+            if raddr is not last_raddr:
+                remote_wire = wired.get(id(raddr))
+                if remote_wire is None:
+                    w = wire_address(raddr)
+                    remote_wire = wired[id(raddr)] = (w, addr_key(w), False)
+                last_raddr = raddr
+            assert local_wire is not None and remote_wire is not None
             if chosen_by == "connect":
                 by_connect = True
             elif chosen_by == "bind":
