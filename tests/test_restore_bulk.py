@@ -132,3 +132,13 @@ def test_snapshot_rebuild_bulk_equals_reference(reuse: str, ts: str, tws: list[t
     reference = snap._rebuild(None, 0, addresses, bulk=False)
     assert _state(bulk) == _state(reference)
     assert snap.headroom(host=bulk) == snap.headroom(host=reference)
+
+
+def test_timewait_sock_fills_every_slot_of_sock() -> None:
+    # Stack.restore_timewaits makes its Socks slot by slot (_timewait_sock); when Sock gains a slot it falls
+    # back to Sock() (slower). This keeps the fast path in use: the slot list must follow Sock's.
+    from portalloc.model import stack
+    from portalloc.model.sock import Sock
+
+    assert stack._TIMEWAIT_SOCK_SLOTS == frozenset(Sock.__slots__), "update _TIMEWAIT_SOCK_SLOTS, _timewait_sock"
+    assert stack._SOCK_FILLED_DIRECTLY

@@ -141,6 +141,7 @@ def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., 
     timer)`` (RawRow by default; without ``inode`` when not ``with_inode``), one unpack per message."""
     factory: Any = make or RawRow
     rows: list[Any] = []
+    append = rows.append
     unpack = _MSG.unpack_from
     hdr = _NLMSG_HDR.size
     need = hdr + _DIAG_MSG_LEN
@@ -148,6 +149,8 @@ def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., 
     ntohs = socket.ntohs
     assert _MSG.size == need
     addr = _addr
+    texts = _ADDR_TEXT
+    v4 = socket.AF_INET
     head = _LEN_TYPE.unpack_from
     for data in chunks:
         off, end = 0, len(data)
@@ -158,10 +161,20 @@ def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., 
             if length >= need and mtype == _SOCK_DIAG_BY_FAMILY:
                 (_len, _type, family, state, timer_kind, sport, dport, src, dst, expires, uid,
                  inode) = unpack(data, off)
-                fields = (proto, fam, names.get(state) or f"STATE-{state}", (addr(family, src), ntohs(sport)),
-                          _remote(addr(family, dst), ntohs(dport)), uid, inode,
-                          _timer(state, timer_kind, expires / 1000.0, inode))
-                rows.append(factory(*fields) if with_inode else factory(*fields[:6], fields[7]))
+                # _addr and _timer inlined: two to three calls fewer per socket at 100k sockets
+                src = src[:4] if family == v4 else src
+                dst = dst[:4] if family == v4 else dst
+                local = texts.get(src) or addr(family, src)
+                dhost = texts.get(dst) or addr(family, dst)
+                dport = ntohs(dport)
+                remote = None if dport == 0 and dhost in ("0.0.0.0", "::") else (dhost, dport)
+                timer = (expires / 1000.0 if timer_kind == _TIMER_TIMEWAIT
+                         or (state == _FIN_WAIT2 and inode == 0 and timer_kind != 0) else None)
+                name = names.get(state) or f"STATE-{state}"
+                if with_inode:
+                    append(factory(proto, fam, name, (local, ntohs(sport)), remote, uid, inode, timer))
+                else:
+                    append(factory(proto, fam, name, (local, ntohs(sport)), remote, uid, timer))
             off += (length + 3) & ~3
     return rows
 

@@ -770,17 +770,16 @@ class Host:
         parsed: dict[tuple[str, int], Any] = {}
 
         def address(text: str, fam: int) -> Any:
-            a = parsed.get((text, fam))
-            if a is None:
-                a = parsed[(text, fam)] = parse_sockaddr((text, 0), fam, "restore")[0]
+            a = parsed[(text, fam)] = parse_sockaddr((text, 0), fam, "restore")[0]
             return a
 
-        rows = []
-        for at, fam, (lhost, lport), (rhost, rport), chosen_by, uid, substate, lifetime in entries:
-            if not (0 <= lport <= 0xFFFF and 0 <= rport <= 0xFFFF):
-                raise OverflowError("restore(): port must be 0-65535.")
-            rows.append((float(at), fam, address(lhost, fam), lport, address(rhost, fam), rport, chosen_by, uid,
-                         substate, float(lifetime)))
+        get = parsed.get
+        rows = [(float(at), fam, get((lhost, fam)) or address(lhost, fam), lport,
+                 get((rhost, fam)) or address(rhost, fam), rport, chosen_by, uid, substate, float(lifetime))
+                for at, fam, (lhost, lport), (rhost, rport), chosen_by, uid, substate, lifetime in entries]
+        ports = [*map(operator.itemgetter(3), rows), *map(operator.itemgetter(5), rows)]
+        if ports and not (0 <= min(ports) and max(ports) <= 0xFFFF):
+            raise OverflowError("restore(): port must be 0-65535.")
         restore(rows, timestamps=timestamps)
 
     def usable_ports(self, dst: tuple[str, int], *, proto: str = "tcp", src: str | None = None) -> PortSet:

@@ -21,6 +21,7 @@ import errno
 import struct
 from collections import deque
 from ipaddress import IPv4Address, IPv6Address
+from operator import add, itemgetter
 from typing import Any
 
 from portalloc.errors import fail
@@ -129,6 +130,49 @@ class ConnectTest:
             blocked |= d.live.bits | ((d.tw_hard.bits | d.young.bits) if reuse else d.tw.bits)
         return self.range_bits & ~blocked, 0
 
+
+
+#: The slots _timewait_sock fills: when Sock gains a slot this set lacks, _timewait_sock makes its Sock through
+#: Sock() instead (slower, never wrong).
+_TIMEWAIT_SOCK_SLOTS = frozenset((
+    "id", "family", "proto", "uid", "reuseaddr", "reuseport", "v6only", "dev", "bind_no_port", "freebind",
+    "local_range", "state", "laddr", "lport", "raddr", "rport", "saddr_wire", "bindaddr_lock", "bindport_lock",
+    "connect_bind", "peer", "parent", "accept_queue", "backlog", "orphan", "tw_substate", "ts_stamp", "expires",
+    "group", "so_error", "blocking", "sock_state", "hashed", "rx", "tkey", "sport", "v4_ops", "broadcast",
+    "scope_id", "linger_abort"))
+_SOCK_FILLED_DIRECTLY = frozenset(Sock.__slots__) == _TIMEWAIT_SOCK_SLOTS
+
+
+def _timewait_sock(sid: int, family: int, uid: int, laddr: IPAddress, lport: int,
+                   local_wire: tuple[IPAddress, int, bool], remote_wire: tuple[IPAddress, int, bool], rport: int,
+                   by_connect: bool, peer: Any, substate: str, stamp: float | None) -> Sock:
+    """The Sock of one restored TIME_WAIT, as ``Sock(sid, family, "tcp", uid)`` (core.probe_sock) with
+    Stack.restore's fields then set: every slot written once (Stack.restore_timewaits; bind bucket, ehash and
+    timer fields - sport, hashed, expires - are set when it enters those tables)."""
+    sk = Sock.__new__(Sock) if _SOCK_FILLED_DIRECTLY else Sock(sid, family, "tcp", uid)
+    sk.id = sid
+    sk.family = family
+    sk.proto = "tcp"
+    sk.uid = uid
+    sk.reuseaddr = sk.reuseport = sk.v6only = sk.bind_no_port = sk.freebind = sk.broadcast = False
+    sk.linger_abort = sk.v4_ops = sk.hashed = False
+    sk.dev = sk.scope_id = sk.local_range = sk.sport = sk.backlog = sk.so_error = 0
+    sk.parent = sk.accept_queue = sk.expires = sk.group = sk.rx = None
+    sk.blocking = True
+    sk.laddr = laddr
+    sk.lport = lport
+    sk.connect_bind = by_connect
+    sk.bindport_lock = not by_connect
+    sk.bindaddr_lock = not by_connect and not local_wire[2]
+    sk.saddr_wire, sk.raddr, sk.rport = local_wire[0], remote_wire[0], rport
+    sk.tkey = (local_wire[1], lport, remote_wire[1], rport, 0)      # = EstablishedTable.tuple_of (dev 0)
+    sk.sock_state = "connected"
+    sk.peer = peer
+    sk.orphan = True
+    sk.ts_stamp = stamp
+    sk.state = TIME_WAIT           # _enter_timewait, with the tables and the timer filled by the caller
+    sk.tw_substate = substate
+    return sk
 
 class Stack(CoreStack):
     """Linux: the kernel state of one network namespace, and every port decision on it."""
@@ -760,8 +804,9 @@ class Stack(CoreStack):
         tcp_tw_recycle is on (each TIME_WAIT updates per-peer stamps at its own time), it takes that path."""
         if not entries:
             return
-        last = max(self.now, max(e[0] for e in entries))     # where the clock ends, in any order
-        first_expiry = min(e[0] + e[9] for e in entries)
+        ats = list(map(itemgetter(0), entries))
+        last = max(self.now, max(ats))     # where the clock ends, in any order
+        first_expiry = min(map(add, ats, map(itemgetter(9), entries)))
         pending = self.timers.next_expiry()
         if self.tw_recycle_enabled() or first_expiry <= last or (pending is not None and pending <= last):
             for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
@@ -774,42 +819,46 @@ class Stack(CoreStack):
         socks: list[Sock] = []
         hard: list[bool] = []
         armed: list[tuple[Sock, float]] = []
-        peer, probe, tw_hard, tw_lifetime = self.default_peer, self.probe_sock, self._tw_hard, self.timewait_lifetime
+        peer, make = self.default_peer, _timewait_sock
+        fin_wait2_soft = not self.profile.fin_wait2_not_reused    # _tw_hard, inlined
         nid = self.next_id
+        socks_by_id = self.socks
         wired: dict[int, tuple[IPAddress, int, bool]] = {}   # id(address) -> (wire address, addr_key, is_any)
+        last_laddr: Any = wired          # no address is this object: the first entry looks its addresses up
+        last_raddr: Any = wired
+        local_wire: tuple[IPAddress, int, bool] | None = None
+        remote_wire: tuple[IPAddress, int, bool] | None = None
         for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
-            if chosen_by not in ("connect", "bind"):
-                raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
             if at > now:
                 now = now + (at - now)       # as advance() moves the clock: the same float
-            sk = probe(family, "tcp", uid, nid)
-            self.socks[nid] = sk
+            if laddr is not last_laddr:      # consecutive entries share their address objects
+                local_wire = wired.get(id(laddr))
+                if local_wire is None:
+                    w = wire_address(laddr)
+                    local_wire = wired[id(laddr)] = (w, addr_key(w), is_any(laddr))
+                last_laddr = laddr
+            if raddr is not last_raddr:
+                remote_wire = wired.get(id(raddr))
+                if remote_wire is None:
+                    w = wire_address(raddr)
+                    remote_wire = wired[id(raddr)] = (w, addr_key(w), False)
+                last_raddr = raddr
+            assert local_wire is not None and remote_wire is not None
+            if chosen_by == "connect":
+                by_connect = True
+            elif chosen_by == "bind":
+                by_connect = False
+            else:
+                raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
+            stamp = now if timestamps else None
+            sk = make(nid, family, uid, laddr, lport, local_wire, remote_wire, rport, by_connect, peer, substate,
+                      stamp)
+            socks_by_id[nid] = sk
             nid += 1
-            local_wire = wired.get(id(laddr))
-            if local_wire is None:
-                w = wire_address(laddr)
-                local_wire = wired[id(laddr)] = (w, addr_key(w), is_any(laddr))
-            remote_wire = wired.get(id(raddr))
-            if remote_wire is None:
-                w = wire_address(raddr)
-                remote_wire = wired[id(raddr)] = (w, addr_key(w), False)
-            sk.laddr = laddr
-            sk.lport = lport
-            sk.connect_bind = by_connect = chosen_by == "connect"
-            sk.bindport_lock = not by_connect
-            sk.bindaddr_lock = not by_connect and not local_wire[2]
-            sk.saddr_wire, sk.raddr, sk.rport = local_wire[0], remote_wire[0], rport
-            sk.tkey = (local_wire[1], lport, remote_wire[1], rport, sk.dev)      # = EstablishedTable.tuple_of
-            sk.sock_state = "connected"
-            sk.peer = peer
-            sk.orphan = True
-            sk.ts_stamp = now if timestamps else None
-            # _enter_timewait, with the tables and the timer filled below for all at once
-            sk.state = TIME_WAIT
-            sk.tw_substate = substate
             socks.append(sk)
-            hard.append(tw_hard(sk))
-            armed.append((sk, now + tw_lifetime(sk, substate, lifetime)))
+            # _tw_hard; the lifetime is timewait_lifetime's without tcp_tw_recycle (the loop above takes that)
+            hard.append(stamp is None or (substate == FIN_WAIT2 and not fin_wait2_soft))
+            armed.append((sk, now + lifetime))
         self.next_id = nid
         self.now = now
         self.tcp.add_many(socks)

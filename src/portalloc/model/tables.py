@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from portalloc.model.addr import AddrKey, addr_key, devices_compatible, rcv_saddr_equal
 from portalloc.model.sock import Sock
@@ -211,6 +212,10 @@ class PortTable:
         buckets, slots = self.buckets, self.slots
         explicit: list[int] = []
         fresh: dict[tuple[int, int, bool, int], list[int]] = {}
+        keys: dict[int, int] = {}        # id(laddr) -> addr_key(laddr): few addresses, many sockets
+        last: tuple[Any, ...] = ()       # (laddr, family, v6only, dev) of the previous sock, and its slot
+        counts: dict[int, int] = {}
+        new_ports: list[int] = []
         for sk in socks:
             port = sk.lport
             b = buckets.get(port)
@@ -221,15 +226,23 @@ class PortTable:
                 b.explicit_owners += 1
                 b.ever_explicit = True
                 explicit.append(port)
-            assert sk.laddr is not None
-            ikey = (sk.family, addr_key(sk.laddr), sk.v6only, sk.dev)
-            slot = slots.get(ikey)
-            if slot is None:
-                slot = slots[ikey] = _Slot(sk.key())
-            n = slot.counts.get(port, 0)
-            slot.counts[port] = n + 1
+            laddr, family, v6only, dev = sk.laddr, sk.family, sk.v6only, sk.dev
+            if not last or laddr is not last[0] or family != last[1] or v6only != last[2] or dev != last[3]:
+                assert laddr is not None
+                akey = keys.get(id(laddr))
+                if akey is None:
+                    akey = keys[id(laddr)] = addr_key(laddr)
+                ikey = (family, akey, v6only, dev)
+                slot = slots.get(ikey)
+                if slot is None:
+                    slot = slots[ikey] = _Slot(sk.key())
+                counts = slot.counts
+                new_ports = fresh.setdefault(ikey, [])
+                last = (laddr, family, v6only, dev)
+            n = counts.get(port, 0)
+            counts[port] = n + 1
             if n == 0:
-                fresh.setdefault(ikey, []).append(port)
+                new_ports.append(port)
             sk.sport = port
         self.explicit.add_many(explicit)
         for ikey, ports in fresh.items():

@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from operator import itemgetter
 from typing import Any
 
 from portalloc.model.host import Host
@@ -227,49 +228,49 @@ class HostSnapshot:
         lo, hi = self.port_range
         listen_addrs: dict[int, list[str]] = defaultdict(list)
         for r in self.rows:
-            if r.proto == "tcp" and r.state == "LISTEN":
+            if r.state == "LISTEN" and r.proto == "tcp":
                 listen_addrs[r.local[1]].append(wire(r.local[0]))
         out: list[Classified] = []
-        clients: list[Classified] = []
-        explicit = 0
+        append = out.append
+        explicit_ports: list[int] = []
+        # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row.
+        by_pair: dict[tuple[str, tuple[str, int]], list[Classified]] = defaultdict(list)
         for r in self.rows:
             if r.proto == "udp":
-                out.append(Classified(r, "udp", "bind"))
+                append(Classified(r, "udp", "bind"))
                 continue
             port = r.local[1]
+            remote = r.remote
             if r.state == "LISTEN":
                 c = Classified(r, "listener", "bind")
-            elif r.remote is None:
+            elif remote is None:
                 c = Classified(r, "bound", "bind")
             elif port in listen_addrs and any(a in ("0.0.0.0", "::") or a == wire(r.local[0])
                                               for a in listen_addrs[port]):
                 c = Classified(r, "child", "bind")
             elif not lo <= port <= hi:
                 c = Classified(r, "client", "bind", "port outside ip_local_port_range: chosen by bind()")
+                by_pair[(r.local[0], remote)].append(c)
             else:
                 c = Classified(r, "client", "connect")
-                clients.append(c)
+                append(c)
+                by_pair[(r.local[0], remote)].append(c)
+                continue
             if c.chosen_by == "bind":
-                explicit |= 1 << port
-            out.append(c)
+                explicit_ports.append(port)
+            append(c)
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
         # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
         # the whole 8 KB bitset each time), and the test is made once per destination.
-        used: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-        for c in out:
-            if c.role == "client" and c.row.remote is not None:
-                used[(wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])].append(c.row.local[1])
-        first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~explicit
-        first_free: dict[tuple[str, str, int], bool] = {}
-        for c in clients:
-            assert c.row.remote is not None
-            if (c.row.local[1] - lo) & 1 == 0:
+        by_dest: dict[tuple[str, str, int], list[Classified]] = defaultdict(list)
+        for (local, (rhost, rport)), group in by_pair.items():
+            by_dest[(wire(local), wire(rhost), rport)].extend(group)
+        first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~bitset(explicit_ports)
+        for group in by_dest.values():
+            other = [c for c in group if c.chosen_by == "connect" and (c.row.local[1] - lo) & 1]
+            if not other or not first & ~bitset([c.row.local[1] for c in group]):
                 continue
-            key = (wire(c.row.local[0]), wire(c.row.remote[0]), c.row.remote[1])
-            free = first_free.get(key)
-            if free is None:
-                free = first_free[key] = bool(first & ~bitset(used[key]))
-            if free:
+            for c in other:
                 c.chosen_by = "bind"
                 c.inferred = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s "
                               "parity were free toward this destination (inferred)")
@@ -306,34 +307,47 @@ class HostSnapshot:
         host = Host(kernel or kernel_name(self.kernel_release), seed=seed, addresses=addresses)
         _apply_sysctls(host, self.sysctls)
         fin_timeout = float(self.sysctls.get("net.ipv4.tcp_fin_timeout", "60") or 60)
-        tws: list[tuple[float, float, Classified]] = []
-        order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
-        for c in sorted(self.classify(), key=lambda c: order[c.role]):
+        # TIME_WAITs straight into Host.restore_timewaits' entries: (at, family, local, remote, chosen_by, uid,
+        # substate, lifetime), ``at`` = TW_BASE - age; ``tw_rows`` keeps each entry's row for the reference path.
+        entries: list[tuple[float, int, Any, Any, str, int, str, float]] = []
+        tw_rows: list[Classified] = []
+        others: list[Classified] = []
+        for c in self.classify():
             r = c.row
-            if r.proto == "tcp" and r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
-                total = TCP_TIMEWAIT_LEN if r.state == "TIME-WAIT" else fin_timeout
-                left = min(max(r.timer or 0.0, 0.0), total)
-                tws.append((total - left, total, c))
-                continue
+            state = r.state
+            if state == "TIME-WAIT" and r.proto == "tcp" or (state == "FIN-WAIT-2" and r.timer is not None):
+                total = TCP_TIMEWAIT_LEN if state == "TIME-WAIT" else fin_timeout
+                left = r.timer or 0.0       # min(max(timer, 0), total), without two calls per TIME_WAIT
+                if left < 0.0:
+                    left = 0.0
+                if total < left:
+                    left = total
+                fam = r.family
+                entries.append((TW_BASE - (total - left), fam, r.local if fam == 4 else _mapped(6, r.local),
+                                r.remote if fam == 4 else _mapped(6, r.remote), c.chosen_by, r.uid,
+                                "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
+                tw_rows.append(c)
+            else:
+                others.append(c)
+        order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
+        for c in sorted(others, key=lambda c: order[c.role]):
+            r = c.row
             if r.proto == "tcp":
                 state = "LISTEN" if r.state == "LISTEN" else "CLOSE" if r.remote is None else "ESTABLISHED"
             else:
                 state = "CLOSE" if r.remote is None else "ESTABLISHED"
             _restore(host, r, state, c.chosen_by)
-        host.sleep(TW_BASE - max((age for age, _, _ in tws), default=0.0))
-        tws.sort(key=lambda t: -t[0])
+        host.sleep(min((e[0] for e in entries), default=TW_BASE))
         if bulk:
-            host.restore_timewaits([(TW_BASE - age, c.row.family, _mapped(c.row.family, c.row.local),
-                                     _mapped(c.row.family, c.row.remote), c.chosen_by, c.row.uid,
-                                     "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2", total)
-                                    for age, total, c in tws], timestamps=self.timestamps)
-        for age, total, c in tws if not bulk else ():
-            at = TW_BASE - age
-            if at > host.time:
-                host.sleep(at - host.time)
-            substate = "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2"
-            _restore(host, c.row, "TIME_WAIT", c.chosen_by, tw_substate=substate, lifetime=total,
-                     timestamps=self.timestamps)
+            entries.sort(key=itemgetter(0))           # oldest first (stable)
+            host.restore_timewaits(entries, timestamps=self.timestamps)
+        else:
+            for (at, *_, total), c in sorted(zip(entries, tw_rows, strict=True), key=lambda t: t[0][0]):
+                if at > host.time:
+                    host.sleep(at - host.time)
+                substate = "TIME_WAIT" if c.row.state == "TIME-WAIT" else "FIN_WAIT2"
+                _restore(host, c.row, "TIME_WAIT", c.chosen_by, tw_substate=substate, lifetime=total,
+                         timestamps=self.timestamps)
         if host.time < TW_BASE:
             host.sleep(TW_BASE - host.time)
         return host
@@ -370,11 +384,16 @@ class HostSnapshot:
         counts: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
         tw_port_lists: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
         notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
+        keys_of: dict[tuple[str, str, tuple[str, int]], tuple[str, str, str, int]] = {}   # wire() once per pair
         for c in self.classify():
             r = c.row
-            if r.remote is None or c.role in ("child", "listener"):
+            remote = r.remote
+            if remote is None or c.role in ("child", "listener"):
                 continue
-            key = (r.proto, wire(r.local[0]), wire(r.remote[0]), r.remote[1])
+            pair = (r.proto, r.local[0], remote)
+            key = keys_of.get(pair)
+            if key is None:
+                key = keys_of[pair] = (r.proto, wire(r.local[0]), wire(remote[0]), remote[1])
             if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
                 counts[key][1] += 1
                 tw_port_lists[key].append(r.local[1])
