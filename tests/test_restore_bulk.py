@@ -52,7 +52,7 @@ def _state(host: Host) -> dict[str, Any]:
     slots = {k: (dict(s.counts), _bits(s.ports)) for k, s in tcp.slots.items()}
     dests = {k: (_bits(d.live), _bits(d.tw), _bits(d.tw_hard), _bits(d.young),
                  [(st_, p, sk.id) for st_, p, sk in (d.young_q or ())]) for k, d in stack.ehash.dests.items()}
-    timers = sorted((e, sk.id) for e, _, sk in stack.timers._heap)
+    timers = sorted((e, sk.id) for e, _, sk in stack.timers.entries())
     return {"now": stack.now, "next_id": stack.next_id, "socks": socks, "buckets": buckets, "slots": slots,
             "explicit": _bits(tcp.explicit), "by_tuple": {t: sk.id for t, sk in stack.ehash.by_tuple.items()},
             "dests": dests, "timers": timers}

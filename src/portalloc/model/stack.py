@@ -472,15 +472,18 @@ class Stack(CoreStack):
 
     # ------------------------------------------------------------------ connect()
 
-    def _port_offset(self, saddr: IPAddress, daddr: IPAddress, dport: int) -> int:
+    def _port_offset(self, saddr: IPAddress, daddr: IPAddress, dport: int,
+                     key: tuple[int, int, int] | None = None) -> int:
         """secure_ipv4/ipv6_port_ephemeral: SipHash of (saddr, daddr, dport[, jiffies / (10 HZ)]) under
-        net_secret (secure_seq.c; time seed 4dfa9b438ee3, 5.18). 64 bits since 5.18, 32 before."""
+        net_secret (secure_seq.c; time seed 4dfa9b438ee3, 5.18). 64 bits since 5.18, 32 before.
+        ``key``: (addr_key(saddr), addr_key(daddr), dport) when the caller has it."""
         p = self.profile
         seed = int((self.now + self.boot_phase) // 10) & 0xFFFFFFFF if p.time_seed else 0
         if seed != self._offset_seed or len(self._offset_cache) > 65536:
             self._offset_cache.clear()
             self._offset_seed = seed
-        key = (addr_key(saddr), addr_key(daddr), dport)
+        if key is None:
+            key = (addr_key(saddr), addr_key(daddr), dport)
         v = self._offset_cache.get(key)
         if v is None:
             data = saddr.packed + daddr.packed + struct.pack(">H", dport) + b"\0\0"
@@ -539,7 +542,11 @@ class Stack(CoreStack):
         or held by a TIME_WAIT we may take? On success a taken-over TIME_WAIT is killed (inet_twsk_deschedule_put).
         Any other socket on the 4-tuple, in any state, makes it unavailable."""
         assert sk.saddr_wire is not None and sk.raddr is not None
-        other = self.ehash.match(addr_key(sk.saddr_wire), port, addr_key(sk.raddr), sk.rport, sk.dev)
+        return self._check_established(sk, addr_key(sk.saddr_wire), port, addr_key(sk.raddr), bound_port)
+
+    def _check_established(self, sk: Sock, skey: int, port: int, rkey: int, bound_port: bool) -> bool:
+        """``check_established`` with the wire addresses' keys (addr_key) already computed."""
+        other = self.ehash.match(skey, port, rkey, sk.rport, sk.dev)
         if other is None:
             return True
         if other.state == TIME_WAIT and self.twsk_unique(other, bound_port):
@@ -554,7 +561,12 @@ class Stack(CoreStack):
         to daddr:dport over the range lo..hi: a port passes when it is not reserved, not held by an explicit
         binder, and its 4-tuple is free or a TIME_WAIT that tcp_twsk_unique would take over now. The one
         answer every caller asks (the search, ``usable_ports``); it never orders."""
-        dests = self.ehash.dest_ports(addr_key(saddr), addr_key(daddr), dport, dev)
+        return self._connect_test(addr_key(saddr), addr_key(daddr), saddr, daddr, dport, dev, lo, hi)
+
+    def _connect_test(self, skey: int, rkey: int, saddr: IPAddress, daddr: IPAddress, dport: int, dev: int,
+                      lo: int, hi: int) -> ConnectTest:
+        """``connect_test`` with the addresses' keys (addr_key) already computed."""
+        dests = self.ehash.dest_ports(skey, rkey, dport, dev)
         # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (FIN_WAIT2 and no-timestamp
         # ones are tw_hard; the delay leaves the `young` ones), so the test needs no per-port look. One
         # approximation: tcp_tw_reuse=2's loopback test reads each TIME_WAIT's own device, here the new
@@ -598,22 +610,27 @@ class Stack(CoreStack):
     def connect_search(self, sk: Sock) -> int | None:
         """__inet_hash_connect for an unbound socket: the profile's search (the order) over the ports
         ``connect_test`` passes (the test). Returns the port, with the bucket taken."""
-        assert sk.saddr_wire is not None and sk.raddr is not None
+        saddr, daddr = sk.saddr_wire, sk.raddr
+        assert saddr is not None and daddr is not None
+        skey, rkey = addr_key(saddr), addr_key(daddr)      # once for the test, the hash and the takeover
         lo, hi, local_ports = self.local_port_range(sk)
         rport = sk.rport
-        test = self.connect_test(sk.saddr_wire, sk.raddr, rport, sk.dev, lo, hi)
+        test = self._connect_test(skey, rkey, saddr, daddr, rport, sk.dev, lo, hi)
         space = PortSpace(build=test.build, quick=test.ok)
-        req = ConnectRequest(lo, hi, local_ports, self._port_offset(sk.saddr_wire, sk.raddr, rport), space,
-                             self.rng, self.search_state, self.profile)
-        result = CONNECT_SEARCHES[self.profile.connect_search](req)
-        self.stats["connect_searches"] += 1
-        self.stats["connect_probes"] += result.probes
-        if result.port is None:
+        profile = self.profile
+        req = ConnectRequest(lo, hi, local_ports, self._port_offset(saddr, daddr, rport, (skey, rkey, rport)),
+                             space, self.rng, self.search_state, profile)
+        result = CONNECT_SEARCHES[profile.connect_search](req)
+        stats = self.stats
+        stats["connect_searches"] += 1
+        stats["connect_probes"] += result.probes
+        port = result.port
+        if port is None:
             return None
-        self.check_established(sk, result.port, bound_port=False)   # takes over the TIME_WAIT, if one
+        self._check_established(sk, skey, port, rkey, bound_port=False)   # takes over the TIME_WAIT, if one
         sk.connect_bind = True
-        self.tcp.add(sk, result.port)
-        return result.port
+        self.tcp.add(sk, port)
+        return port
 
     def device_blackhole(self, sk: Sock, daddr: IPAddress, wildcard: bool = False) -> bool:
         """Routing for a socket tied to a non-loopback device (SO_BINDTODEVICE) toward this host's own

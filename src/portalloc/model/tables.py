@@ -12,7 +12,10 @@
 # - EstablishedTable is ehash: 4-tuple -> socket, plus per destination (local address, remote address,
 #   remote port) the bitsets of ports in use toward it: live sockets, TIME_WAIT sockets, and the
 #   TIME_WAIT sockets no tw_reuse setting can ever take over.
-# - TimerQueue fires TIME_WAIT and FIN_WAIT2 expiries in time order.
+# - TimerQueue fires TIME_WAIT and FIN_WAIT2 expiries in time order. Most timers have a constant length
+#   (TCP_TIMEWAIT_LEN) and are armed as the clock advances, so each lands at or after the last one armed: those
+#   go on a FIFO (append / popleft), the rest on a heap; the two are merged by (expiry, arming order), which
+#   is exactly the order one heap of every entry pops in.
 """Bind buckets, the established table and timers."""
 
 from __future__ import annotations
@@ -484,17 +487,27 @@ class EstablishedTable:
 
 
 class TimerQueue:
-    """TIME_WAIT and FIN_WAIT2 timers: fire in expiry order when simulated time passes."""
+    """TIME_WAIT and FIN_WAIT2 timers: fire in expiry order when simulated time passes.
+
+    Entries are (expiry, arming sequence, sock). One armed at or after the last FIFO entry's expiry joins
+    the FIFO, which therefore stays sorted; any other joins the heap. Firing takes the smaller head of the two
+    by (expiry, sequence): the order a single heap holding every entry pops in (tests/test_timer_queue.py).
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Sock]] = []
+        self._fifo: deque[tuple[float, int, Sock]] = deque()
         self._seq = 0
 
     def arm(self, sk: Sock, expires: float) -> None:
         """(Re)arm ``sk``'s timer; an earlier entry for it becomes stale."""
         sk.expires = expires
         self._seq += 1
-        heapq.heappush(self._heap, (expires, self._seq, sk))
+        fifo = self._fifo
+        if not fifo or fifo[-1][0] <= expires:
+            fifo.append((expires, self._seq, sk))
+        else:
+            heapq.heappush(self._heap, (expires, self._seq, sk))
 
     def arm_many(self, items: list[tuple[Sock, float]]) -> None:
         """``arm`` each (sock, expiry) in order, with one heapify instead of a push each: the heap pops in
@@ -508,16 +521,29 @@ class TimerQueue:
         self._seq = seq
         heapq.heapify(h)
 
+    def entries(self) -> list[tuple[float, int, Sock]]:
+        """Every armed (expiry, sequence, sock) entry, stale ones included, in no particular order."""
+        return [*self._heap, *self._fifo]
+
     def next_expiry(self) -> float | None:
         """When the earliest armed timer fires (a stale entry may answer early; run_until skips it)."""
-        return self._heap[0][0] if self._heap else None
+        h, fifo = self._heap, self._fifo
+        if fifo:
+            return min(h[0][0], fifo[0][0]) if h else fifo[0][0]
+        return h[0][0] if h else None
 
     def run_until(self, now: float, fire: Callable[[Sock], None]) -> None:
         """Fire, in order, every timer whose expiry is at or before ``now``."""
-        h = self._heap
-        while h and h[0][0] <= now:
-            expires, _, sk = heapq.heappop(h)
+        h, fifo = self._heap, self._fifo
+        while True:
+            if fifo and (not h or fifo[0] < h[0]):     # (expiry, sequence): sequences are unique
+                if fifo[0][0] > now:
+                    return
+                expires, _, sk = fifo.popleft()
+            elif h and h[0][0] <= now:
+                expires, _, sk = heapq.heappop(h)
+            else:
+                return
             if sk.expires == expires:
                 sk.expires = None
                 fire(sk)
-
