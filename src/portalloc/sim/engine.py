@@ -40,13 +40,16 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from portalloc.constants import IP_BIND_ADDRESS_NO_PORT
+from portalloc.constants import DEFAULT_ADDRESSES, IP_BIND_ADDRESS_NO_PORT
 from portalloc.model.addr import parse_sockaddr
 from portalloc.sim.nat import NatTable
 from portalloc.sim.scenario import Scenario, Workload
 from portalloc.trace.runner import outcome_name
+
+if TYPE_CHECKING:
+    from portalloc.model.api import HostAPI, ModelHostAPI
 
 SOL_IP = 0
 #: Event kinds, in the order they run at one instant.
@@ -57,7 +60,6 @@ SLEEP_PIECE = 120.0
 LINGER_ABORT = struct.pack("ii", 1, 0)
 #: Keep per-pair time series (for --plot) only up to this many (source, destination) pairs.
 MAX_SERIES_PAIRS = 64
-DEFAULT_ADDRESSES = ("127.0.0.1/8", "::1/128")
 
 
 def connectx_function() -> Callable[..., Any] | None:
@@ -210,7 +212,7 @@ def _is_local(addr: str, interfaces: Sequence[str]) -> bool:
     return any(ipaddress.ip_interface(i).ip == ip for i in interfaces)
 
 
-def model_host_factory(scenario: Scenario) -> Callable[[int], Any]:
+def model_host_factory(scenario: Scenario) -> Callable[[int], HostAPI]:
     """Hosts of the fleet as model Hosts: host i gets seed ``scenario.seed + i``."""
     from portalloc import Host
 
@@ -222,7 +224,7 @@ def model_host_factory(scenario: Scenario) -> Callable[[int], Any]:
     return make
 
 
-def tw_census(host: Any, pairs: Sequence[PairStats]) -> list[tuple[int, int]] | None:
+def tw_census(host: HostAPI, pairs: Sequence[PairStats]) -> list[tuple[int, int]] | None:
     """(live, TIME_WAIT) sockets toward each pair's destination from its source, read from the model's
     established table (its per-destination port sets); None for a host that is not a model Host."""
     stack = getattr(host, "_stack", None)
@@ -236,7 +238,7 @@ def tw_census(host: Any, pairs: Sequence[PairStats]) -> list[tuple[int, int]] | 
     return out
 
 
-def live_census(host: Any, pairs: Sequence[PairStats]) -> list[tuple[int, int]]:
+def live_census(host: HostAPI, pairs: Sequence[PairStats]) -> list[tuple[int, int]]:
     """The same counts from an ``ss``-like listing (LiveHost.sockets()): TIME-WAIT and FIN-WAIT-2 rows."""
     index = {(p.source, p.dest): i for i, p in enumerate(pairs)}
     out = [[0, 0] for _ in pairs]
@@ -253,7 +255,7 @@ def live_census(host: Any, pairs: Sequence[PairStats]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def range_size_of(host: Any) -> int | None:
+def range_size_of(host: HostAPI) -> int | None:
     """The size of the host's ephemeral range: the model's own (Stack.port_range, each OS's sysctls), else
     net.ipv4.ip_local_port_range read through sysctl() (LiveHost); None when neither answers."""
     stack = getattr(host, "_stack", None)
@@ -264,10 +266,9 @@ def range_size_of(host: Any) -> int | None:
         v = host.sysctl("net.ipv4.ip_local_port_range")
     except (OSError, KeyError, ValueError):
         return None
-    if isinstance(v, str):
-        v = tuple(int(x) for x in v.split())
-    if isinstance(v, tuple | list) and len(v) == 2:
-        return int(v[1]) - int(v[0]) + 1
+    bounds = tuple(int(x) for x in v.split()) if isinstance(v, str) else v
+    if isinstance(bounds, tuple | list) and len(bounds) == 2:
+        return int(bounds[1]) - int(bounds[0]) + 1
     return None
 
 
@@ -279,7 +280,7 @@ class Engine:
     calls as a trace. ``progress(t, duration)`` is called once per simulated second.
     """
 
-    def __init__(self, scenario: Scenario, *, host_factory: Callable[[int], Any] | None = None,
+    def __init__(self, scenario: Scenario, *, host_factory: Callable[[int], HostAPI] | None = None,
                  realtime: bool = False, recorder: TraceRecorder | None = None,
                  progress: Callable[[float, float], None] | None = None, direct: bool = True) -> None:
         self.sc = scenario
@@ -315,7 +316,7 @@ class Engine:
                 if close is not None and self.realtime:
                     close()
 
-    def _run(self, hosts: list[Any]) -> RunData:
+    def _run(self, hosts: list[HostAPI]) -> RunData:
         sc = self.sc
         realtime = self.realtime
         interfaces = sc.addresses if sc.addresses is not None else DEFAULT_ADDRESSES
@@ -378,7 +379,7 @@ class Engine:
                             self._r(hi, {"op": "listen", "sock": name, "backlog": 4096})
                         listeners[hi][(addr, port)] = (ls, name)
                     elif w.closes == "server" and (hi, addr, port) not in peers_set:
-                        host.set_peer(addr, "close_first", port)
+                        cast("ModelHostAPI", host).set_peer(addr, "close_first", port)
                         if rec_on:
                             self._r(hi, {"op": "peer", "addr": addr, "behaviour": "close_first", "port": port})
                         peers_set.add((hi, addr, port))
@@ -451,14 +452,15 @@ class Engine:
                     host.sleep(wait)
                 clock[hi] = t
                 return
-            dt = t - host.time
+            model_host = cast("ModelHostAPI", host)      # not realtime: a model host, with a clock to read
+            dt = t - model_host.time
             if dt <= 0:
                 return
             while dt > SLEEP_PIECE:
                 host.sleep(SLEEP_PIECE)
                 if rec_on:
                     self._r(hi, {"op": "sleep", "seconds": SLEEP_PIECE})
-                dt = t - host.time
+                dt = t - model_host.time
             host.sleep(dt)
             if rec_on:
                 self._r(hi, {"op": "sleep", "seconds": dt})
@@ -594,8 +596,8 @@ class Engine:
                     s, err, call, errname = None, exc.errno or -1, "connect", outcome_name(exc)
             elif st.direct and (dd := direct_dests.get((hi, gd))) is not None:
                 # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks.
-                stack, daddr, dport, fam = dd
-                s = stack.new_sock(fam, "tcp", 0)
+                stack, daddr, dport, wire_family = dd
+                s = stack.new_sock(wire_family, "tcp", 0)
                 sname = None
                 try:
                     err = stack.stream_connect(s, daddr, dport)
@@ -704,7 +706,7 @@ class Engine:
                        nat=nat.describe() if nat is not None else None, free_ports=free, notes=notes,
                        host_stats=stats)
 
-    def _sample(self, hosts: list[Any], pairs: list[PairStats], realtime: bool) -> None:
+    def _sample(self, hosts: list[HostAPI], pairs: list[PairStats], realtime: bool) -> None:
         by_host: dict[int, list[PairStats]] = {}
         for p in pairs:
             if self.sc.workloads[p.workload].proto == "tcp":
@@ -719,13 +721,13 @@ class Engine:
                     p.peak_time_wait = tw
 
 
-def _bound_ports(host: Any) -> int:
+def _bound_ports(host: HostAPI) -> int:
     """How many TCP ports the model host's bind table holds (0 for a host that is not a model Host)."""
     stack = getattr(host, "_stack", None)
     return len(stack.tcp.buckets) if stack is not None else 0
 
 
-def _usable_ports(host: Any, p: PairStats, proto: str) -> int | None:
+def _usable_ports(host: HostAPI, p: PairStats, proto: str) -> int | None:
     """Further connect() calls toward the pair's destination that would succeed now: the model's query
     Host.usable_ports (branch `house`) when this build has it, else None."""
     query = getattr(host, "usable_ports", None)

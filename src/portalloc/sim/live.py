@@ -16,7 +16,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from portalloc.sim.engine import DEFAULT_ADDRESSES, Engine
+from portalloc.constants import DEFAULT_ADDRESSES
+from portalloc.sim.engine import Engine
 from portalloc.sim.result import Result, build_result
 from portalloc.sim.scenario import Scenario
 
