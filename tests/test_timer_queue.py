@@ -2,8 +2,9 @@
 # the one a single heap of (expiry, arming sequence, sock) entries gives: timers fire in expiry order, ties in
 # arming order, a re-armed timer only at its last expiry. These tests hold the FIFO + heap to that reference
 # on random arm / re-arm / advance sequences (fixed seeds), and check that TIME_WAITs of a real run expire in
-# the order they were entered (TCP_TIMEWAIT_LEN is constant).
-"""TimerQueue: FIFO + heap fire in the order one heap would."""
+# the order they were entered (TCP_TIMEWAIT_LEN is constant). The connect() search's random_below is held to
+# random.Random.randrange, the draw it replaces.
+"""TimerQueue: FIFO + heap fire in the order one heap would; random_below draws as randrange."""
 
 from __future__ import annotations
 
@@ -83,3 +84,14 @@ def test_time_waits_expire_in_entry_order(seed: int) -> None:
     order: list[int] = []
     timers.run_until(host.time + 61, lambda sk: order.append(sk.lport))
     assert order == entered
+
+
+@pytest.mark.parametrize("seed", [3, 11, 29])
+def test_random_below_is_randrange(seed: int) -> None:
+    """connect_perturb_table's get_random_u32_below(8) (strategies.random_below) draws the same numbers, from
+    the same stream, as random.Random.randrange, so the model's ports do not depend on which one it calls."""
+    from portalloc.kernels.strategies import random_below
+
+    a, b = random.Random(seed), random.Random(seed)
+    for n in (1, 2, 7, 8, 9, 16, 1000, 65536):
+        assert [random_below(a, n) for _ in range(500)] == [b.randrange(n) for _ in range(500)]

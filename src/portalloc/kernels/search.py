@@ -66,6 +66,12 @@ class PortSpace:
     def free(self, value: int) -> None:
         self._free = value
 
+    def passes_quickly(self, port: int) -> bool:
+        """Does ``port`` pass by the quick test alone (no bitset built)? False also when that cannot tell: the
+        caller then scans as usual, and the scan's answer for ``port`` is the same."""
+        quick = self._quick
+        return quick is not None and self._free is None and quick(port)
+
     def ok(self, port: int) -> bool:
         """Does this single port pass?"""
         if self._free is None and self._quick is not None and self._quick(port):

@@ -60,12 +60,27 @@ def hash_32(val: int, bits: int) -> int:
     return ((val * GOLDEN_RATIO_32) & M32) >> (32 - bits)
 
 
+def random_below(rng: random.Random, n: int) -> int:
+    """A number in 0..n-1 (n > 0): the very draw ``rng.randrange(n)`` makes (random.py's
+    _randbelow_with_getrandbits: n.bit_length()-bit draws until one is below n), in one Python frame instead of
+    three; the connect() search makes one per connection."""
+    k = n.bit_length()
+    getrandbits = rng.getrandbits
+    r = getrandbits(k)
+    while r >= n:
+        r = getrandbits(k)
+    return r
+
+
 def _parity_passes(req: ConnectRequest, offset: int, step: int, remaining: int) -> tuple[int | None, int, int]:
     """The 4.6+ inner loop: a step-``step`` pass from ``low+offset``, then (step 2) the other parity.
 
     Returns (port, i, probes) where ``i`` is the loop variable of the successful pass (i = k*step).
     """
     low, high = req.low, req.high + 1
+    start = low + offset
+    if start < high and req.space.passes_quickly(start):
+        return start, 0, 1                # the first candidate (i = 0), where most searches end
     n = (remaining + step - 1) // step
     probes = 0
     while True:
@@ -116,7 +131,7 @@ def connect_perturb_table(req: ConnectRequest) -> SearchResult:
     if port is None:
         return SearchResult(None, probes)
     if p.perturb_increment == "random-0-to-7-steps":
-        i = max(i, req.rng.randrange(8) * step)          # get_random_u32_below(8) * step
+        i = max(i, random_below(req.rng, 8) * step)      # get_random_u32_below(8) * step
     elif p.perturb_increment == "noise-1-in-16" and i == 0 and req.rng.randrange(16) == 0:
         i = 2
     table[index] = (table[index] + i + step) & M32

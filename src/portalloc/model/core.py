@@ -126,6 +126,7 @@ class CoreStack:
         self.next_id = 1
         self.peers: list[tuple[IPv4Network | IPv6Network, int | None, RemotePeer]] = []
         self.default_peer = RemotePeer("accept")
+        self._peer_cache: dict[tuple[int, int], RemotePeer] = {}     # (addr_key, port) -> _peer_for's answer
         self.stats: Counter[str] = Counter()
         self._masks: dict[tuple[int, int], int] = {}
         self._mirror_sysctls()
@@ -462,11 +463,21 @@ class CoreStack:
             sk.laddr = laddr
 
     def _peer_for(self, daddr: IPAddress, dport: int) -> RemotePeer:
-        for i in range(len(self.peers) - 1, -1, -1):
-            net, port, peer = self.peers[i]
-            if daddr in net and (port is None or port == dport):
-                return peer
-        return self.default_peer
+        """The simulated remote peer at daddr:dport: the last set_peer() that covers it, else the default
+        (remembered per destination until the next set_peer)."""
+        key = (addr_key(daddr), dport)
+        found = self._peer_cache.get(key)
+        if found is None:
+            found = self.default_peer
+            for i in range(len(self.peers) - 1, -1, -1):
+                net, port, peer = self.peers[i]
+                if daddr in net and (port is None or port == dport):
+                    found = peer
+                    break
+            if len(self._peer_cache) > 65536:
+                self._peer_cache.clear()
+            self._peer_cache[key] = found
+        return found
 
     def set_peer(self, address: str, behaviour: str, port: int | None = None) -> None:
         """Choose what the simulated remote peer(s) at ``address`` (an address or a network) do."""
@@ -477,6 +488,7 @@ class CoreStack:
         except ValueError as exc:
             raise ValueError(f"bad peer address {address!r}: give an address or a network like 10.0.0.0/8") from exc
         self.peers.append((net, port, RemotePeer(behaviour)))
+        self._peer_cache.clear()
 
     def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """The SYN meets a listener on this host, or a simulated remote peer."""

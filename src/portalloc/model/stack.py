@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import struct
 from collections import deque
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from operator import add, itemgetter
 from typing import Any
@@ -100,26 +101,31 @@ class ConnectTest:
     tcp_tw_reuse is off toward this destination) holds its 4-tuple.
     """
 
-    __slots__ = ("lo", "hi", "range_bits", "reserved", "explicit", "dests", "reuse")
+    __slots__ = ("lo", "hi", "range_mask", "reserved", "explicit", "dests", "reuse", "_blockers")
 
-    def __init__(self, lo: int, hi: int, range_bits: int, reserved: int, explicit: PortBits,
+    def __init__(self, lo: int, hi: int, range_mask: Callable[[int, int], int], reserved: int, explicit: PortBits,
                  dests: tuple[DestPorts, ...], reuse: bool) -> None:
-        self.lo, self.hi, self.range_bits = lo, hi, range_bits
+        # range_mask(lo, hi): the range's bitset, asked for only by ``build`` (most searches end on ``ok``)
+        self.lo, self.hi, self.range_mask = lo, hi, range_mask
         self.reserved, self.explicit, self.dests, self.reuse = reserved, explicit, dests, reuse
+        # The non-empty sets a port must be absent from, as their bytes: ``ok`` tests them in place (a search
+        # changes no table until it has its port). tw_hard and young are subsets of tw.
+        sets = [explicit]
+        for d in dests:
+            sets += (d.live, d.tw_hard, d.young) if reuse else (d.live, d.tw)
+        self._blockers = [s.raw for s in sets if s.count]
 
     def ok(self, port: int) -> bool:
         """Does ``port`` pass (O(1) per destination entry, no bitset built)?"""
-        if not self.lo <= port <= self.hi or (self.reserved and (self.reserved >> port) & 1) \
-                or port in self.explicit:
+        if port < self.lo or port > self.hi:
             return False
-        if self.reuse:
-            for d in self.dests:
-                if port in d.live or port in d.tw_hard or port in d.young:
-                    return False
-        else:
-            for d in self.dests:                  # tw_hard and young are subsets of tw
-                if port in d.live or port in d.tw:
-                    return False
+        reserved = self.reserved
+        if reserved and (reserved >> port) & 1:
+            return False
+        i, m = port >> 3, 1 << (port & 7)
+        for raw in self._blockers:
+            if i < len(raw) and raw[i] & m:
+                return False
         return True
 
     def build(self) -> tuple[int, int]:
@@ -128,7 +134,7 @@ class ConnectTest:
         reuse = self.reuse
         for d in self.dests:
             blocked |= d.live.bits | ((d.tw_hard.bits | d.young.bits) if reuse else d.tw.bits)
-        return self.range_bits & ~blocked, 0
+        return self.range_mask(self.lo, self.hi) & ~blocked, 0
 
 
 
@@ -573,13 +579,13 @@ class Stack(CoreStack):
         # socket's; they differ only for non-loopback addresses with SO_BINDTODEVICE lo on one side.
         reuse = False
         for d in dests:
-            if d.tw:
+            if d.tw.count:
                 reuse = self._tw_reuse_for(saddr, daddr, dev)
                 break
         if reuse:
             for d in dests:
                 d.age(self._tw_delay_passed)
-        return ConnectTest(lo, hi, self._range_mask(lo, hi), self.reserved_mask, self.tcp.explicit, dests, reuse)
+        return ConnectTest(lo, hi, self._range_mask, self.reserved_mask, self.tcp.explicit, dests, reuse)
 
     def usable_ports(self, proto: str, saddr: IPAddress, daddr: IPAddress, dport: int, *, dev: int = 0,
                      local_range: tuple[int, int] | None = None) -> PortSet:
@@ -613,7 +619,7 @@ class Stack(CoreStack):
         saddr, daddr = sk.saddr_wire, sk.raddr
         assert saddr is not None and daddr is not None
         skey, rkey = addr_key(saddr), addr_key(daddr)      # once for the test, the hash and the takeover
-        lo, hi, local_ports = self.local_port_range(sk)
+        lo, hi, local_ports = self.narrowed_range(sk.local_range)     # local_port_range(sk)
         rport = sk.rport
         test = self._connect_test(skey, rkey, saddr, daddr, rport, sk.dev, lo, hi)
         space = PortSpace(build=test.build, quick=test.ok)

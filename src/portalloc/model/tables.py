@@ -115,6 +115,12 @@ class PortBits:
         return self.count > 0
 
     @property
+    def raw(self) -> bytearray:
+        """The set as bytes, bit p & 7 of byte p >> 3 for port p (read-only to callers; it may be shorter than
+        8 KB: ports past its end are not in the set)."""
+        return self._bytes
+
+    @property
     def bits(self) -> int:
         """The set as an integer bitset."""
         v = self._int

@@ -389,16 +389,19 @@ class Engine:
                    for hi in range(len(hosts)) for wi, w in enumerate(sc.workloads)]
         heap: list[tuple[float, int, int, Any]] = []
         seq = 0
+
+        def push(t: float, kind: int, payload: Any) -> None:
+            nonlocal seq
+            seq += 1
+            heapq.heappush(heap, (t, kind, seq, payload))
+
         for si, st in enumerate(streams):
             t0 = st.first()
             if t0 < sc.duration:
-                heap.append((t0, ARRIVAL, seq, si))
-                seq += 1
+                push(t0, ARRIVAL, si)
         ticks = math.ceil(sc.duration - 1e-9)
-        for k in range(1, ticks + 1):
-            heap.append((min(float(k), sc.duration), SAMPLE, seq, k))
-            seq += 1
-        heapq.heapify(heap)
+        if ticks >= 1:
+            push(min(1.0, sc.duration), SAMPLE, 1)     # each sample pushes the next (below): a smaller heap
         # The direct path (module comment) where it gives what the Socket layer gives: model hosts, no trace,
         # no NAT (its refusal closes through SO_LINGER), plain TCP connect() closed normally by either side.
         from portalloc.model.host import Host
@@ -520,8 +523,9 @@ class Engine:
                 if rec_on:
                     self._r(hi, {"op": "close", "sock": cname})
 
+        pop, heappush = heapq.heappop, heapq.heappush
         while heap:
-            t, kind, _, payload = heapq.heappop(heap)
+            t, kind, _, payload = pop(heap)
             if kind == CLOSE:
                 hi, wi, gd, p, s, sname, child, cname = payload
                 advance(hi, t)
@@ -543,6 +547,8 @@ class Engine:
                     nat.release(hi, gd, t)
                 continue
             if kind == SAMPLE:
+                if payload < ticks:
+                    push(min(float(payload + 1), sc.duration), SAMPLE, payload + 1)
                 for hi in range(len(hosts)):
                     advance(hi, t)
                 self._sample(hosts, pairs, realtime)
@@ -568,8 +574,8 @@ class Engine:
             hi, wi, w = st.host, st.wl, st.w
             nxt = st.next(t)
             if nxt < sc.duration:
-                heapq.heappush(heap, (nxt, ARRIVAL, seq, payload))
                 seq += 1
+                heappush(heap, (nxt, ARRIVAL, seq, payload))
             k = st.k - 1
             gd = st.gdest0 + k % st.nd
             dest = gdests[gd][1]
@@ -685,8 +691,8 @@ class Engine:
                 peak_in_use = in_use_total
             tc = t + st.hold_draw()
             if tc < sc.duration:
-                heapq.heappush(heap, (tc, CLOSE, seq, (hi, wi, gd, p, s, sname, child, cname)))
                 seq += 1
+                heappush(heap, (tc, CLOSE, seq, (hi, wi, gd, p, s, sname, child, cname)))
 
         # Attempts per pair include failures.
         for p in pairs:
