@@ -31,18 +31,20 @@ from portalloc.model.sock import Sock
 
 class PortBits:
     """A set of ports 0-65535: O(1) add, discard and membership; ``bits`` is the integer bitset (bit p = port
-    p), built on demand and cached until the next change; ``count`` is the number of ports in the set."""
+    p), built on demand and cached until the next change; ``count`` is the number of ports in the set; ``raw``
+    the set as bytes, bit p & 7 of byte p >> 3 for port p, shorter than 8 KB when the highest ports are absent
+    (read-only to callers, who may test ports in it in place)."""
 
-    __slots__ = ("_bytes", "_int", "count")
+    __slots__ = ("raw", "_int", "count")
 
     def __init__(self) -> None:
-        self._bytes = bytearray()
+        self.raw = bytearray()
         self._int: int | None = 0
         self.count = 0
 
     def add(self, port: int) -> None:
         """Put ``port`` in the set."""
-        b = self._bytes
+        b = self.raw
         i = port >> 3
         if i >= len(b):
             b.extend(bytes(i + 1 - len(b)))
@@ -58,7 +60,7 @@ class PortBits:
         when next asked for, as after ``add``)."""
         if not ports:
             return
-        b = self._bytes
+        b = self.raw
         top = max(ports) >> 3
         if top >= len(b):
             b.extend(bytes(top + 1 - len(b)))
@@ -78,7 +80,7 @@ class PortBits:
         """``discard`` each port of ``ports``, without a method call per port."""
         if not self.count:
             return
-        b = self._bytes
+        b = self.raw
         n = len(b)
         removed = 0
         for port in ports:
@@ -95,7 +97,7 @@ class PortBits:
 
     def discard(self, port: int) -> None:
         """Take ``port`` out of the set (nothing happens if it is not in it)."""
-        b = self._bytes
+        b = self.raw
         i = port >> 3
         if i < len(b):
             v = b[i]
@@ -107,7 +109,7 @@ class PortBits:
 
     def __contains__(self, port: int) -> bool:
         try:
-            return self._bytes[port >> 3] >> (port & 7) & 1 == 1
+            return self.raw[port >> 3] >> (port & 7) & 1 == 1
         except IndexError:                         # past the highest byte: not in the set
             return False
 
@@ -115,17 +117,11 @@ class PortBits:
         return self.count > 0
 
     @property
-    def raw(self) -> bytearray:
-        """The set as bytes, bit p & 7 of byte p >> 3 for port p (read-only to callers; it may be shorter than
-        8 KB: ports past its end are not in the set)."""
-        return self._bytes
-
-    @property
     def bits(self) -> int:
         """The set as an integer bitset."""
         v = self._int
         if v is None:
-            v = self._int = int.from_bytes(self._bytes, "little")
+            v = self._int = int.from_bytes(self.raw, "little")
         return v
 
 
