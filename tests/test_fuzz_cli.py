@@ -406,7 +406,7 @@ def _new_command_case(draw: st.DrawFn, d: Path) -> list[str]:
             ["0", "-1", "257", "9" * 5000, "x", "1.5"]))],
         [*sim, "--vary", "rate=1,2", "--workers", "2", "--dask", "tcp://127.0.0.1:8786"],
         [*sim, "--vary", "rate=1,2", "--dask", dask], [*sim, "--dask", "tcp://127.0.0.1:8786"],
-        [*sim, "--workers", "2"], [*sim, "--plot", out_file],
+        [*sim, "--workers", "2", "--no-fixes"], [*sim, "--workers", "2", "--live"], [*sim, "--plot", out_file],
         [*sim, "--trace", draw(st.sampled_from([*BAD_TRACE_FILES, str(d)]))],
         [*sim, "--vary", "rate=1,2", "--plot", str(d / "x.png")], [*sim, "--live", "--vary", "rate=1,2"],
         [*sim, "--live", "--plot", str(d / "x.png")], ["simulate", bad_path], ["simulate", bad_path, "--json"],

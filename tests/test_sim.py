@@ -201,6 +201,22 @@ def test_time_wait_finding_and_tw_reuse_fix() -> None:
     assert fixes["connection reuse"]["fixes_it"] is True
 
 
+def test_fix_checks_in_processes_give_the_same_rows() -> None:
+    """Each fix is a whole simulation of its own: checked in two worker processes (simulate(workers=2), the
+    CLI's default on a multi-core machine) its rows are those of the one-by-one check, in the same order."""
+    d = _scenario(duration=10, workload={"rate": 20, "hold": 0.1})
+    d["host"]["sysctls"] = {"net.ipv4.ip_local_port_range": "40000 40099"}
+    one = simulate(Scenario.from_dict(d))
+    two = simulate(Scenario.from_dict(d), workers=2)
+    assert len(one.fixes) == 4 and one.fixes == two.fixes     # range, sources, tcp_tw_reuse, reuse
+    r = runner.invoke(app, ["simulate", "--example", "proxy-one-backend", "--seed", "3", "--workers", "2",
+                             "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert {f["fix"] for f in doc["fixes"]} >= {"wider range", "tcp_tw_reuse=1"}
+    assert all(f["fixes_it"] for f in doc["fixes"] if f["fix"] == "wider range")
+
+
 def test_udp_connected_sockets_share_nothing() -> None:
     d = _scenario(duration=2, workload={"proto": "udp", "to": ["10.1.0.53:53", "10.1.0.54:53"], "rate": 50,
                                          "hold": 5})

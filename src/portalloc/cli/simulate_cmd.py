@@ -11,14 +11,16 @@
 # --seed override it; --vary builds the grid of variants (Scenario.with_param) and runs them here, in local
 # processes (--workers, ProcessPoolExecutor) or on a Dask cluster (--dask, distributed.Client.map); a
 # variant travels as its scenario dict and comes back as its result document. A single run also checks
-# the fixes (each one simulated). --live runs the scenario on the real kernel too (LiveHost, 127.0.0.0/8
-# only, real time) and compares the counts.
+# the fixes (each one simulated), in local processes too (--workers, default one per CPU up to one per fix:
+# each fix is a whole simulation of its own, so the rows are the same however they run). --live runs the
+# scenario on the real kernel too (LiveHost, 127.0.0.0/8 only, real time) and compares the counts.
 """The `portalloc simulate` command."""
 
 from __future__ import annotations
 
 import itertools
 import json as _json
+import os
 import re
 import sys
 from pathlib import Path
@@ -36,12 +38,13 @@ from portalloc.sim import (
     Scenario,
     ScenarioError,
     example,
+    fix_outcomes,
     list_examples,
     parse_value,
     simulate,
 )
 from portalloc.sim.engine import TraceRecorder
-from portalloc.sim.result import check_fixes
+from portalloc.sim.result import check_fixes, fix_outcome
 
 out = Console()
 err = Console(stderr=True)
@@ -49,6 +52,8 @@ err = Console(stderr=True)
 MAX_LIVE_DURATION = 60.0
 #: Variants in one --vary grid.
 MAX_VARIANTS = 256
+#: Processes for the fix checks when --workers is not given (at most one per CPU; there are at most 6 fixes).
+MAX_FIX_WORKERS = 8
 
 
 #: Suffixes matplotlib writes (--plot).
@@ -242,7 +247,8 @@ def simulate_command(
                        "duration, hosts, sysctls.<name>, nat.<knob>, a workload field, or <workload name>.<field>.")
     ] = None,
     workers: int | None = typer.Option(None, "--workers", min=1, max=256,
-                                       help="Run --vary variants in N local processes (default 1: in this one)."),
+                                       help="Run --vary variants, or the fix checks, in N local processes "
+                                            "(default: --vary variants in this one; fix checks in one per CPU)."),
     dask: str | None = typer.Option(None, "--dask", help="Run --vary variants on the Dask cluster at ADDRESS "
                                     "(pip install 'portalloc\\[dask]')."),
     json: bool = typer.Option(False, "--json", help="Print one JSON document (a list for --vary)."),
@@ -268,7 +274,7 @@ def simulate_command(
 
 def _check_options(scenario_path: Path | None, vary: list[str], workers: int | None, dask: str | None,
                    plot: Path | None, live: bool, show_list: bool, example_name: str | None,
-                   trace: Path | None) -> None:
+                   trace: Path | None, fixes: bool) -> None:
     """Refuse conflicting or malformed options before anything runs (exit 2, one line)."""
     if show_list:
         given = [name for name, on in (("a scenario file", scenario_path is not None),
@@ -285,8 +291,10 @@ def _check_options(scenario_path: Path | None, vary: list[str], workers: int | N
         raise _Bad("--example is empty; --list shows the bundled examples")
     if dask is not None and workers is not None:
         raise _Bad("give --workers or --dask, not both")
-    if (workers or 1) > 1 and not vary:
-        raise _Bad("--workers runs --vary variants in parallel; add --vary KEY=V1,V2 or drop --workers")
+    if (workers or 1) > 1 and not vary and (live or not fixes):
+        raise _Bad("--workers runs --vary variants or the fix checks in parallel; "
+                   + ("--live runs neither: drop --workers" if live else
+                      "with --no-fixes add --vary KEY=V1,V2 or drop --workers"))
     if dask is not None:
         if not vary:
             raise _Bad("--dask runs --vary variants on a cluster; add --vary KEY=V1,V2 or drop --dask")
@@ -316,7 +324,7 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
               workers: int | None,
               dask: str | None, json: bool, plot: Path | None, live: bool, show_list: bool,
               example_name: str | None, trace: Path | None, trace_limit: int, fixes: bool) -> None:
-    _check_options(scenario_path, vary, workers, dask, plot, live, show_list, example_name, trace)
+    _check_options(scenario_path, vary, workers, dask, plot, live, show_list, example_name, trace, fixes)
     if show_list:
         ex = list_examples()
         if json:
@@ -362,10 +370,19 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
     with progress(sc.duration, "simulating (simulated s)") as bar:
         result = simulate(sc, fixes=False, recorder=recorder, progress=_simulated(bar))
         if fixes and result.runs_out:
-            def variant(v: Scenario) -> Result:
-                bar.phase("checking a fix (simulated s)", v.duration)
-                return simulate(v, fixes=False, progress=_simulated(bar))
-            result.fixes = check_fixes(result, variant)
+            fix_workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_FIX_WORKERS)
+
+            def run_variants(variants: list[Scenario]) -> list[dict[str, Any]]:
+                if fix_workers > 1 and len(variants) > 1:
+                    bar.phase(f"checking {len(variants)} fixes ({min(fix_workers, len(variants))} processes)",
+                              len(variants))
+                    return fix_outcomes(variants, fix_workers, done=bar.advance)
+                outcomes = []
+                for v in variants:
+                    bar.phase("checking a fix (simulated s)", v.duration)
+                    outcomes.append(fix_outcome(simulate(v, fixes=False, progress=_simulated(bar))))
+                return outcomes
+            result.fixes = check_fixes(result, run_variants)
     if recorder is not None:
         assert trace is not None
         try:

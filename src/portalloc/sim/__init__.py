@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from portalloc.sim.engine import Engine, TraceRecorder
-from portalloc.sim.result import Result, build_result, check_fixes
+from portalloc.sim.result import Result, build_result, check_fixes, fix_outcome
 from portalloc.sim.scenario import Scenario, ScenarioError, parse_value
 
 #: The bundled example run when no scenario file is given.
@@ -22,18 +22,47 @@ DEFAULT_EXAMPLE = "proxy-one-backend"
 
 def simulate(scenario: Scenario, *, fixes: bool = True, recorder: TraceRecorder | None = None,
              progress: Callable[[float, float], None] | None = None,
-             params: dict[str, Any] | None = None, direct: bool = True) -> Result:
+             params: dict[str, Any] | None = None, direct: bool = True, workers: int = 1) -> Result:
     """Run ``scenario`` on model hosts. With ``fixes`` (default), when connections fail, each applicable fix
-    is checked by simulating its variant (Result.fixes). ``recorder`` records fleet host 0's socket calls as
+    is checked by simulating its variant (Result.fixes), in up to ``workers`` local processes when more than
+    one (the rows are the same). ``recorder`` records fleet host 0's socket calls as
     a trace; ``progress(t, duration)`` is called once per simulated second. ``direct=False`` keeps every
     connection on the Socket API (the engine's direct path gives the same result, docs/simulate.md)."""
     t0 = time.perf_counter()
     run = Engine(scenario, recorder=recorder, progress=progress, direct=direct).run()
     result = build_result(run, time.perf_counter() - t0, params)
     if fixes and result.runs_out:
-        result.fixes = check_fixes(result, lambda v: simulate(v, fixes=False, direct=direct))
+        result.fixes = check_fixes(result, lambda variants: fix_outcomes(variants, workers, direct=direct))
     result.wall_s = time.perf_counter() - t0
     return result
+
+
+def fix_outcome_of(scenario_dict: dict[str, Any], direct: bool = True) -> dict[str, Any]:
+    """Simulate one fix's variant (given as Scenario.to_dict(), so a worker process can take it): its
+    fix_outcome."""
+    return fix_outcome(simulate(Scenario.from_dict(scenario_dict), fixes=False, direct=direct))
+
+
+def fix_outcomes(variants: list[Scenario], workers: int = 1, *, direct: bool = True,
+                 done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """fix_outcome of each variant, in order: one by one in this process, or in up to ``workers`` local
+    processes (concurrent.futures). ``done()`` is called as each variant finishes."""
+    dicts = [v.to_dict() for v in variants]
+    outcomes: list[dict[str, Any]] = []
+    if workers > 1 and len(dicts) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(dicts))) as pool:
+            for outcome in pool.map(fix_outcome_of, dicts, [direct] * len(dicts)):
+                outcomes.append(outcome)
+                if done is not None:
+                    done()
+        return outcomes
+    for d in dicts:
+        outcomes.append(fix_outcome_of(d, direct))
+        if done is not None:
+            done()
+    return outcomes
 
 
 def list_examples() -> dict[str, str]:
@@ -63,5 +92,5 @@ def _toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-__all__ = ["DEFAULT_EXAMPLE", "Result", "Scenario", "ScenarioError", "TraceRecorder", "example", "list_examples",
-           "parse_value", "simulate"]
+__all__ = ["DEFAULT_EXAMPLE", "Result", "Scenario", "ScenarioError", "TraceRecorder", "example", "fix_outcomes",
+           "list_examples", "parse_value", "simulate"]

@@ -418,9 +418,13 @@ def fix_candidates(result: Result) -> list[FixCandidate]:
     ]
 
 
-def check_fixes(result: Result, run_variant: Callable[[Scenario], Result]) -> list[dict[str, Any]]:
-    """Run each applicable fix's variant; one row per fix with what the variant did."""
+def check_fixes(result: Result,
+                run_variants: Callable[[list[Scenario]], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Run each applicable fix's variant; one row per fix with what the variant did. ``run_variants`` simulates
+    a list of variants and gives, in the same order, each one's ``fix_outcome`` (one by one, or in processes:
+    each variant is a whole simulation of its own, so the rows do not depend on how they were run)."""
     rows: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], Scenario]] = []
     for cand in fix_candidates(result):
         d = cand.build(result.scenario.to_dict())
         if d is None:
@@ -430,9 +434,17 @@ def check_fixes(result: Result, run_variant: Callable[[Scenario], Result]) -> li
         except ScenarioError as exc:
             rows.append({"fix": cand.name, "change": cand.description, "checked": False, "why_not": str(exc)})
             continue
-        r = run_variant(variant)
-        rows.append({"fix": cand.name, "change": cand.description, "checked": True, "fixes_it": not r.runs_out,
-                     "first_failure_s": r.first_failure_s, "failed": sum(r.failed.values()),
-                     "connected": r.connected, "peak_in_use": r.peak["in_use"],
-                     "peak_time_wait": r.peak["time_wait"]})
+        row = {"fix": cand.name, "change": cand.description, "checked": True}
+        rows.append(row)
+        pending.append((row, variant))
+    if pending:
+        outcomes = run_variants([v for _, v in pending])
+        for (row, _), outcome in zip(pending, outcomes, strict=True):
+            row.update(outcome)
     return rows
+
+
+def fix_outcome(r: Result) -> dict[str, Any]:
+    """What a fix's variant did, as its row of Result.fixes shows it."""
+    return {"fixes_it": not r.runs_out, "first_failure_s": r.first_failure_s, "failed": sum(r.failed.values()),
+            "connected": r.connected, "peak_in_use": r.peak["in_use"], "peak_time_wait": r.peak["time_wait"]}
