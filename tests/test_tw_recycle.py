@@ -214,6 +214,22 @@ def test_inbound_syn_on_time_wait_tuple() -> None:
     assert time_waits(host) == []
 
 
+@pytest.mark.parametrize(("kernel", "paws"), [("freebsd-12", False), ("freebsd-14", False), ("macos", True),
+                                             ("linux-6.18", True)])
+def test_inbound_syn_on_time_wait_tuple_by_os(kernel: str, paws: bool) -> None:
+    """FreeBSD's tcp_twcheck has no PAWS test ("#if 0 /* PAWS not needed at the moment */"): a SYN whose
+    TSval lags the TIME_WAIT's closes it (tcp_twclose) and reaches the listener, where Linux drops it."""
+    host, lst = server(kernel, recycle=None)
+    serve_and_close(host, lst, (NAT, 50000), ts_clock=AHEAD)
+    assert len(time_waits(host)) == 1
+    assert host.inbound((NAT, 50000), SERVER, ts_clock=0.0) == ("dropped" if paws else "accepted")
+    assert host.stats.get("paws_estab_rejected", 0) == (1 if paws else 0)
+    assert len(time_waits(host)) == (1 if paws else 0)          # rejected: the TIME_WAIT stays
+    if not paws:
+        conn, peer = lst.accept()
+        assert peer == (NAT, 50000) and conn.getsockname() == SERVER
+
+
 def test_inbound_rejects_bad_addresses() -> None:
     """``src`` must be remote and ``dst`` local to this host."""
     host, _ = server("linux-6.18", recycle=None)

@@ -277,6 +277,7 @@ FREEBSD_12 = BsdRules(
     fast_finwait2_recycle=True,
     timewait_sysctl="net.inet.tcp.msl",
     timewait_per_unit=0.002,
+    tw_syn_paws=False,
     options=("SO_REUSEPORT_LB", "IP_PORTRANGE", "IP_BINDANY"),
 )
 

@@ -100,6 +100,13 @@ class BsdRules:
     #: the sysctl (a PortRange-style template) that selects the port algorithm at run time (NetBSD's
     #: {inet}.anonportalgo.selected); empty when the OS has one order.
     algorithm_sysctl: str = ""
+    #: A SYN that meets a TIME_WAIT of its own 4-tuple (its sequence number past the TIME_WAIT's rcv_nxt, as
+    #: the model takes a new connection's to be) is first put to the PAWS test, an older timestamp dropping it:
+    #: True as in Linux's tcp_timewait_state_process (the model's rule, until the 4.4BSD family's own is
+    #: written down), False on FreeBSD, whose tcp_twcheck has the test under "#if 0 /* PAWS not needed at the
+    #: moment */" (sys/netinet/tcp_timewait.c, every version since the tcptw split): the TIME_WAIT is closed
+    #: (tcp_twclose) and the SYN goes to the listener.
+    tw_syn_paws: bool = True
     #: TIME_WAIT length when no sysctl gives it (seconds).
     timewait: float = 60.0
     #: the sysctl that sets TIME_WAIT's length, and the seconds of TIME_WAIT per unit of its value:

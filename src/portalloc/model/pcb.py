@@ -489,6 +489,11 @@ class PcbTables(_CoreBase):
         self.fin_timeout = self.finwait2_seconds()
         self.tw_recycle = False
 
+    def _tw_syn_paws_reject(self, tw: Sock, tsval: int | None) -> bool:
+        """A SYN on a TIME_WAIT's 4-tuple meets the PAWS test only where the OS has one there
+        (``BsdRules.tw_syn_paws``: not FreeBSD's tcp_twcheck); otherwise the TIME_WAIT gives way."""
+        return self.rules.tw_syn_paws and super()._tw_syn_paws_reject(tw, tsval)
+
     def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
         """tcp_twstart: TIME_WAIT lasts 2 * MSL on this OS (``timewait_seconds``); a FIN_WAIT2 orphan keeps
         the given lifetime. No tcp_tw_recycle."""
