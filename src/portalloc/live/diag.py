@@ -128,53 +128,114 @@ def _ends_dump(data: bytes) -> bool:
 
 
 #: nlmsghdr + struct inet_diag_msg in one unpack (include/uapi/linux/netlink.h, inet_diag.h): nlmsg_len,
-#: nlmsg_type, (flags, seq, pid skipped), idiag_family, idiag_state, idiag_timer, (idiag_retrans), id.sport,
-#: id.dport (network order), id.src, id.dst (__be32[4]), (id.if, id.cookie skipped), idiag_expires (ms),
-#: (rqueue, wqueue), idiag_uid, idiag_inode. Attributes after it are not read (the request asks for none).
-_MSG = struct.Struct("=IH10xBBBxHH16s16s12xI8xII")
+#: nlmsg_type, (flags, seq, pid skipped), idiag_family, idiag_state, idiag_timer, (idiag_retrans), id.sport
+#: (network order), then id.dport, id.src, id.dst (__be16, __be32[4], __be32[4]) as one 34-byte string - the
+#: key of the (local address text, remote endpoint) pair, which a dump of 100k sockets has a handful of -
+#: (id.if, id.cookie skipped), idiag_expires (ms), (rqueue, wqueue), idiag_uid, idiag_inode. Attributes after
+#: it are not read (the request asks for none).
+_MSG_FORMAT = "=IH10xBBBxH34s12xI8xII"
+_MSG = struct.Struct(_MSG_FORMAT)
 _LEN_TYPE = struct.Struct("=IH")
+_STRIDES: dict[int, struct.Struct] = {}
+_SWAPPED: list[int] = []
+
+
+def _stride(size: int) -> struct.Struct:
+    """The message struct padded to ``size`` bytes (nlmsg_len aligned to 4), for iter_unpack over a datagram
+    of equal messages."""
+    found = _STRIDES.get(size)
+    if found is None:
+        found = _STRIDES[size] = struct.Struct(f"{_MSG_FORMAT}{size - _MSG.size}x")
+    return found
+
+
+def _endpoints(family: int, key: bytes) -> tuple[str, tuple[str, int] | None]:
+    """(local address text, remote endpoint or None when the peer is unset) of id.dport + id.src + id.dst."""
+    n = 4 if family == socket.AF_INET else 16
+    dport = int.from_bytes(key[:2], "big")
+    local = _addr(family, key[2:2 + n])
+    dhost = _addr(family, key[18:18 + n])
+    return local, None if dport == 0 and dhost in ("0.0.0.0", "::") else (dhost, dport)
 
 
 def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., Any] | None = None,
                  with_inode: bool = True) -> list[Any]:
     """The rows of one dump (``diag_chunks``), made by ``make(proto, fam, state, local, remote, uid, inode,
-    timer)`` (RawRow by default; without ``inode`` when not ``with_inode``), one unpack per message."""
+    timer)`` (RawRow by default; without ``inode`` when not ``with_inode``), one unpack per message. Rows
+    with the same remote endpoint share one tuple for it.
+
+    Speed (100k TIME_WAITs, measured on 6.18): a datagram whose messages all have one length (a dump of
+    TIME_WAITs: 96 bytes each) is read with one iter_unpack; the addresses are decoded once per distinct
+    (dport, src, dst) and ports byte-swapped through a table. Any other datagram is walked message by message."""
     factory: Any = make or RawRow
+    if not _SWAPPED:
+        _SWAPPED.extend(((p & 0xFF) << 8) | (p >> 8) for p in range(65536))
+    swapped = _SWAPPED
     rows: list[Any] = []
     append = rows.append
     unpack = _MSG.unpack_from
     hdr = _NLMSG_HDR.size
     need = hdr + _DIAG_MSG_LEN
     names = STATE_NAMES
-    ntohs = socket.ntohs
     assert _MSG.size == need
-    addr = _addr
-    texts = _ADDR_TEXT
     v4 = socket.AF_INET
+    caches: dict[int, dict[bytes, tuple[str, tuple[str, int] | None]]] = {v4: {}, socket.AF_INET6: {}}
     head = _LEN_TYPE.unpack_from
+    endpoints = _endpoints
+
+    def one(fields: tuple[Any, ...]) -> None:
+        (_len, _type, family, state, timer_kind, sport, key, expires, uid, inode) = fields
+        cache = caches.get(family)
+        if cache is None:
+            cache = caches[family] = {}
+        pair = cache.get(key)
+        if pair is None:
+            pair = cache[key] = endpoints(family, key)
+        timer = (expires / 1000.0 if timer_kind == _TIMER_TIMEWAIT
+                 or (state == _FIN_WAIT2 and inode == 0 and timer_kind != 0) else None)
+        name = names.get(state) or f"STATE-{state}"
+        if with_inode:
+            append(factory(proto, fam, name, (pair[0], swapped[sport]), pair[1], uid, inode, timer))
+        else:
+            append(factory(proto, fam, name, (pair[0], swapped[sport]), pair[1], uid, timer))
+
     for data in chunks:
-        off, end = 0, len(data)
+        end = len(data)
+        if end < hdr:
+            continue
+        length, mtype = head(data, 0)
+        size = (length + 3) & ~3
+        if mtype == _SOCK_DIAG_BY_FAMILY and length >= need and end % size == 0:
+            # One length throughout (checked per message): the fast path.
+            mark = len(rows)
+            v4_cache = caches[v4]
+            for fields in _stride(size).iter_unpack(data):
+                if fields[0] != length or fields[1] != _SOCK_DIAG_BY_FAMILY:
+                    del rows[mark:]                  # not one length after all: walk it below
+                    break
+                if fields[2] != v4 or fields[4] != _TIMER_TIMEWAIT:
+                    one(fields)
+                    continue
+                # AF_INET TIME_WAIT (timer 3): one() inlined
+                pair = v4_cache.get(fields[6])
+                if pair is None:
+                    pair = v4_cache[fields[6]] = endpoints(v4, fields[6])
+                name = names.get(fields[3]) or f"STATE-{fields[3]}"
+                if with_inode:
+                    append(factory(proto, fam, name, (pair[0], swapped[fields[5]]), pair[1], fields[8], fields[9],
+                                   fields[7] / 1000.0))
+                else:
+                    append(factory(proto, fam, name, (pair[0], swapped[fields[5]]), pair[1], fields[8],
+                                   fields[7] / 1000.0))
+            else:
+                continue
+        off = 0
         while off + hdr <= end:
             length, mtype = head(data, off)
             if length < hdr:
                 break
             if length >= need and mtype == _SOCK_DIAG_BY_FAMILY:
-                (_len, _type, family, state, timer_kind, sport, dport, src, dst, expires, uid,
-                 inode) = unpack(data, off)
-                # _addr and _timer inlined: two to three calls fewer per socket at 100k sockets
-                src = src[:4] if family == v4 else src
-                dst = dst[:4] if family == v4 else dst
-                local = texts.get(src) or addr(family, src)
-                dhost = texts.get(dst) or addr(family, dst)
-                dport = ntohs(dport)
-                remote = None if dport == 0 and dhost in ("0.0.0.0", "::") else (dhost, dport)
-                timer = (expires / 1000.0 if timer_kind == _TIMER_TIMEWAIT
-                         or (state == _FIN_WAIT2 and inode == 0 and timer_kind != 0) else None)
-                name = names.get(state) or f"STATE-{state}"
-                if with_inode:
-                    append(factory(proto, fam, name, (local, ntohs(sport)), remote, uid, inode, timer))
-                else:
-                    append(factory(proto, fam, name, (local, ntohs(sport)), remote, uid, timer))
+                one(unpack(data, off))
             off += (length + 3) & ~3
     return rows
 
