@@ -234,27 +234,42 @@ class HostSnapshot:
         append = out.append
         explicit_ports: list[int] = []
         # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row.
-        by_pair: dict[tuple[str, tuple[str, int]], list[Classified]] = defaultdict(list)
+        # Each group is (its rows, their ports); consecutive rows of a dump mostly share both objects
+        # (parse_chunks hands out one remote tuple per endpoint), so the dict is asked only when they change.
+        by_pair: dict[tuple[str, tuple[str, int]], tuple[list[Classified], list[int]]] = {}
+        last_local: Any = None
+        last_remote: Any = None
+        group: list[Classified] = []
+        ports: list[int] = []
         for r in self.rows:
             if r.proto == "udp":
                 append(Classified(r, "udp", "bind"))
                 continue
-            port = r.local[1]
+            local = r.local
+            port = local[1]
             remote = r.remote
             if r.state == "LISTEN":
                 c = Classified(r, "listener", "bind")
             elif remote is None:
                 c = Classified(r, "bound", "bind")
-            elif port in listen_addrs and any(a in ("0.0.0.0", "::") or a == wire(r.local[0])
+            elif port in listen_addrs and any(a in ("0.0.0.0", "::") or a == wire(local[0])
                                               for a in listen_addrs[port]):
                 c = Classified(r, "child", "bind")
-            elif not lo <= port <= hi:
-                c = Classified(r, "client", "bind", "port outside ip_local_port_range: chosen by bind()")
-                by_pair[(r.local[0], remote)].append(c)
             else:
-                c = Classified(r, "client", "connect")
+                if lo <= port <= hi:
+                    c = Classified(r, "client", "connect")
+                else:
+                    c = Classified(r, "client", "bind", "port outside ip_local_port_range: chosen by bind()")
+                    explicit_ports.append(port)
                 append(c)
-                by_pair[(r.local[0], remote)].append(c)
+                if remote is not last_remote or local[0] is not last_local:
+                    found = by_pair.get((local[0], remote))
+                    if found is None:
+                        found = by_pair[(local[0], remote)] = ([], [])
+                    group, ports = found
+                    last_local, last_remote = local[0], remote
+                group.append(c)
+                ports.append(port)
                 continue
             if c.chosen_by == "bind":
                 explicit_ports.append(port)
@@ -262,13 +277,17 @@ class HostSnapshot:
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
         # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
         # the whole 8 KB bitset each time), and the test is made once per destination.
-        by_dest: dict[tuple[str, str, int], list[Classified]] = defaultdict(list)
-        for (local, (rhost, rport)), group in by_pair.items():
-            by_dest[(wire(local), wire(rhost), rport)].extend(group)
+        by_dest: dict[tuple[str, str, int], tuple[list[Classified], list[int]]] = {}
+        for (local_text, (rhost, rport)), (group, ports) in by_pair.items():
+            dest = by_dest.setdefault((wire(local_text), wire(rhost), rport), ([], []))
+            dest[0].extend(group)
+            dest[1].extend(ports)
         first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~bitset(explicit_ports)
-        for group in by_dest.values():
-            other = [c for c in group if c.chosen_by == "connect" and (c.row.local[1] - lo) & 1]
-            if not other or not first & ~bitset([c.row.local[1] for c in group]):
+        other_parity = (lo & 1) ^ 1
+        for group, ports in by_dest.values():
+            other = [c for c, port in zip(group, ports, strict=True)
+                     if port & 1 == other_parity and c.chosen_by == "connect"]
+            if not other or not first & ~bitset(ports):
                 continue
             for c in other:
                 c.chosen_by = "bind"
@@ -310,6 +329,7 @@ class HostSnapshot:
         # TIME_WAITs straight into Host.restore_timewaits' entries: (at, family, local, remote, chosen_by, uid,
         # substate, lifetime), ``at`` = TW_BASE - age; ``tw_rows`` keeps each entry's row for the reference path.
         entries: list[tuple[float, int, Any, Any, str, int, str, float]] = []
+        append = entries.append
         tw_rows: list[Classified] = []
         others: list[Classified] = []
         for c in self.classify():
@@ -323,10 +343,14 @@ class HostSnapshot:
                 if total < left:
                     left = total
                 fam = r.family
-                entries.append((TW_BASE - (total - left), fam, r.local if fam == 4 else _mapped(6, r.local),
-                                r.remote if fam == 4 else _mapped(6, r.remote), c.chosen_by, r.uid,
-                                "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
-                tw_rows.append(c)
+                if fam == 4:
+                    append((TW_BASE - (total - left), 4, r.local, r.remote, c.chosen_by, r.uid,
+                            "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
+                else:
+                    append((TW_BASE - (total - left), fam, _mapped(6, r.local), _mapped(6, r.remote), c.chosen_by,
+                            r.uid, "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
+                if not bulk:
+                    tw_rows.append(c)
             else:
                 others.append(c)
         order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
@@ -337,11 +361,12 @@ class HostSnapshot:
             else:
                 state = "CLOSE" if r.remote is None else "ESTABLISHED"
             _restore(host, r, state, c.chosen_by)
-        host.sleep(min((e[0] for e in entries), default=TW_BASE))
         if bulk:
             entries.sort(key=itemgetter(0))           # oldest first (stable)
+            host.sleep(entries[0][0] if entries else TW_BASE)
             host.restore_timewaits(entries, timestamps=self.timestamps)
         else:
+            host.sleep(min((e[0] for e in entries), default=TW_BASE))
             for (at, *_, total), c in sorted(zip(entries, tw_rows, strict=True), key=lambda t: t[0][0]):
                 if at > host.time:
                     host.sleep(at - host.time)
@@ -385,20 +410,33 @@ class HostSnapshot:
         tw_port_lists: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
         notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
         keys_of: dict[tuple[str, str, tuple[str, int]], tuple[str, str, str, int]] = {}   # wire() once per pair
+        # Consecutive rows mostly share the local text and remote tuple objects (parse_chunks): the key and its
+        # counters are looked up again only when one of them changes.
+        last: tuple[Any, Any, Any] = (None, None, None)
+        count: list[int] = []
+        tw_list: list[int] = []
+        key: tuple[str, str, str, int] = ("", "", "", 0)
         for c in self.classify():
             r = c.row
             remote = r.remote
             if remote is None or c.role in ("child", "listener"):
                 continue
-            pair = (r.proto, r.local[0], remote)
-            key = keys_of.get(pair)
-            if key is None:
-                key = keys_of[pair] = (r.proto, wire(r.local[0]), wire(remote[0]), remote[1])
-            if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
-                counts[key][1] += 1
-                tw_port_lists[key].append(r.local[1])
+            local = r.local
+            if remote is not last[2] or local[0] is not last[1] or r.proto is not last[0]:
+                pair = (r.proto, local[0], remote)
+                found = keys_of.get(pair)
+                if found is None:
+                    found = keys_of[pair] = (r.proto, wire(local[0]), wire(remote[0]), remote[1])
+                key = found
+                count = counts[key]
+                tw_list = tw_port_lists[key]
+                last = pair
+            state = r.state
+            if state == "TIME-WAIT" or (state == "FIN-WAIT-2" and r.timer is not None):
+                count[1] += 1
+                tw_list.append(local[1])
             else:
-                counts[key][0] += 1
+                count[0] += 1
             if c.inferred:
                 notes[key].add(c.inferred)
         tw_ports = {key: bitset(ports) for key, ports in tw_port_lists.items()}
