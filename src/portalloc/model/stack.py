@@ -906,7 +906,7 @@ class Stack(CoreStack):
         self.now = now
         self.tcp.add_many(socks)
         self.ehash.insert_timewaits(socks, hard)
-        self.timers.arm_many(list(zip(socks, expiries, strict=True)))
+        self.timers.arm_many(socks, expiries)
 
     # ------------------------------------------------------------------ UDP
 

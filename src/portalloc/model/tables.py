@@ -431,32 +431,42 @@ class EstablishedTable:
     def insert_timewaits(self, socks: list[Sock], hard: list[bool]) -> None:
         """``insert(sk)`` then ``set_timewait(sk, hard)`` for each sock in order (``hard[i]`` for ``socks[i]``):
         the same entries, young queues and bitsets, the bitsets filled once per destination. A sock's ``tkey``,
-        when already set, is taken as its ``tuple_of`` (the caller computed it once per address)."""
+        when already set, is taken as its ``tuple_of`` (the caller computed it once per address). Consecutive
+        socks toward one destination (the common case) find its entry without a lookup."""
         by_tuple, dests = self.by_tuple, self.dests
         touched: dict[DestKey, tuple[DestPorts, dict[int, bool]]] = {}
+        last_local = last_remote = last_rport = last_dev = -1
+        port_hard: dict[int, bool] = {}
+        young: deque[tuple[float, int, Sock]] = deque()      # the current destination's young_q
         for sk, is_hard in zip(socks, hard, strict=True):
             t = sk.tkey
             if t is None:
                 t = sk.tkey = self.tuple_of(sk)
             by_tuple[t] = sk
             sk.hashed = True
-            dk = (t[0], t[2], t[3], t[4])
-            entry = touched.get(dk)
-            if entry is None:
-                d = dests.get(dk)
-                if d is None:
-                    d = dests[dk] = DestPorts()
-                if d.tw is NO_PORTS:
-                    d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
-                entry = touched[dk] = (d, {})
-            entry[1][t[1]] = is_hard          # the last TIME_WAIT on a port decides, as one by one
+            if t[3] != last_rport or t[2] != last_remote or t[0] != last_local or t[4] != last_dev:
+                last_local, _, last_remote, last_rport, last_dev = t
+                dk = (last_local, last_remote, last_rport, last_dev)
+                entry = touched.get(dk)
+                if entry is None:
+                    d = dests.get(dk)
+                    if d is None:
+                        d = dests[dk] = DestPorts()
+                    if d.tw is NO_PORTS:
+                        d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
+                    entry = touched[dk] = (d, {})
+                port_hard = entry[1]
+                assert entry[0].young_q is not None
+                young = entry[0].young_q
+            port = t[1]
+            port_hard[port] = is_hard          # the last TIME_WAIT on a port decides, as one by one
             if not is_hard:
-                assert sk.ts_stamp is not None and entry[0].young_q is not None
-                entry[0].young_q.append((sk.ts_stamp, t[1], sk))
+                assert sk.ts_stamp is not None
+                young.append((sk.ts_stamp, port, sk))
         for d, ports in touched.values():
             every = list(ports)
             hard_ports = [p for p, h in ports.items() if h]
-            soft_ports = [p for p, h in ports.items() if not h]
+            soft_ports = [p for p, h in ports.items() if not h] if hard_ports else every
             d.live.discard_many(every)
             d.tw.add_many(every)
             d.tw_hard.discard_many(soft_ports)
@@ -509,16 +519,15 @@ class TimerQueue:
         else:
             heapq.heappush(self._heap, (expires, self._seq, sk))
 
-    def arm_many(self, items: list[tuple[Sock, float]]) -> None:
-        """``arm`` each (sock, expiry) in order, with one heapify instead of a push each: the heap pops in
-        the same (expiry, arming order) sequence."""
+    def arm_many(self, socks: list[Sock], expiries: list[float]) -> None:
+        """``arm(sk, expires)`` for each sock of ``socks`` and its expiry in ``expiries``, in order, with one
+        heapify instead of a push each: the heap pops in the same (expiry, arming order) sequence."""
+        for sk, expires in zip(socks, expiries, strict=True):
+            sk.expires = expires
         h = self._heap
         seq = self._seq
-        for sk, expires in items:
-            sk.expires = expires
-            seq += 1
-            h.append((expires, seq, sk))
-        self._seq = seq
+        h.extend(zip(expiries, range(seq + 1, seq + 1 + len(socks)), socks, strict=True))
+        self._seq = seq + len(socks)
         heapq.heapify(h)
 
     def entries(self) -> list[tuple[float, int, Sock]]:

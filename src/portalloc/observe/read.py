@@ -165,11 +165,11 @@ def _from_netns(path: str, fd: int, source: str) -> tuple[Any, list[int]]:
             here.close()
             try:
                 _setns(fd)
-                payload, fds = _child_job(source)
+                payload, passed = _child_job(source)
             except BaseException as exc:  # noqa: B036 - every failure goes back to the parent as text
-                payload, fds, code = f"{type(exc).__name__}: {exc}", [], 1
+                payload, passed, code = f"{type(exc).__name__}: {exc}", [], 1
             data = pickle.dumps(payload)
-            socket.send_fds(there, [len(data).to_bytes(8, "little")], fds)
+            socket.send_fds(there, [len(data).to_bytes(8, "little")], passed)
             there.sendall(data)
         finally:
             os._exit(code)

@@ -108,6 +108,25 @@ class Classified:
     inferred: str = ""
 
 
+#: Classified.inferred of rules 3 and 4.
+OUTSIDE_RANGE = "port outside ip_local_port_range: chosen by bind()"
+PARITY_INFERRED = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s parity were "
+                   "free toward this destination (inferred)")
+
+
+class _ClientGroup:
+    """The client connections and TIME_WAITs of one (local address text, remote) as read: the rows, their
+    ports, the ports of the TIME_WAITs among them, and the inferences made for them."""
+
+    __slots__ = ("members", "ports", "tw_ports", "notes")
+
+    def __init__(self) -> None:
+        self.members: list[Classified] = []
+        self.ports: list[int] = []
+        self.tw_ports: list[int] = []
+        self.notes: set[str] = set()
+
+
 @contextmanager
 def no_gc() -> Iterator[None]:
     """No generational GC passes inside: reading or rebuilding ~100k sockets allocates objects in one burst
@@ -184,6 +203,8 @@ class HostSnapshot:
     read_seconds: float = 0.0
     _classified: list[Classified] | None = field(default=None, repr=False, compare=False)
     _explicit: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _groups: dict[tuple[str, tuple[str, int]], _ClientGroup] = field(default_factory=dict, repr=False, compare=False)
+    _udp_connected: list[Classified] = field(default_factory=list, repr=False, compare=False)
 
     # ------------------------------------------------------------------ facts
 
@@ -233,22 +254,27 @@ class HostSnapshot:
         out: list[Classified] = []
         append = out.append
         explicit_ports: list[int] = []
-        # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row.
-        # Each group is (its rows, their ports); consecutive rows of a dump mostly share both objects
-        # (parse_chunks hands out one remote tuple per endpoint), so the dict is asked only when they change.
-        by_pair: dict[tuple[str, tuple[str, int]], tuple[list[Classified], list[int]]] = {}
+        udp_connected: list[Classified] = []
+        # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row, and
+        # headroom() reads each group's counts instead of the rows again. Consecutive rows of a dump mostly
+        # share both objects (parse_chunks hands out one remote tuple per endpoint), so the dict is asked only
+        # when they change.
+        by_pair: dict[tuple[str, tuple[str, int]], _ClientGroup] = {}
         last_local: Any = None
         last_remote: Any = None
-        group: list[Classified] = []
-        ports: list[int] = []
+        group = _ClientGroup()
         for r in self.rows:
             if r.proto == "udp":
-                append(Classified(r, "udp", "bind"))
+                c = Classified(r, "udp", "bind")
+                append(c)
+                if r.remote is not None:
+                    udp_connected.append(c)
                 continue
             local = r.local
             port = local[1]
             remote = r.remote
-            if r.state == "LISTEN":
+            state = r.state
+            if state == "LISTEN":
                 c = Classified(r, "listener", "bind")
             elif remote is None:
                 c = Classified(r, "bound", "bind")
@@ -256,20 +282,23 @@ class HostSnapshot:
                                               for a in listen_addrs[port]):
                 c = Classified(r, "child", "bind")
             else:
-                if lo <= port <= hi:
-                    c = Classified(r, "client", "connect")
-                else:
-                    c = Classified(r, "client", "bind", "port outside ip_local_port_range: chosen by bind()")
-                    explicit_ports.append(port)
-                append(c)
                 if remote is not last_remote or local[0] is not last_local:
                     found = by_pair.get((local[0], remote))
                     if found is None:
-                        found = by_pair[(local[0], remote)] = ([], [])
-                    group, ports = found
+                        found = by_pair[(local[0], remote)] = _ClientGroup()
+                    group = found
                     last_local, last_remote = local[0], remote
-                group.append(c)
-                ports.append(port)
+                if lo <= port <= hi:
+                    c = Classified(r, "client", "connect")
+                else:
+                    c = Classified(r, "client", "bind", OUTSIDE_RANGE)
+                    explicit_ports.append(port)
+                    group.notes.add(OUTSIDE_RANGE)
+                append(c)
+                group.members.append(c)
+                group.ports.append(port)
+                if state == "TIME-WAIT" or (state == "FIN-WAIT-2" and r.timer is not None):
+                    group.tw_ports.append(port)
                 continue
             if c.chosen_by == "bind":
                 explicit_ports.append(port)
@@ -277,22 +306,24 @@ class HostSnapshot:
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
         # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
         # the whole 8 KB bitset each time), and the test is made once per destination.
-        by_dest: dict[tuple[str, str, int], tuple[list[Classified], list[int]]] = {}
-        for (local_text, (rhost, rport)), (group, ports) in by_pair.items():
-            dest = by_dest.setdefault((wire(local_text), wire(rhost), rport), ([], []))
-            dest[0].extend(group)
-            dest[1].extend(ports)
+        by_dest: dict[tuple[str, str, int], list[_ClientGroup]] = defaultdict(list)
+        for (local_text, (rhost, rport)), group in by_pair.items():
+            by_dest[(wire(local_text), wire(rhost), rport)].append(group)
         first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~bitset(explicit_ports)
         other_parity = (lo & 1) ^ 1
-        for group, ports in by_dest.values():
-            other = [c for c, port in zip(group, ports, strict=True)
-                     if port & 1 == other_parity and c.chosen_by == "connect"]
-            if not other or not first & ~bitset(ports):
+        for groups in by_dest.values():
+            others = [[c for c, port in zip(g.members, g.ports, strict=True)
+                       if port & 1 == other_parity and c.chosen_by == "connect"] for g in groups]
+            if not any(others) or not first & ~bitset([p for g in groups for p in g.ports]):
                 continue
-            for c in other:
-                c.chosen_by = "bind"
-                c.inferred = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s "
-                              "parity were free toward this destination (inferred)")
+            for g, other in zip(groups, others, strict=True):
+                for c in other:
+                    c.chosen_by = "bind"
+                    c.inferred = PARITY_INFERRED
+                if other:
+                    g.notes.add(PARITY_INFERRED)
+        self._groups = by_pair
+        self._udp_connected = udp_connected
         self._classified = out
         self._explicit = {}
         return out
@@ -409,34 +440,26 @@ class HostSnapshot:
         counts: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
         tw_port_lists: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
         notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
-        keys_of: dict[tuple[str, str, tuple[str, int]], tuple[str, str, str, int]] = {}   # wire() once per pair
-        # Consecutive rows mostly share the local text and remote tuple objects (parse_chunks): the key and its
-        # counters are looked up again only when one of them changes.
-        last: tuple[Any, Any, Any] = (None, None, None)
-        count: list[int] = []
-        tw_list: list[int] = []
-        key: tuple[str, str, str, int] = ("", "", "", 0)
-        for c in self.classify():
+        self.classify()
+        # Client connections and TIME_WAITs: the groups classify() gathered (one per local text and remote as
+        # read; several can name one destination on the wire). Connected UDP sockets: one by one.
+        for (local_text, remote), g in self._groups.items():
+            key = ("tcp", wire(local_text), wire(remote[0]), remote[1])
+            count = counts[key]
+            count[0] += len(g.members) - len(g.tw_ports)
+            count[1] += len(g.tw_ports)
+            tw_port_lists[key].extend(g.tw_ports)
+            if g.notes:
+                notes[key] |= g.notes
+        for c in self._udp_connected:
             r = c.row
-            remote = r.remote
-            if remote is None or c.role in ("child", "listener"):
-                continue
-            local = r.local
-            if remote is not last[2] or local[0] is not last[1] or r.proto is not last[0]:
-                pair = (r.proto, local[0], remote)
-                found = keys_of.get(pair)
-                if found is None:
-                    found = keys_of[pair] = (r.proto, wire(local[0]), wire(remote[0]), remote[1])
-                key = found
-                count = counts[key]
-                tw_list = tw_port_lists[key]
-                last = pair
-            state = r.state
-            if state == "TIME-WAIT" or (state == "FIN-WAIT-2" and r.timer is not None):
-                count[1] += 1
-                tw_list.append(local[1])
+            assert r.remote is not None
+            key = ("udp", wire(r.local[0]), wire(r.remote[0]), r.remote[1])
+            if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
+                counts[key][1] += 1
+                tw_port_lists[key].append(r.local[1])
             else:
-                count[0] += 1
+                counts[key][0] += 1
             if c.inferred:
                 notes[key].add(c.inferred)
         tw_ports = {key: bitset(ports) for key, ports in tw_port_lists.items()}
