@@ -196,8 +196,8 @@ def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., 
     TIME_WAITs: 96 bytes each) is read with one iter_unpack; the addresses are decoded once per distinct
     (dport, src, dst) and ports byte-swapped through a table. Any other datagram is walked message by message."""
     factory: Any = make or RawRow
-    if not _SWAPPED:
-        _SWAPPED.extend(((p & 0xFF) << 8) | (p >> 8) for p in range(65536))
+    if not _SWAPPED:             # port p's bytes swapped, for every p (built in C: a genexpr cost 14 ms)
+        _SWAPPED.extend(struct.unpack("<65536H", struct.pack(">65536H", *range(65536))))
     swapped = _SWAPPED
     rows: list[Any] = []
     append = rows.append

@@ -255,6 +255,7 @@ class HostSnapshot:
         append = out.append
         explicit_ports: list[int] = []
         udp_connected: list[Classified] = []
+        udp_ports: list[int] = []
         # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row, and
         # headroom() reads each group's counts instead of the rows again. Consecutive rows of a dump mostly
         # share both objects (parse_chunks hands out one remote tuple per endpoint), so the dict is asked only
@@ -267,6 +268,7 @@ class HostSnapshot:
             if r.proto == "udp":
                 c = Classified(r, "udp", "bind")
                 append(c)
+                udp_ports.append(r.local[1])
                 if r.remote is not None:
                     udp_connected.append(c)
                 continue
@@ -311,6 +313,7 @@ class HostSnapshot:
             by_dest[(wire(local_text), wire(rhost), rport)].append(group)
         first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~bitset(explicit_ports)
         other_parity = (lo & 1) ^ 1
+        tcp_bound = list(explicit_ports)            # and the ports rule 4 turns to bind()
         for groups in by_dest.values():
             others = [[c for c, port in zip(g.members, g.ports, strict=True)
                        if port & 1 == other_parity and c.chosen_by == "connect"] for g in groups]
@@ -320,12 +323,13 @@ class HostSnapshot:
                 for c in other:
                     c.chosen_by = "bind"
                     c.inferred = PARITY_INFERRED
+                    tcp_bound.append(c.row.local[1])
                 if other:
                     g.notes.add(PARITY_INFERRED)
         self._groups = by_pair
         self._udp_connected = udp_connected
         self._classified = out
-        self._explicit = {}
+        self._explicit = {"tcp": bitset(tcp_bound), "udp": bitset(udp_ports)}
         return out
 
     def explicit_bits(self, proto: str = "tcp") -> int:
