@@ -868,27 +868,28 @@ class Stack(CoreStack):
         fin_wait2_hard = self.profile.fin_wait2_not_reused      # _tw_hard, inlined
         first_id = nid = self.next_id
         last_family = -1                 # consecutive entries share their address objects: look up on change
-        last_lhost: Any = resolved       # (no address is this object)
-        last_rhost: Any = resolved
+        last_lhost: Any = resolved       # (no address or endpoint is this object)
+        last_remote: Any = resolved
         local_wire: ResolvedAddress = (ANY4, ANY4, 0, True)
         remote_wire = local_wire
-        for at, family, (lhost, lport), (rhost, rport), chosen_by, uid, substate, lifetime in entries:
+        rport = 0
+        for at, family, (lhost, lport), remote, chosen_by, uid, substate, lifetime in entries:
             if at > now:
                 now = now + (at - now)       # as advance() moves the clock: the same float
             if lhost is not last_lhost or family != last_family:
                 local_wire = resolve(lhost, family)
                 last_lhost = lhost
-            if rhost is not last_rhost or family != last_family:
+            if remote is not last_remote or family != last_family:
+                rhost, rport = remote        # (one remote tuple per destination, as the snapshot reads them)
+                if not 0 <= rport <= 0xFFFF:
+                    raise OverflowError("restore(): port must be 0-65535.")
                 remote_wire = resolve(rhost, family)
-                last_rhost = rhost
+                last_remote = remote
             last_family = family
-            if not (0 <= lport <= 0xFFFF and 0 <= rport <= 0xFFFF):
+            if not 0 <= lport <= 0xFFFF:
                 raise OverflowError("restore(): port must be 0-65535.")
-            if chosen_by == "connect":
-                by_connect = True
-            elif chosen_by == "bind":
-                by_connect = False
-            else:
+            by_connect = chosen_by == "connect"
+            if not by_connect and chosen_by != "bind":
                 raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
             if timestamps:
                 append_sock(make(nid, family, uid, lport, local_wire, remote_wire, rport, by_connect, peer, substate,
