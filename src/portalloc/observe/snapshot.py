@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -315,10 +316,11 @@ class HostSnapshot:
         other_parity = (lo & 1) ^ 1
         tcp_bound = list(explicit_ports)            # and the ports rule 4 turns to bind()
         for groups in by_dest.values():
-            others = [[c for c, port in zip(g.members, g.ports, strict=True)
-                       if port & 1 == other_parity and c.chosen_by == "connect"] for g in groups]
-            if not any(others) or not first & ~bitset([p for g in groups for p in g.ports]):
+            if not first & ~bitset([p for g in groups for p in g.ports]):
                 continue
+            # the rows on the other parity (selected in C: compress over each port's parity test)
+            others = [[c for c in compress(g.members, map(other_parity.__eq__, map((1).__and__, g.ports)))
+                       if c.chosen_by == "connect"] for g in groups]
             for g, other in zip(groups, others, strict=True):
                 for c in other:
                     c.chosen_by = "bind"
