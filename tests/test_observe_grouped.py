@@ -4,8 +4,8 @@
 # again only when those objects change (a dump hands out one remote tuple per endpoint: live/diag.py parse_chunks);
 # headroom() reads the groups' counts and explicit_bits() classify's own lists instead of passing over the rows.
 # These tests hold that bookkeeping to the plain definitions, row by row (module comment of observe/snapshot.py):
-# the same classification, counts, notes and bind-locked ports whether rows share their tuples or not, in any
-# order, and Stack.restore_timewaits gives the same tables for shared and fresh endpoint tuples.
+# the same classification, role lists, counts, notes and bind-locked ports whether rows share their tuples or
+# not, in any order, and Stack.restore_timewaits gives the same tables for shared and fresh endpoint tuples.
 """classify / headroom / explicit_bits == their row-by-row definitions; shared tuples change nothing."""
 
 from __future__ import annotations
@@ -76,6 +76,11 @@ def _classes(snap: HostSnapshot) -> list[tuple[object, ...]]:
 def test_grouped_bookkeeping_equals_row_by_row_definitions(specs: list[tuple[int | str, ...]], seed: int) -> None:
     shared, fresh = _snap(_rows(specs, share=True)), _snap(_rows(specs, share=False))
     assert _classes(shared) == _classes(fresh)
+    # of_role / client_binders: the rows of that role, the clients whose port bind() chose
+    for role in ("listener", "bound", "child", "udp", "client"):
+        assert shared.of_role(role) == [c for c in shared.classify() if c.role == role]
+    assert sorted(map(id, shared.client_binders())) == sorted(
+        id(c) for c in shared.classify() if c.role == "client" and c.chosen_by == "bind")
     # explicit_bits: ports of the rows whose port bind()/listen() chose, per protocol
     for proto in ("tcp", "udp"):
         expected = bitset([c.row.local[1] for c in shared.classify() if c.row.proto == proto

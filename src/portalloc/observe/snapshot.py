@@ -206,6 +206,8 @@ class HostSnapshot:
     _explicit: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _groups: dict[tuple[str, tuple[str, int]], _ClientGroup] = field(default_factory=dict, repr=False, compare=False)
     _udp_connected: list[Classified] = field(default_factory=list, repr=False, compare=False)
+    _by_role: dict[str, list[Classified]] = field(default_factory=dict, repr=False, compare=False)
+    _binders: list[Classified] = field(default_factory=list, repr=False, compare=False)
 
     # ------------------------------------------------------------------ facts
 
@@ -257,6 +259,11 @@ class HostSnapshot:
         explicit_ports: list[int] = []
         udp_connected: list[Classified] = []
         udp_ports: list[int] = []
+        # Rows by role, except clients (the groups hold those); the clients whose port bind() chose.
+        by_role: dict[str, list[Classified]] = {"listener": [], "bound": [], "child": []}
+        udp: list[Classified] = []
+        by_role["udp"] = udp
+        binders: list[Classified] = []
         # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row, and
         # headroom() reads each group's counts instead of the rows again. Consecutive rows of a dump mostly
         # share both objects (parse_chunks hands out one remote tuple per endpoint), so the dict is asked only
@@ -269,6 +276,7 @@ class HostSnapshot:
             if r.proto == "udp":
                 c = Classified(r, "udp", "bind")
                 append(c)
+                udp.append(c)
                 udp_ports.append(r.local[1])
                 if r.remote is not None:
                     udp_connected.append(c)
@@ -297,6 +305,7 @@ class HostSnapshot:
                     c = Classified(r, "client", "bind", OUTSIDE_RANGE)
                     explicit_ports.append(port)
                     group.notes.add(OUTSIDE_RANGE)
+                    binders.append(c)
                 append(c)
                 group.members.append(c)
                 group.ports.append(port)
@@ -306,6 +315,7 @@ class HostSnapshot:
             if c.chosen_by == "bind":
                 explicit_ports.append(port)
             append(c)
+            by_role[c.role].append(c)
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
         # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
         # the whole 8 KB bitset each time), and the test is made once per destination.
@@ -326,13 +336,28 @@ class HostSnapshot:
                     c.chosen_by = "bind"
                     c.inferred = PARITY_INFERRED
                     tcp_bound.append(c.row.local[1])
+                    binders.append(c)
                 if other:
                     g.notes.add(PARITY_INFERRED)
         self._groups = by_pair
         self._udp_connected = udp_connected
+        self._by_role = by_role
+        self._binders = binders
         self._classified = out
         self._explicit = {"tcp": bitset(tcp_bound), "udp": bitset(udp_ports)}
         return out
+
+    def of_role(self, role: str) -> list[Classified]:
+        """The classified rows of one role (listener, bound, child, udp, client), in table order."""
+        self.classify()
+        if role == "client":
+            return [c for c in self.classify() if c.role == "client"]
+        return list(self._by_role.get(role, ()))
+
+    def client_binders(self) -> list[Classified]:
+        """The client connections and TIME_WAITs whose port bind() chose (rules 3 and 4)."""
+        self.classify()
+        return list(self._binders)
 
     def explicit_bits(self, proto: str = "tcp") -> int:
         """Ports held by sockets whose port bind()/listen() chose (for UDP: every bound port)."""
