@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -234,14 +234,16 @@ class PortTable:
 
     def add_many(self, socks: list[Sock]) -> None:
         """``add(sk, sk.lport)`` for each sock in order (their laddr and lport already set): the same buckets
-        (owners in the same order), slot counts and bitsets, with the bitsets filled once per slot."""
+        (owners in the same order), slot counts and bitsets. Each slot's ports are gathered while the socks go
+        into their buckets, then counted once per slot (Counter, in C) and its bitset filled once."""
         buckets, slots = self.buckets, self.slots
         explicit: list[int] = []
-        fresh: dict[tuple[int, int, bool, int], list[int]] = {}
+        gathered: dict[tuple[int, int, bool, int], list[int]] = {}
         keys: dict[int, int] = {}        # id(laddr) -> addr_key(laddr): few addresses, many sockets
-        last: tuple[Any, ...] = ()       # (laddr, family, v6only, dev) of the previous sock, and its slot
-        counts: dict[int, int] = {}
-        new_ports: list[int] = []
+        last_laddr: Any = keys           # the previous sock's slot fields (no address is this object)
+        last_family = last_dev = -1
+        last_v6only = False
+        slot_ports: list[int] = []
         for sk in socks:
             port = sk.lport
             b = buckets.get(port)
@@ -253,26 +255,34 @@ class PortTable:
                 b.ever_explicit = True
                 explicit.append(port)
             laddr, family, v6only, dev = sk.laddr, sk.family, sk.v6only, sk.dev
-            if not last or laddr is not last[0] or family != last[1] or v6only != last[2] or dev != last[3]:
+            if laddr is not last_laddr or family != last_family or v6only != last_v6only or dev != last_dev:
                 assert laddr is not None
                 akey = keys.get(id(laddr))
                 if akey is None:
                     akey = keys[id(laddr)] = addr_key(laddr)
                 ikey = (family, akey, v6only, dev)
-                slot = slots.get(ikey)
-                if slot is None:
-                    slot = slots[ikey] = _Slot(sk.key())
-                counts = slot.counts
-                new_ports = fresh.setdefault(ikey, [])
-                last = (laddr, family, v6only, dev)
-            n = counts.get(port, 0)
-            counts[port] = n + 1
-            if n == 0:
-                new_ports.append(port)
+                if ikey not in slots:
+                    slots[ikey] = _Slot(sk.key())
+                slot_ports = gathered.setdefault(ikey, [])
+                last_laddr, last_family, last_v6only, last_dev = laddr, family, v6only, dev
+            slot_ports.append(port)
             sk.sport = port
         self.explicit.add_many(explicit)
-        for ikey, ports in fresh.items():
-            slots[ikey].ports.add_many(ports)
+        for ikey, ports in gathered.items():
+            slot = slots[ikey]
+            counts = slot.counts
+            added = Counter(ports)
+            if not counts:                       # a new slot (the usual case of a rebuild): every port is new
+                counts.update(added)
+                slot.ports.add_many(list(added))
+                continue
+            new_ports = []
+            for port, n in added.items():
+                held = counts.get(port, 0)
+                counts[port] = held + n
+                if not held:
+                    new_ports.append(port)
+            slot.ports.add_many(new_ports)
 
     def remove(self, sk: Sock) -> None:
         """inet_put_port: ``sk`` lets go of its port."""
