@@ -325,8 +325,10 @@ class HostSnapshot:
         first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~bitset(explicit_ports)
         other_parity = (lo & 1) ^ 1
         tcp_bound = list(explicit_ports)            # and the ports rule 4 turns to bind()
+        other_mask = _parity_mask(other_parity)
         for groups in by_dest.values():
-            if not first & ~bitset([p for g in groups for p in g.ports]):
+            held = bitset([p for g in groups for p in g.ports])
+            if not first & ~held or not held & other_mask:   # no usable port of low's parity, or no other-parity row
                 continue
             # the rows on the other parity (selected in C: compress over each port's parity test)
             others = [[c for c in compress(g.members, map(other_parity.__eq__, map((1).__and__, g.ports)))
