@@ -840,9 +840,9 @@ class Stack(CoreStack):
                 found = resolved[key] = (ip, w, addr_key(w), is_any(ip))
             return found
 
-        ats = list(map(itemgetter(0), entries))
-        last = max(self.now, max(ats))     # where the clock ends, in any order
-        first_expiry = min(map(add, ats, map(itemgetter(7), entries)))
+        entered = itemgetter(0)
+        last = max(self.now, max(map(entered, entries)))     # where the clock ends, in any order
+        first_expiry = min(map(add, map(entered, entries), map(itemgetter(7), entries)))
         pending = self.timers.next_expiry()
         if self.tw_recycle_enabled() or first_expiry <= last or (pending is not None and pending <= last):
             checked = [(at, family, resolve(lhost, family)[0], lport, resolve(rhost, family)[0], rport, chosen_by,
