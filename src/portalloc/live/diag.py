@@ -10,8 +10,10 @@
 # Every read is bounded (netlink replies end with NLMSG_DONE; a cap on datagrams stops a runaway dump).
 # Parsing (parse_chunks) is one struct unpack per socket over the fixed layouts of include/uapi/linux/netlink.h
 # (struct nlmsghdr) and include/uapi/linux/inet_diag.h (struct inet_diag_msg, inet_diag_sockid); the request
-# asks for no extensions, so the attributes after the header are skipped by nlmsg_len. diag_chunks returns the
-# datagrams unparsed, so portalloc.observe can send them across a namespace as bytes and parse them once.
+# asks for no extensions, so the attributes after the header are skipped by nlmsg_len. A datagram of messages of
+# one length (a dump of TIME_WAITs) is recognised by its header bytes and read with one iter_unpack. diag_chunks
+# returns the datagrams unparsed and can dump through a socket made in another namespace (portalloc.observe
+# reads another namespace that way: the child that entered it passes its socket back).
 """Socket-table snapshot (sock_diag netlink, /proc/net fallback) for the live agent."""
 
 from __future__ import annotations

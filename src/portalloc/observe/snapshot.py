@@ -25,9 +25,13 @@
 #   tcp_tw_reuse's delay and the timers are the model's own. TIME_WAIT timestamps are not in a dump: they
 #   are assumed present when net.ipv4.tcp_timestamps is on (inferred, said in the snapshot's notes).
 #   They go in through Host.restore_timewaits (one call for all: the same tables as one restore() each,
-#   tests/test_restore_bulk.py), which is what keeps 100k TIME_WAITs near a second.
+#   tests/test_restore_bulk.py), which is what keeps 100k TIME_WAITs near half a second.
 # - Per-destination port sets are gathered as lists and made bitsets once (`bitset`): an int |= 1 << port
 #   per row would copy the whole 8 KB bitset each time.
+# - One pass over the rows: classify() also keeps the clients grouped by their (local text, remote) objects
+#   (with each group's TIME_WAIT ports and notes), the rows per role, the bind()-chosen clients and the
+#   explicitly bound ports, which headroom(), explicit_bits() and the findings read instead of the rows
+#   (tests/test_observe_grouped.py holds them to their row-by-row definitions).
 """HostSnapshot, SockRow, Headroom: a read socket table, rebuilt in the model and asked for headroom."""
 
 from __future__ import annotations
