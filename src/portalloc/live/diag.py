@@ -10,8 +10,10 @@
 # Every read is bounded (netlink replies end with NLMSG_DONE; a cap on datagrams stops a runaway dump).
 # Parsing (parse_chunks) is one struct unpack per socket over the fixed layouts of include/uapi/linux/netlink.h
 # (struct nlmsghdr) and include/uapi/linux/inet_diag.h (struct inet_diag_msg, inet_diag_sockid); the request
-# asks for no extensions, so the attributes after the header are skipped by nlmsg_len. diag_chunks returns the
-# datagrams unparsed, so portalloc.observe can send them across a namespace as bytes and parse them once.
+# asks for no extensions, so the attributes after the header are skipped by nlmsg_len. A datagram of messages of
+# one length (a dump of TIME_WAITs) is recognised by its header bytes and read with one iter_unpack. diag_chunks
+# returns the datagrams unparsed and can dump through a socket made in another namespace (portalloc.observe
+# reads another namespace that way: the child that entered it passes its socket back).
 """Socket-table snapshot (sock_diag netlink, /proc/net fallback) for the live agent."""
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _NLM_F_DUMP = 0x300
 _NLMSG_ERROR = 2
 _NLMSG_DONE = 3
 _NLMSG_HDR = struct.Struct("=IHHII")
+_LEN_TYPE = struct.Struct("=IH")     # nlmsg_len, nlmsg_type
 _DIAG_MSG_LEN = 72          # struct inet_diag_msg
 _MAX_MESSAGES = 1_000_000   # bound on one dump
 _TIMER_TIMEWAIT = 3
@@ -91,26 +94,54 @@ def diag_request(family: int, protocol: int, states: int = 0xFFFFFFFF) -> bytes:
                            _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + req
 
 
-def diag_chunks(family: int, protocol: int) -> list[bytes]:
+def open_socket() -> socket.socket:
+    """A NETLINK_SOCK_DIAG socket of the current namespace (it keeps that namespace wherever it is used)."""
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
+
+
+def diag_chunks(family: int, protocol: int, nl: socket.socket | None = None) -> list[bytes]:
     """One sock_diag dump as the kernel sent it: the datagrams (each whole netlink messages), the last one
-    holding NLMSG_DONE or NLMSG_ERROR. Raises OSError for an error answer. Parsing is ``parse_chunks``:
-    a reader in another namespace sends these bytes back as they are (cheaper than any object form)."""
+    holding NLMSG_DONE or NLMSG_ERROR. Raises OSError for an error answer. Parsing is ``parse_chunks``.
+    ``nl``: the socket to dump through (``open_socket``, perhaps made in another namespace); a fresh one of
+    this namespace by default."""
+    if nl is None:
+        with open_socket() as own:
+            return diag_chunks(family, protocol, own)
     chunks: list[bytes] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
-        nl.settimeout(10.0)
-        nl.send(diag_request(family, protocol))
-        for _ in range(_MAX_MESSAGES):
-            data = nl.recv(1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-            if _ends_dump(data):
-                break
+    nl.settimeout(10.0)
+    nl.send(diag_request(family, protocol))
+    # recv_into one buffer: recv(1 MiB) would map and unmap a fresh 1 MiB for every ~32 KB datagram.
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    for _ in range(_MAX_MESSAGES):
+        n = nl.recv_into(buf)
+        if not n:
+            break
+        data = bytes(view[:n])
+        chunks.append(data)
+        if _ends_dump(data):
+            break
     return chunks
+
+
+def _equal_messages(data: bytes) -> bool:
+    """Is this datagram whole SOCK_DIAG_BY_FAMILY messages of one length (a dump of TIME_WAITs: 96 bytes each)?
+    Checked column by column on the header bytes (C-level slices), not message by message."""
+    if len(data) < _NLMSG_HDR.size:
+        return False
+    length, mtype = _LEN_TYPE.unpack_from(data, 0)
+    size = (length + 3) & ~3
+    if mtype != _SOCK_DIAG_BY_FAMILY or length != size or length < _NLMSG_HDR.size or len(data) % size:
+        return False
+    count = len(data) // size
+    head = _LEN_TYPE.pack(length, mtype)
+    return all(data[i::size] == head[i:i + 1] * count for i in range(len(head)))
 
 
 def _ends_dump(data: bytes) -> bool:
     """Does this datagram hold NLMSG_DONE or NLMSG_ERROR (the end of a dump)? Raises OSError for an error."""
+    if _equal_messages(data):
+        return False
     off = 0
     while off + _NLMSG_HDR.size <= len(data):
         length, mtype, _flags, _seq, _pid = _NLMSG_HDR.unpack_from(data, off)
@@ -128,53 +159,104 @@ def _ends_dump(data: bytes) -> bool:
 
 
 #: nlmsghdr + struct inet_diag_msg in one unpack (include/uapi/linux/netlink.h, inet_diag.h): nlmsg_len,
-#: nlmsg_type, (flags, seq, pid skipped), idiag_family, idiag_state, idiag_timer, (idiag_retrans), id.sport,
-#: id.dport (network order), id.src, id.dst (__be32[4]), (id.if, id.cookie skipped), idiag_expires (ms),
-#: (rqueue, wqueue), idiag_uid, idiag_inode. Attributes after it are not read (the request asks for none).
-_MSG = struct.Struct("=IH10xBBBxHH16s16s12xI8xII")
-_LEN_TYPE = struct.Struct("=IH")
+#: nlmsg_type, (flags, seq, pid skipped), idiag_family, idiag_state, idiag_timer, (idiag_retrans), id.sport
+#: (network order), then id.dport, id.src, id.dst (__be16, __be32[4], __be32[4]) as one 34-byte string - the
+#: key of the (local address text, remote endpoint) pair, which a dump of 100k sockets has a handful of -
+#: (id.if, id.cookie skipped), idiag_expires (ms), (rqueue, wqueue), idiag_uid, idiag_inode. Attributes after
+#: it are not read (the request asks for none).
+_MSG_FORMAT = "=IH10xBBBxH34s12xI8xII"
+_MSG = struct.Struct(_MSG_FORMAT)
+_STRIDES: dict[int, struct.Struct] = {}
+_SWAPPED: list[int] = []
+
+
+def _stride(size: int) -> struct.Struct:
+    """The message struct padded to ``size`` bytes (nlmsg_len aligned to 4), for iter_unpack over a datagram
+    of equal messages."""
+    found = _STRIDES.get(size)
+    if found is None:
+        found = _STRIDES[size] = struct.Struct(f"{_MSG_FORMAT}{size - _MSG.size}x")
+    return found
+
+
+def _endpoints(family: int, key: bytes) -> tuple[str, tuple[str, int] | None]:
+    """(local address text, remote endpoint or None when the peer is unset) of id.dport + id.src + id.dst."""
+    n = 4 if family == socket.AF_INET else 16
+    dport = int.from_bytes(key[:2], "big")
+    local = _addr(family, key[2:2 + n])
+    dhost = _addr(family, key[18:18 + n])
+    return local, None if dport == 0 and dhost in ("0.0.0.0", "::") else (dhost, dport)
 
 
 def parse_chunks(chunks: list[bytes], proto: str, fam: int, make: Callable[..., Any] | None = None,
                  with_inode: bool = True) -> list[Any]:
     """The rows of one dump (``diag_chunks``), made by ``make(proto, fam, state, local, remote, uid, inode,
-    timer)`` (RawRow by default; without ``inode`` when not ``with_inode``), one unpack per message."""
+    timer)`` (RawRow by default; without ``inode`` when not ``with_inode``), one unpack per message. Rows
+    with the same remote endpoint share one tuple for it.
+
+    Speed (100k TIME_WAITs, measured on 6.18): a datagram whose messages all have one length (a dump of
+    TIME_WAITs: 96 bytes each) is read with one iter_unpack; the addresses are decoded once per distinct
+    (dport, src, dst) and ports byte-swapped through a table. Any other datagram is walked message by message."""
     factory: Any = make or RawRow
+    if not _SWAPPED:             # port p's bytes swapped, for every p (built in C: a genexpr cost 14 ms)
+        _SWAPPED.extend(struct.unpack("<65536H", struct.pack(">65536H", *range(65536))))
+    swapped = _SWAPPED
     rows: list[Any] = []
     append = rows.append
     unpack = _MSG.unpack_from
     hdr = _NLMSG_HDR.size
     need = hdr + _DIAG_MSG_LEN
     names = STATE_NAMES
-    ntohs = socket.ntohs
     assert _MSG.size == need
-    addr = _addr
-    texts = _ADDR_TEXT
     v4 = socket.AF_INET
+    caches: dict[int, dict[bytes, tuple[str, tuple[str, int] | None]]] = {v4: {}, socket.AF_INET6: {}}
     head = _LEN_TYPE.unpack_from
+    endpoints = _endpoints
+
+    def one(fields: tuple[Any, ...]) -> None:
+        (_len, _type, family, state, timer_kind, sport, key, expires, uid, inode) = fields
+        cache = caches.get(family)
+        if cache is None:
+            cache = caches[family] = {}
+        pair = cache.get(key)
+        if pair is None:
+            pair = cache[key] = endpoints(family, key)
+        timer = (expires / 1000.0 if timer_kind == _TIMER_TIMEWAIT
+                 or (state == _FIN_WAIT2 and inode == 0 and timer_kind != 0) else None)
+        name = names.get(state) or f"STATE-{state}"
+        if with_inode:
+            append(factory(proto, fam, name, (pair[0], swapped[sport]), pair[1], uid, inode, timer))
+        else:
+            append(factory(proto, fam, name, (pair[0], swapped[sport]), pair[1], uid, timer))
+
     for data in chunks:
-        off, end = 0, len(data)
+        end = len(data)
+        length = head(data, 0)[0] if end >= hdr else 0
+        if length >= need and _equal_messages(data):         # the fast path: one length throughout
+            v4_cache = caches[v4]
+            for fields in _stride(length).iter_unpack(data):
+                if fields[2] != v4 or fields[4] != _TIMER_TIMEWAIT:
+                    one(fields)
+                    continue
+                # AF_INET TIME_WAIT (timer 3): one() inlined
+                pair = v4_cache.get(fields[6])
+                if pair is None:
+                    pair = v4_cache[fields[6]] = endpoints(v4, fields[6])
+                name = names.get(fields[3]) or f"STATE-{fields[3]}"
+                if with_inode:
+                    append(factory(proto, fam, name, (pair[0], swapped[fields[5]]), pair[1], fields[8], fields[9],
+                                   fields[7] / 1000.0))
+                else:
+                    append(factory(proto, fam, name, (pair[0], swapped[fields[5]]), pair[1], fields[8],
+                                   fields[7] / 1000.0))
+            continue
+        off = 0
         while off + hdr <= end:
             length, mtype = head(data, off)
             if length < hdr:
                 break
             if length >= need and mtype == _SOCK_DIAG_BY_FAMILY:
-                (_len, _type, family, state, timer_kind, sport, dport, src, dst, expires, uid,
-                 inode) = unpack(data, off)
-                # _addr and _timer inlined: two to three calls fewer per socket at 100k sockets
-                src = src[:4] if family == v4 else src
-                dst = dst[:4] if family == v4 else dst
-                local = texts.get(src) or addr(family, src)
-                dhost = texts.get(dst) or addr(family, dst)
-                dport = ntohs(dport)
-                remote = None if dport == 0 and dhost in ("0.0.0.0", "::") else (dhost, dport)
-                timer = (expires / 1000.0 if timer_kind == _TIMER_TIMEWAIT
-                         or (state == _FIN_WAIT2 and inode == 0 and timer_kind != 0) else None)
-                name = names.get(state) or f"STATE-{state}"
-                if with_inode:
-                    append(factory(proto, fam, name, (local, ntohs(sport)), remote, uid, inode, timer))
-                else:
-                    append(factory(proto, fam, name, (local, ntohs(sport)), remote, uid, timer))
+                one(unpack(data, off))
             off += (length + 3) & ~3
     return rows
 

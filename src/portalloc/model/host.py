@@ -767,20 +767,12 @@ class Host:
         restore: Any = getattr(self._stack, "restore_timewaits", None)     # Linux's Stack.restore_timewaits
         if restore is None:
             raise ValueError(f"restore() is modelled for Linux profiles only, not {self.kernel}")
-        parsed: dict[tuple[str, int], Any] = {}
+        rows = entries if isinstance(entries, list) else list(entries)
 
         def address(text: str, fam: int) -> Any:
-            a = parsed[(text, fam)] = parse_sockaddr((text, 0), fam, "restore")[0]
-            return a
+            return parse_sockaddr((text, 0), fam, "restore")[0]
 
-        get = parsed.get
-        rows = [(float(at), fam, get((lhost, fam)) or address(lhost, fam), lport,
-                 get((rhost, fam)) or address(rhost, fam), rport, chosen_by, uid, substate, float(lifetime))
-                for at, fam, (lhost, lport), (rhost, rport), chosen_by, uid, substate, lifetime in entries]
-        ports = [*map(operator.itemgetter(3), rows), *map(operator.itemgetter(5), rows)]
-        if ports and not (0 <= min(ports) and max(ports) <= 0xFFFF):
-            raise OverflowError("restore(): port must be 0-65535.")
-        restore(rows, timestamps=timestamps)
+        restore(rows, timestamps=timestamps, address=address)
 
     def usable_ports(self, dst: tuple[str, int], *, proto: str = "tcp", src: str | None = None) -> PortSet:
         """The ports that a new, unbound socket's connect() toward ``dst`` could take right now.

@@ -74,9 +74,11 @@ from portalloc.model.sock import (
 from portalloc.model.tables import DestPorts, PortBits
 from portalloc.sysctl import SysctlValue
 
-#: One TIME_WAIT for Stack.restore_timewaits: (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate,
-#: lifetime).
-TimewaitEntry = tuple[float, int, IPAddress, int, IPAddress, int, str, int, str, float]
+#: One TIME_WAIT for Stack.restore_timewaits: (at, family, (laddr, lport), (raddr, rport), chosen_by, uid, substate,
+#: lifetime); laddr/raddr are IPAddresses or what its ``address`` callable turns into one.
+TimewaitEntry = tuple[float, int, tuple[Any, int], tuple[Any, int], str, int, str, float]
+#: An address as Stack.restore_timewaits resolved it: (address, wire address, its addr_key, is_any(address)).
+ResolvedAddress = tuple[IPAddress, IPAddress, int, bool]
 
 #: Linux's stack, its port test, and the shared names callers have always imported from here.
 __all__ = ["Stack", "ConnectTest", "TW_RECYCLE_TIMEOUT", "TCP_RTO_MIN_MS", "LOOPBACK_IFINDEX", "PEER_BEHAVIOURS",
@@ -149,12 +151,12 @@ _TIMEWAIT_SOCK_SLOTS = frozenset((
 _SOCK_FILLED_DIRECTLY = frozenset(Sock.__slots__) == _TIMEWAIT_SOCK_SLOTS
 
 
-def _timewait_sock(sid: int, family: int, uid: int, laddr: IPAddress, lport: int,
-                   local_wire: tuple[IPAddress, int, bool], remote_wire: tuple[IPAddress, int, bool], rport: int,
-                   by_connect: bool, peer: Any, substate: str, stamp: float | None) -> Sock:
+def _timewait_sock(sid: int, family: int, uid: int, lport: int, local: ResolvedAddress, remote: ResolvedAddress,
+                   rport: int, by_connect: bool, peer: Any, substate: str, stamp: float | None) -> Sock:
     """The Sock of one restored TIME_WAIT, as ``Sock(sid, family, "tcp", uid)`` (core.probe_sock) with
     Stack.restore's fields then set: every slot written once (Stack.restore_timewaits; bind bucket, ehash and
-    timer fields - sport, hashed, expires - are set when it enters those tables)."""
+    timer fields - sport, hashed, expires - are set when it enters those tables). ``local`` and ``remote``:
+    (address, wire address, its addr_key, is_any) as Stack.restore_timewaits resolved them."""
     sk = Sock.__new__(Sock) if _SOCK_FILLED_DIRECTLY else Sock(sid, family, "tcp", uid)
     sk.id = sid
     sk.family = family
@@ -165,13 +167,13 @@ def _timewait_sock(sid: int, family: int, uid: int, laddr: IPAddress, lport: int
     sk.dev = sk.scope_id = sk.local_range = sk.sport = sk.backlog = sk.so_error = 0
     sk.parent = sk.accept_queue = sk.expires = sk.group = sk.rx = None
     sk.blocking = True
-    sk.laddr = laddr
+    sk.laddr = local[0]
     sk.lport = lport
     sk.connect_bind = by_connect
     sk.bindport_lock = not by_connect
-    sk.bindaddr_lock = not by_connect and not local_wire[2]
-    sk.saddr_wire, sk.raddr, sk.rport = local_wire[0], remote_wire[0], rport
-    sk.tkey = (local_wire[1], lport, remote_wire[1], rport, 0)      # = EstablishedTable.tuple_of (dev 0)
+    sk.bindaddr_lock = not by_connect and not local[3]
+    sk.saddr_wire, sk.raddr, sk.rport = local[1], remote[1], rport
+    sk.tkey = (local[2], lport, remote[2], rport, 0)      # = EstablishedTable.tuple_of (dev 0)
     sk.sock_state = "connected"
     sk.peer = peer
     sk.orphan = True
@@ -815,24 +817,48 @@ class Stack(CoreStack):
             raise ValueError(f"cannot restore a socket in state {state!r}")
         return sk
 
-    def restore_timewaits(self, entries: list[TimewaitEntry], *, timestamps: bool = True) -> None:
+    def restore_timewaits(self, entries: list[TimewaitEntry], *, timestamps: bool = True,
+                          address: Callable[[Any, int], IPAddress] | None = None) -> None:
         """Put back many TIME_WAITs read from a real host's table at once (portalloc.observe at 100k sockets).
 
-        Each entry is (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime), ``at`` the
-        model time it entered TIME_WAIT, entries in ascending ``at``. The result is the one of, for each entry
-        in order, ``advance(at - now)`` when ``at`` is later than the clock, then ``restore(..., TIME_WAIT)``:
-        the same Socks in the same bind buckets, ehash entries, per-destination bitsets and young queues,
-        the same timers (armed in one heapify), the clock at the last entry. Only the per-call overhead goes
-        (tests/test_restore_bulk.py holds the two equal). Where a timer could fire between the entries, or
-        tcp_tw_recycle is on (each TIME_WAIT updates per-peer stamps at its own time), it takes that path."""
+        Each entry is (at, family, (laddr, lport), (raddr, rport), chosen_by, uid, substate, lifetime), ``at``
+        the model time it entered TIME_WAIT, entries in ascending ``at``; ``address(a, family)`` makes each
+        distinct laddr/raddr an IPAddress (called once per distinct (a, family); None: they are IPAddresses).
+        The result is the one of, for each entry in order, ``advance(at - now)`` when ``at`` is later than the
+        clock, then ``restore(..., TIME_WAIT)``: the same Socks in the same bind buckets, ehash entries,
+        per-destination bitsets and young queues, the same timers (armed in one heapify), the clock at the last
+        entry. Only the per-call overhead goes (tests/test_restore_bulk.py holds the two equal). Where a timer
+        could fire between the entries, or tcp_tw_recycle is on (each TIME_WAIT updates per-peer stamps at its
+        own time), it takes that path. Nothing changes before every entry has been checked (a bad port, chosen_by
+        or address raises with the tables as they were)."""
         if not entries:
             return
-        ats = list(map(itemgetter(0), entries))
-        last = max(self.now, max(ats))     # where the clock ends, in any order
-        first_expiry = min(map(add, ats, map(itemgetter(9), entries)))
+        resolved: dict[tuple[Any, int], ResolvedAddress] = {}
+
+        def resolve(a: Any, family: int) -> ResolvedAddress:
+            """(address, wire address, its addr_key, is_any) of ``a`` in ``family``, once per distinct pair."""
+            key = (a, family)
+            found = resolved.get(key)
+            if found is None:
+                ip = address(a, family) if address is not None else a
+                w = wire_address(ip)
+                found = resolved[key] = (ip, w, addr_key(w), is_any(ip))
+            return found
+
+        entered = itemgetter(0)
+        last = max(self.now, max(map(entered, entries)))     # where the clock ends, in any order
+        first_expiry = min(map(add, map(entered, entries), map(itemgetter(7), entries)))
         pending = self.timers.next_expiry()
         if self.tw_recycle_enabled() or first_expiry <= last or (pending is not None and pending <= last):
-            for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
+            checked = [(at, family, resolve(lhost, family)[0], lport, resolve(rhost, family)[0], rport, chosen_by,
+                        uid, substate, float(lifetime))
+                       for at, family, (lhost, lport), (rhost, rport), chosen_by, uid, substate, lifetime in entries]
+            for e in checked:
+                if not (0 <= e[3] <= 0xFFFF and 0 <= e[5] <= 0xFFFF):
+                    raise OverflowError("restore(): port must be 0-65535.")
+                if e[6] not in ("connect", "bind"):
+                    raise ValueError(f"chosen_by must be 'connect' or 'bind', not {e[6]!r}")
+            for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in checked:
                 if at > self.now:
                     self.advance(at - self.now)
                 self.restore("tcp", family, TIME_WAIT, laddr, lport, (raddr, rport), chosen_by=chosen_by, uid=uid,
@@ -841,52 +867,52 @@ class Stack(CoreStack):
         now = self.now
         socks: list[Sock] = []
         hard: list[bool] = []
-        armed: list[tuple[Sock, float]] = []
+        expiries: list[float] = []
+        append_sock, append_hard, append_expiry = socks.append, hard.append, expiries.append
         peer, make = self.default_peer, _timewait_sock
-        fin_wait2_soft = not self.profile.fin_wait2_not_reused    # _tw_hard, inlined
-        nid = self.next_id
-        socks_by_id = self.socks
-        wired: dict[int, tuple[IPAddress, int, bool]] = {}   # id(address) -> (wire address, addr_key, is_any)
-        last_laddr: Any = wired          # no address is this object: the first entry looks its addresses up
-        last_raddr: Any = wired
-        local_wire: tuple[IPAddress, int, bool] | None = None
-        remote_wire: tuple[IPAddress, int, bool] | None = None
-        for (at, family, laddr, lport, raddr, rport, chosen_by, uid, substate, lifetime) in entries:
+        fin_wait2_hard = self.profile.fin_wait2_not_reused      # _tw_hard, inlined
+        first_id = nid = self.next_id
+        last_family = -1                 # consecutive entries share their address objects: look up on change
+        last_lhost: Any = resolved       # (no address or endpoint is this object)
+        last_remote: Any = resolved
+        local_wire: ResolvedAddress = (ANY4, ANY4, 0, True)
+        remote_wire = local_wire
+        rport = 0
+        for at, family, (lhost, lport), remote, chosen_by, uid, substate, lifetime in entries:
             if at > now:
                 now = now + (at - now)       # as advance() moves the clock: the same float
-            if laddr is not last_laddr:      # consecutive entries share their address objects
-                local_wire = wired.get(id(laddr))
-                if local_wire is None:
-                    w = wire_address(laddr)
-                    local_wire = wired[id(laddr)] = (w, addr_key(w), is_any(laddr))
-                last_laddr = laddr
-            if raddr is not last_raddr:
-                remote_wire = wired.get(id(raddr))
-                if remote_wire is None:
-                    w = wire_address(raddr)
-                    remote_wire = wired[id(raddr)] = (w, addr_key(w), False)
-                last_raddr = raddr
-            assert local_wire is not None and remote_wire is not None
-            if chosen_by == "connect":
-                by_connect = True
-            elif chosen_by == "bind":
-                by_connect = False
-            else:
+            if lhost is not last_lhost or family != last_family:
+                local_wire = resolve(lhost, family)
+                last_lhost = lhost
+            if remote is not last_remote or family != last_family:
+                rhost, rport = remote        # (one remote tuple per destination, as the snapshot reads them)
+                if not 0 <= rport <= 0xFFFF:
+                    raise OverflowError("restore(): port must be 0-65535.")
+                remote_wire = resolve(rhost, family)
+                last_remote = remote
+            last_family = family
+            if not 0 <= lport <= 0xFFFF:
+                raise OverflowError("restore(): port must be 0-65535.")
+            by_connect = chosen_by == "connect"
+            if not by_connect and chosen_by != "bind":
                 raise ValueError(f"chosen_by must be 'connect' or 'bind', not {chosen_by!r}")
-            stamp = now if timestamps else None
-            sk = make(nid, family, uid, laddr, lport, local_wire, remote_wire, rport, by_connect, peer, substate,
-                      stamp)
-            socks_by_id[nid] = sk
+            if timestamps:
+                append_sock(make(nid, family, uid, lport, local_wire, remote_wire, rport, by_connect, peer, substate,
+                                 now))
+                # _tw_hard; the lifetime is timewait_lifetime's without tcp_tw_recycle (the loop above takes that)
+                append_hard(fin_wait2_hard and substate == FIN_WAIT2)
+            else:
+                append_sock(make(nid, family, uid, lport, local_wire, remote_wire, rport, by_connect, peer, substate,
+                                 None))
+                append_hard(True)
+            append_expiry(now + lifetime)
             nid += 1
-            socks.append(sk)
-            # _tw_hard; the lifetime is timewait_lifetime's without tcp_tw_recycle (the loop above takes that)
-            hard.append(stamp is None or (substate == FIN_WAIT2 and not fin_wait2_soft))
-            armed.append((sk, now + lifetime))
+        self.socks.update(zip(range(first_id, nid), socks, strict=True))
         self.next_id = nid
         self.now = now
         self.tcp.add_many(socks)
         self.ehash.insert_timewaits(socks, hard)
-        self.timers.arm_many(armed)
+        self.timers.arm_many(socks, expiries)
 
     # ------------------------------------------------------------------ UDP
 

@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +64,9 @@ class PortBits:
         top = max(ports) >> 3
         if top >= len(b):
             b.extend(bytes(top + 1 - len(b)))
+        if len(ports) >= _MANY_PORTS:
+            self._add_packed(ports)
+            return
         added = 0
         for port in ports:
             i = port >> 3
@@ -75,6 +78,22 @@ class PortBits:
         if added:
             self.count += added
             self._int = None
+
+    def _add_packed(self, ports: list[int]) -> None:
+        """``add_many`` for a large batch (the bytearray already long enough), in C-level steps: one byte per
+        port, packed eight to a byte through eight strided slices, then one OR into the set."""
+        b = self._bytes
+        flags = bytearray(len(b) << 3)
+        for port in ports:
+            flags[port] = 1
+        packed = 0
+        for bit in range(8):                # byte i of flags[bit::8] is port 8i+bit: shifted to bit `bit`
+            packed |= int.from_bytes(flags[bit::8], "little") << bit
+        old = int.from_bytes(b, "little")
+        new = old | packed
+        b[:] = new.to_bytes(len(b), "little")
+        self.count += new.bit_count() - old.bit_count()
+        self._int = new
 
     def discard_many(self, ports: list[int]) -> None:
         """``discard`` each port of ``ports``, without a method call per port."""
@@ -124,6 +143,10 @@ class PortBits:
             v = self._int = int.from_bytes(self.raw, "little")
         return v
 
+
+#: From this many ports on, PortBits.add_many packs them in C-level steps (measured on ports 1024-65535: 10,000
+#: ports 2.6 ms by the byte loop, 0.9 ms packed; 500 ports 0.13 ms against 0.22 ms).
+_MANY_PORTS = 1024
 
 #: The empty set that DestPorts share until they need a set of their own. Never add to it.
 NO_PORTS = PortBits()
@@ -213,14 +236,16 @@ class PortTable:
 
     def add_many(self, socks: list[Sock]) -> None:
         """``add(sk, sk.lport)`` for each sock in order (their laddr and lport already set): the same buckets
-        (owners in the same order), slot counts and bitsets, with the bitsets filled once per slot."""
+        (owners in the same order), slot counts and bitsets. Each slot's ports are gathered while the socks go
+        into their buckets, then counted once per slot (Counter, in C) and its bitset filled once."""
         buckets, slots = self.buckets, self.slots
         explicit: list[int] = []
-        fresh: dict[tuple[int, int, bool, int], list[int]] = {}
+        gathered: dict[tuple[int, int, bool, int], list[int]] = {}
         keys: dict[int, int] = {}        # id(laddr) -> addr_key(laddr): few addresses, many sockets
-        last: tuple[Any, ...] = ()       # (laddr, family, v6only, dev) of the previous sock, and its slot
-        counts: dict[int, int] = {}
-        new_ports: list[int] = []
+        last_laddr: Any = keys           # the previous sock's slot fields (no address is this object)
+        last_family = last_dev = -1
+        last_v6only = False
+        slot_ports: list[int] = []
         for sk in socks:
             port = sk.lport
             b = buckets.get(port)
@@ -232,26 +257,34 @@ class PortTable:
                 b.ever_explicit = True
                 explicit.append(port)
             laddr, family, v6only, dev = sk.laddr, sk.family, sk.v6only, sk.dev
-            if not last or laddr is not last[0] or family != last[1] or v6only != last[2] or dev != last[3]:
+            if laddr is not last_laddr or family != last_family or v6only != last_v6only or dev != last_dev:
                 assert laddr is not None
                 akey = keys.get(id(laddr))
                 if akey is None:
                     akey = keys[id(laddr)] = addr_key(laddr)
                 ikey = (family, akey, v6only, dev)
-                slot = slots.get(ikey)
-                if slot is None:
-                    slot = slots[ikey] = _Slot(sk.key())
-                counts = slot.counts
-                new_ports = fresh.setdefault(ikey, [])
-                last = (laddr, family, v6only, dev)
-            n = counts.get(port, 0)
-            counts[port] = n + 1
-            if n == 0:
-                new_ports.append(port)
+                if ikey not in slots:
+                    slots[ikey] = _Slot(sk.key())
+                slot_ports = gathered.setdefault(ikey, [])
+                last_laddr, last_family, last_v6only, last_dev = laddr, family, v6only, dev
+            slot_ports.append(port)
             sk.sport = port
         self.explicit.add_many(explicit)
-        for ikey, ports in fresh.items():
-            slots[ikey].ports.add_many(ports)
+        for ikey, ports in gathered.items():
+            slot = slots[ikey]
+            counts = slot.counts
+            added = Counter(ports)
+            if not counts:                       # a new slot (the usual case of a rebuild): every port is new
+                counts.update(added)
+                slot.ports.add_many(list(added))
+                continue
+            new_ports = []
+            for port, n in added.items():
+                held = counts.get(port, 0)
+                counts[port] = held + n
+                if not held:
+                    new_ports.append(port)
+            slot.ports.add_many(new_ports)
 
     def remove(self, sk: Sock) -> None:
         """inet_put_port: ``sk`` lets go of its port."""
@@ -433,32 +466,42 @@ class EstablishedTable:
     def insert_timewaits(self, socks: list[Sock], hard: list[bool]) -> None:
         """``insert(sk)`` then ``set_timewait(sk, hard)`` for each sock in order (``hard[i]`` for ``socks[i]``):
         the same entries, young queues and bitsets, the bitsets filled once per destination. A sock's ``tkey``,
-        when already set, is taken as its ``tuple_of`` (the caller computed it once per address)."""
+        when already set, is taken as its ``tuple_of`` (the caller computed it once per address). Consecutive
+        socks toward one destination (the common case) find its entry without a lookup."""
         by_tuple, dests = self.by_tuple, self.dests
         touched: dict[DestKey, tuple[DestPorts, dict[int, bool]]] = {}
+        last_local = last_remote = last_rport = last_dev = -1
+        port_hard: dict[int, bool] = {}
+        young: deque[tuple[float, int, Sock]] = deque()      # the current destination's young_q
         for sk, is_hard in zip(socks, hard, strict=True):
             t = sk.tkey
             if t is None:
                 t = sk.tkey = self.tuple_of(sk)
             by_tuple[t] = sk
             sk.hashed = True
-            dk = (t[0], t[2], t[3], t[4])
-            entry = touched.get(dk)
-            if entry is None:
-                d = dests.get(dk)
-                if d is None:
-                    d = dests[dk] = DestPorts()
-                if d.tw is NO_PORTS:
-                    d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
-                entry = touched[dk] = (d, {})
-            entry[1][t[1]] = is_hard          # the last TIME_WAIT on a port decides, as one by one
+            if t[3] != last_rport or t[2] != last_remote or t[0] != last_local or t[4] != last_dev:
+                last_local, _, last_remote, last_rport, last_dev = t
+                dk = (last_local, last_remote, last_rport, last_dev)
+                entry = touched.get(dk)
+                if entry is None:
+                    d = dests.get(dk)
+                    if d is None:
+                        d = dests[dk] = DestPorts()
+                    if d.tw is NO_PORTS:
+                        d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
+                    entry = touched[dk] = (d, {})
+                port_hard = entry[1]
+                assert entry[0].young_q is not None
+                young = entry[0].young_q
+            port = t[1]
+            port_hard[port] = is_hard          # the last TIME_WAIT on a port decides, as one by one
             if not is_hard:
-                assert sk.ts_stamp is not None and entry[0].young_q is not None
-                entry[0].young_q.append((sk.ts_stamp, t[1], sk))
+                assert sk.ts_stamp is not None
+                young.append((sk.ts_stamp, port, sk))
         for d, ports in touched.values():
             every = list(ports)
             hard_ports = [p for p, h in ports.items() if h]
-            soft_ports = [p for p, h in ports.items() if not h]
+            soft_ports = [p for p, h in ports.items() if not h] if hard_ports else every
             d.live.discard_many(every)
             d.tw.add_many(every)
             d.tw_hard.discard_many(soft_ports)
@@ -511,16 +554,15 @@ class TimerQueue:
         else:
             heapq.heappush(self._heap, (expires, self._seq, sk))
 
-    def arm_many(self, items: list[tuple[Sock, float]]) -> None:
-        """``arm`` each (sock, expiry) in order, with one heapify instead of a push each: the heap pops in
-        the same (expiry, arming order) sequence."""
+    def arm_many(self, socks: list[Sock], expiries: list[float]) -> None:
+        """``arm(sk, expires)`` for each sock of ``socks`` and its expiry in ``expiries``, in order, with one
+        heapify instead of a push each: the heap pops in the same (expiry, arming order) sequence."""
+        for sk, expires in zip(socks, expiries, strict=True):
+            sk.expires = expires
         h = self._heap
         seq = self._seq
-        for sk, expires in items:
-            sk.expires = expires
-            seq += 1
-            h.append((expires, seq, sk))
-        self._seq = seq
+        h.extend(zip(expiries, range(seq + 1, seq + 1 + len(socks)), socks, strict=True))
+        self._seq = seq + len(socks)
         heapq.heapify(h)
 
     def entries(self) -> list[tuple[float, int, Sock]]:

@@ -64,7 +64,7 @@ def findings(snap: HostSnapshot, rows: list[Headroom]) -> list[Finding]:
                 "reuse connections instead of closing them (the side that closes first keeps the TIME_WAIT); "
                 "set net.ipv4.tcp_tw_reuse=1 (2 covers loopback only) with timestamps on; spread over more "
                 "source addresses"))
-    binders = [c for c in snap.classify() if c.role == "client" and c.chosen_by == "bind"]
+    binders = snap.client_binders()
     if binders:
         inferred = sum(1 for c in binders if "inferred" in c.inferred)
         out.append(Finding(
@@ -90,8 +90,8 @@ def findings(snap: HostSnapshot, rows: list[Headroom]) -> list[Finding]:
             "reserved_ports", "warning",
             f"net.ipv4.ip_local_reserved_ports takes {reserved.bit_count()} of the {size} ports of the range",
             "reserve only the ports your listeners use, or move those listeners below the ephemeral range"))
-    listeners = sorted({(wire(c.row.local[0]), c.row.local[1]) for c in snap.classify()
-                        if c.role == "listener" and lo <= c.row.local[1] <= hi
+    listeners = sorted({(wire(c.row.local[0]), c.row.local[1]) for c in snap.of_role("listener")
+                        if lo <= c.row.local[1] <= hi
                         and not (snap.reserved_bits >> c.row.local[1]) & 1})
     if listeners:
         shown = ", ".join(f"{a}:{p}" for a, p in listeners[:5]) + (" ..." if len(listeners) > 5 else "")
@@ -114,15 +114,14 @@ def _udp_overshadow(snap: HostSnapshot) -> list[Finding]:
     """UDP sockets sharing one local port (only SO_REUSEADDR/SO_REUSEPORT allows it) where a connected and an
     unconnected one, or two connected to the same peer, compete for the same datagrams."""
     by_port: dict[int, list[Any]] = defaultdict(list)
-    for c in snap.classify():
-        if c.row.proto == "udp":
-            by_port[c.row.local[1]].append(c.row)
+    for c in snap.of_role("udp"):
+        by_port[c.row.local[1]].append(c.row)
     out = []
     for port, rows in sorted(by_port.items()):
         if len(rows) < 2:
             continue
         connected = [r for r in rows if r.remote is not None]
-        peers = defaultdict(int)
+        peers: dict[tuple[str, int], int] = defaultdict(int)
         for r in connected:
             assert r.remote is not None
             peers[(wire(r.remote[0]), r.remote[1])] += 1

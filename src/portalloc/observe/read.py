@@ -8,12 +8,14 @@
 #   kernels with 91051f003948, first released in 6.8); /proc/net/{tcp,tcp6,udp,udp6} when sock_diag is
 #   missing (bound-only TCP sockets are invisible there); a saved `ss -tanpeH` / `ss -uanpeH` dump (`--from`).
 #   The snapshot says which source it came from and what that source cannot see.
-# - Another namespace (`netns`: a name under /run/netns, or a path such as /proc/PID/ns/net) is read in a
-#   forked child that setns()-es into it, dumps, and sends sock_diag's datagrams back over a pipe as the
-#   kernel wrote them; the parent parses them once (live/diag.py parse_chunks: one struct unpack of the
-#   fixed nlmsghdr + inet_diag_msg per socket). Parsing in the child and pickling row objects back cost
-#   twice as much at 100k sockets. The caller's own namespace never changes (/proc/net and /proc/sys/net
-#   follow the reading task's namespace).
+# - Another namespace (`netns`: a name under /run/netns, or a path such as /proc/PID/ns/net) is read through a
+#   forked child that setns()-es into it, opens a NETLINK_SOCK_DIAG socket there (a socket keeps the namespace
+#   it was made in), reads the sysctls, and passes the socket back over an AF_UNIX socketpair (SCM_RIGHTS);
+#   the parent dumps through it and parses once (live/diag.py parse_chunks). Earlier versions dumped in the
+#   child and sent the datagrams back through a pipe: at 100k sockets that copy (10 MB, pickled) cost about
+#   0.1 s, and parsing in the child and pickling row objects back cost twice as much again. /proc/net is
+#   read by the child (its files follow the opening task's namespace). The caller's own namespace never
+#   changes (/proc/net and /proc/sys/net follow the reading task's namespace).
 # - Speed: pyroute2's DiagSocket.get_sock_stats builds a tree of nla objects per message: measured on 6.18 with
 #   20,000 TIME_WAITs, 2.3 s against 0.09-0.15 s for diag_chunks + parse_chunks (the same rows). So sock_diag
 #   is parsed here with struct, and reading needs nothing outside the standard library (setns(2) through
@@ -136,65 +138,112 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
+def _child_job(source: str) -> tuple[Any, list[int]]:
+    """In the other namespace: (what to send back, descriptors to pass). For sock_diag, a NETLINK_SOCK_DIAG
+    socket made here (it belongs to this namespace for good) goes back as a descriptor and the parent dumps
+    through it: the 10 MB of a 100k-socket dump then never crosses a pipe or pickle. Otherwise /proc/net's
+    rows, which only a task in the namespace can open."""
+    if source != "proc":
+        try:
+            nl = diag.open_socket()
+        except OSError:
+            pass
+        else:
+            return ("sock_diag", read_sysctls(), os.uname().release), [nl.detach()]
+    rows = [(r.proto, r.family, r.state, r.local, r.remote, r.uid, r.timer) for r in diag.snapshot_proc()]
+    return ("proc", read_sysctls(), os.uname().release, rows), []
+
+
+def _from_netns(path: str, fd: int, source: str) -> tuple[Any, list[int]]:
+    """Fork a child that enters the namespace open at ``fd`` and runs _child_job; its answer (pickled, after
+    an 8-byte length that carries the descriptors, SCM_RIGHTS) comes back over an AF_UNIX socketpair."""
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:                                             # the child: enter, read, send, exit
+        code = 0
+        try:
+            here.close()
+            try:
+                _setns(fd)
+                payload, passed = _child_job(source)
+            except BaseException as exc:  # noqa: B036 - every failure goes back to the parent as text
+                payload, passed, code = f"{type(exc).__name__}: {exc}", [], 1
+            data = pickle.dumps(payload)
+            socket.send_fds(there, [len(data).to_bytes(8, "little")], passed)
+            there.sendall(data)
+        finally:
+            os._exit(code)
+    there.close()
+    deadline = time.monotonic() + READ_TIMEOUT
+    chunks: list[bytes] = []
+    fds: list[int] = []
+    try:
+        with here:
+            here.setblocking(False)
+            size = -1
+            got = 0
+            while size < 0 or got < size:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    os.kill(pid, signal.SIGKILL)
+                    raise ReadError(f"reading {path} took longer than {READ_TIMEOUT:.0f} s")
+                ready, _, _ = select.select([here], [], [], left)
+                if not ready:
+                    continue
+                if size < 0:
+                    head, fds, _flags, _addr = socket.recv_fds(here, 8, 4)
+                    if len(head) < 8:
+                        break                                # the child died before answering
+                    size = int.from_bytes(head, "little")
+                    continue
+                chunk = here.recv(min(size - got, 1 << 22))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+    finally:
+        os.waitpid(pid, 0)
+    if size < 0 or got < size:
+        for d in fds:
+            os.close(d)
+        return "no answer from the reading child", []
+    return pickle.loads(b"".join(chunks)), fds
+
+
 def read_netns(netns: str, source: str = "auto") -> HostSnapshot:
-    """Read another network namespace in a forked child (the caller's namespace never changes)."""
+    """Read another network namespace through a forked child (the caller's namespace never changes): the
+    child makes a sock_diag socket there and passes it back, and this process dumps and parses; /proc/net
+    (no sock_diag, or ``source="proc"``) is read by the child itself."""
     t0 = time.perf_counter()
     path = _netns_path(netns)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise ReadError(f"cannot open {path}: {exc.strerror} (reading another namespace needs root)") from exc
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                             # the child: enter, read, send, exit
-        code = 0
-        try:
-            os.close(rfd)
-            _setns(fd)
-            # The dump goes back as the kernel sent it: bytes pickle at memory speed, and the parent parses
-            # them once (parsing here and sending objects cost twice as much at 100k sockets).
-            raw, used = _dump_raw(source)
-            if used != "sock_diag":
-                raw = [(r.proto, r.family, r.state, r.local, r.remote, r.uid, r.timer) for r in raw]  # type: ignore[union-attr]
-            payload: Any = (raw, read_sysctls(), used, os.uname().release)
-        except BaseException as exc:  # noqa: B036 - every failure goes back to the parent as text
-            payload, code = f"{type(exc).__name__}: {exc}", 1
-        try:
-            data = pickle.dumps(payload)
-            view = memoryview(data)
-            while view:
-                n = os.write(wfd, view)
-                view = view[n:]
-        finally:
-            os._exit(code)
-    os.close(fd)
-    os.close(wfd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + READ_TIMEOUT
     try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                raise ReadError(f"reading {path} took longer than {READ_TIMEOUT:.0f} s")
-            ready, _, _ = select.select([rfd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(rfd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        result, fds = _from_netns(path, fd, source)
+        if not isinstance(result, str) and result[0] == "sock_diag":
+            with socket.socket(fileno=fds[0]) as nl:
+                try:
+                    raw: Any = [diag.diag_chunks(family, protocol, nl) for family, protocol, _, _ in DUMPS]
+                except OSError:                              # a protocol without sock_diag: /proc/net instead
+                    raw = None
+            if raw is None:
+                result, fds = _from_netns(path, fd, "proc")
+            else:
+                _, sysctls, release = result
+                with no_gc():            # 100k rows at once: generational passes would rescan them all
+                    rows = _parse_raw(raw, "sock_diag")
+                return HostSnapshot(rows=rows, sysctls=sysctls, source="sock_diag", kernel_release=release,
+                                    read_seconds=time.perf_counter() - t0)
     finally:
-        os.close(rfd)
-        os.waitpid(pid, 0)
-    with no_gc():                # 100k rows at once: generational passes would rescan them all
-        result = pickle.loads(b"".join(chunks)) if chunks else "no answer from the reading child"
-        if isinstance(result, str):
-            raise ReadError(f"cannot read namespace {netns}: {result}")
-        raw, sysctls, used, release = result
-        rows = _parse_raw(raw, used) if used == "sock_diag" else [SockRow(*t) for t in raw]
-        return HostSnapshot(rows=rows, sysctls=sysctls, source=used, kernel_release=release,
-                            read_seconds=time.perf_counter() - t0)
+        os.close(fd)
+    if isinstance(result, str):
+        raise ReadError(f"cannot read namespace {netns}: {result}")
+    used, sysctls, release, tuples = result
+    with no_gc():
+        return HostSnapshot(rows=[SockRow(*t) for t in tuples], sysctls=sysctls, source=used,
+                            kernel_release=release, read_seconds=time.perf_counter() - t0)
 
 
 def read_host(netns: str | None = None, source: str = "auto") -> HostSnapshot:

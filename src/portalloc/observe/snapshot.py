@@ -25,9 +25,13 @@
 #   tcp_tw_reuse's delay and the timers are the model's own. TIME_WAIT timestamps are not in a dump: they
 #   are assumed present when net.ipv4.tcp_timestamps is on (inferred, said in the snapshot's notes).
 #   They go in through Host.restore_timewaits (one call for all: the same tables as one restore() each,
-#   tests/test_restore_bulk.py), which is what keeps 100k TIME_WAITs near a second.
+#   tests/test_restore_bulk.py), which is what keeps 100k TIME_WAITs near half a second.
 # - Per-destination port sets are gathered as lists and made bitsets once (`bitset`): an int |= 1 << port
 #   per row would copy the whole 8 KB bitset each time.
+# - One pass over the rows: classify() also keeps the clients grouped by their (local text, remote) objects
+#   (with each group's TIME_WAIT ports and notes), the rows per role, the bind()-chosen clients and the
+#   explicitly bound ports, which headroom(), explicit_bits() and the findings read instead of the rows
+#   (tests/test_observe_grouped.py holds them to their row-by-row definitions).
 """HostSnapshot, SockRow, Headroom: a read socket table, rebuilt in the model and asked for headroom."""
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -106,6 +111,25 @@ class Classified:
     role: str
     chosen_by: str
     inferred: str = ""
+
+
+#: Classified.inferred of rules 3 and 4.
+OUTSIDE_RANGE = "port outside ip_local_port_range: chosen by bind()"
+PARITY_INFERRED = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s parity were "
+                   "free toward this destination (inferred)")
+
+
+class _ClientGroup:
+    """The client connections and TIME_WAITs of one (local address text, remote) as read: the rows, their
+    ports, the ports of the TIME_WAITs among them, and the inferences made for them."""
+
+    __slots__ = ("members", "ports", "tw_ports", "notes")
+
+    def __init__(self) -> None:
+        self.members: list[Classified] = []
+        self.ports: list[int] = []
+        self.tw_ports: list[int] = []
+        self.notes: set[str] = set()
 
 
 @contextmanager
@@ -184,6 +208,10 @@ class HostSnapshot:
     read_seconds: float = 0.0
     _classified: list[Classified] | None = field(default=None, repr=False, compare=False)
     _explicit: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _groups: dict[tuple[str, tuple[str, int]], _ClientGroup] = field(default_factory=dict, repr=False, compare=False)
+    _udp_connected: list[Classified] = field(default_factory=list, repr=False, compare=False)
+    _by_role: dict[str, list[Classified]] = field(default_factory=dict, repr=False, compare=False)
+    _binders: list[Classified] = field(default_factory=list, repr=False, compare=False)
 
     # ------------------------------------------------------------------ facts
 
@@ -233,50 +261,109 @@ class HostSnapshot:
         out: list[Classified] = []
         append = out.append
         explicit_ports: list[int] = []
-        # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row.
-        by_pair: dict[tuple[str, tuple[str, int]], list[Classified]] = defaultdict(list)
+        udp_connected: list[Classified] = []
+        udp_ports: list[int] = []
+        # Rows by role, except clients (the groups hold those); the clients whose port bind() chose.
+        by_role: dict[str, list[Classified]] = {"listener": [], "bound": [], "child": []}
+        udp: list[Classified] = []
+        by_role["udp"] = udp
+        binders: list[Classified] = []
+        # Clients by (local address text, remote) as read: wire() runs once per distinct pair, not per row, and
+        # headroom() reads each group's counts instead of the rows again. Consecutive rows of a dump mostly
+        # share both objects (parse_chunks hands out one remote tuple per endpoint), so the dict is asked only
+        # when they change.
+        by_pair: dict[tuple[str, tuple[str, int]], _ClientGroup] = {}
+        last_local: Any = None
+        last_remote: Any = None
+        group = _ClientGroup()
         for r in self.rows:
             if r.proto == "udp":
-                append(Classified(r, "udp", "bind"))
+                c = Classified(r, "udp", "bind")
+                append(c)
+                udp.append(c)
+                udp_ports.append(r.local[1])
+                if r.remote is not None:
+                    udp_connected.append(c)
                 continue
-            port = r.local[1]
+            local = r.local
+            port = local[1]
             remote = r.remote
-            if r.state == "LISTEN":
+            state = r.state
+            if state == "LISTEN":
                 c = Classified(r, "listener", "bind")
             elif remote is None:
                 c = Classified(r, "bound", "bind")
-            elif port in listen_addrs and any(a in ("0.0.0.0", "::") or a == wire(r.local[0])
+            elif port in listen_addrs and any(a in ("0.0.0.0", "::") or a == wire(local[0])
                                               for a in listen_addrs[port]):
                 c = Classified(r, "child", "bind")
-            elif not lo <= port <= hi:
-                c = Classified(r, "client", "bind", "port outside ip_local_port_range: chosen by bind()")
-                by_pair[(r.local[0], remote)].append(c)
             else:
-                c = Classified(r, "client", "connect")
+                if remote is not last_remote or local[0] is not last_local:
+                    found = by_pair.get((local[0], remote))
+                    if found is None:
+                        found = by_pair[(local[0], remote)] = _ClientGroup()
+                    group = found
+                    last_local, last_remote = local[0], remote
+                if lo <= port <= hi:
+                    c = Classified(r, "client", "connect")
+                else:
+                    c = Classified(r, "client", "bind", OUTSIDE_RANGE)
+                    explicit_ports.append(port)
+                    group.notes.add(OUTSIDE_RANGE)
+                    binders.append(c)
                 append(c)
-                by_pair[(r.local[0], remote)].append(c)
+                group.members.append(c)
+                group.ports.append(port)
+                if state == "TIME-WAIT" or (state == "FIN-WAIT-2" and r.timer is not None):
+                    group.tw_ports.append(port)
                 continue
             if c.chosen_by == "bind":
                 explicit_ports.append(port)
             append(c)
+            by_role[c.role].append(c)
         # Rule 4: the other parity while low's parity still had a usable port toward the same destination.
         # Ports per destination are gathered as lists and made a bitset once (an int |= per row would copy
         # the whole 8 KB bitset each time), and the test is made once per destination.
-        by_dest: dict[tuple[str, str, int], list[Classified]] = defaultdict(list)
-        for (local, (rhost, rport)), group in by_pair.items():
-            by_dest[(wire(local), wire(rhost), rport)].extend(group)
+        by_dest: dict[tuple[str, str, int], list[_ClientGroup]] = defaultdict(list)
+        for (local_text, (rhost, rport)), group in by_pair.items():
+            by_dest[(wire(local_text), wire(rhost), rport)].append(group)
         first = _range_bits(lo, hi) & _parity_mask(lo & 1) & ~self.reserved_bits & ~bitset(explicit_ports)
-        for group in by_dest.values():
-            other = [c for c in group if c.chosen_by == "connect" and (c.row.local[1] - lo) & 1]
-            if not other or not first & ~bitset([c.row.local[1] for c in group]):
+        other_parity = (lo & 1) ^ 1
+        tcp_bound = list(explicit_ports)            # and the ports rule 4 turns to bind()
+        other_mask = _parity_mask(other_parity)
+        for groups in by_dest.values():
+            held = bitset([p for g in groups for p in g.ports])
+            if not first & ~held or not held & other_mask:   # no usable port of low's parity, or no other-parity row
                 continue
-            for c in other:
-                c.chosen_by = "bind"
-                c.inferred = ("bind() before connect(): a port of bind(0)'s parity while ports of connect()'s "
-                              "parity were free toward this destination (inferred)")
+            # the rows on the other parity (selected in C: compress over each port's parity test)
+            others = [[c for c in compress(g.members, map(other_parity.__eq__, map((1).__and__, g.ports)))
+                       if c.chosen_by == "connect"] for g in groups]
+            for g, other in zip(groups, others, strict=True):
+                for c in other:
+                    c.chosen_by = "bind"
+                    c.inferred = PARITY_INFERRED
+                    tcp_bound.append(c.row.local[1])
+                    binders.append(c)
+                if other:
+                    g.notes.add(PARITY_INFERRED)
+        self._groups = by_pair
+        self._udp_connected = udp_connected
+        self._by_role = by_role
+        self._binders = binders
         self._classified = out
-        self._explicit = {}
+        self._explicit = {"tcp": bitset(tcp_bound), "udp": bitset(udp_ports)}
         return out
+
+    def of_role(self, role: str) -> list[Classified]:
+        """The classified rows of one role (listener, bound, child, udp, client), in table order."""
+        self.classify()
+        if role == "client":
+            return [c for c in self.classify() if c.role == "client"]
+        return list(self._by_role.get(role, ()))
+
+    def client_binders(self) -> list[Classified]:
+        """The client connections and TIME_WAITs whose port bind() chose (rules 3 and 4)."""
+        self.classify()
+        return list(self._binders)
 
     def explicit_bits(self, proto: str = "tcp") -> int:
         """Ports held by sockets whose port bind()/listen() chose (for UDP: every bound port)."""
@@ -310,6 +397,7 @@ class HostSnapshot:
         # TIME_WAITs straight into Host.restore_timewaits' entries: (at, family, local, remote, chosen_by, uid,
         # substate, lifetime), ``at`` = TW_BASE - age; ``tw_rows`` keeps each entry's row for the reference path.
         entries: list[tuple[float, int, Any, Any, str, int, str, float]] = []
+        append = entries.append
         tw_rows: list[Classified] = []
         others: list[Classified] = []
         for c in self.classify():
@@ -323,10 +411,14 @@ class HostSnapshot:
                 if total < left:
                     left = total
                 fam = r.family
-                entries.append((TW_BASE - (total - left), fam, r.local if fam == 4 else _mapped(6, r.local),
-                                r.remote if fam == 4 else _mapped(6, r.remote), c.chosen_by, r.uid,
-                                "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
-                tw_rows.append(c)
+                if fam == 4:
+                    append((TW_BASE - (total - left), 4, r.local, r.remote, c.chosen_by, r.uid,
+                            "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
+                else:
+                    append((TW_BASE - (total - left), fam, _mapped(6, r.local), _mapped(6, r.remote), c.chosen_by,
+                            r.uid, "TIME_WAIT" if state == "TIME-WAIT" else "FIN_WAIT2", total))
+                if not bulk:
+                    tw_rows.append(c)
             else:
                 others.append(c)
         order = {"listener": 0, "bound": 1, "udp": 1, "child": 2, "client": 2}
@@ -337,11 +429,12 @@ class HostSnapshot:
             else:
                 state = "CLOSE" if r.remote is None else "ESTABLISHED"
             _restore(host, r, state, c.chosen_by)
-        host.sleep(min((e[0] for e in entries), default=TW_BASE))
         if bulk:
             entries.sort(key=itemgetter(0))           # oldest first (stable)
+            host.sleep(entries[0][0] if entries else TW_BASE)
             host.restore_timewaits(entries, timestamps=self.timestamps)
         else:
+            host.sleep(min((e[0] for e in entries), default=TW_BASE))
             for (at, *_, total), c in sorted(zip(entries, tw_rows, strict=True), key=lambda t: t[0][0]):
                 if at > host.time:
                     host.sleep(at - host.time)
@@ -384,16 +477,21 @@ class HostSnapshot:
         counts: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
         tw_port_lists: dict[tuple[str, str, str, int], list[int]] = defaultdict(list)
         notes: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
-        keys_of: dict[tuple[str, str, tuple[str, int]], tuple[str, str, str, int]] = {}   # wire() once per pair
-        for c in self.classify():
+        self.classify()
+        # Client connections and TIME_WAITs: the groups classify() gathered (one per local text and remote as
+        # read; several can name one destination on the wire). Connected UDP sockets: one by one.
+        for (local_text, remote), g in self._groups.items():
+            key = ("tcp", wire(local_text), wire(remote[0]), remote[1])
+            count = counts[key]
+            count[0] += len(g.members) - len(g.tw_ports)
+            count[1] += len(g.tw_ports)
+            tw_port_lists[key].extend(g.tw_ports)
+            if g.notes:
+                notes[key] |= g.notes
+        for c in self._udp_connected:
             r = c.row
-            remote = r.remote
-            if remote is None or c.role in ("child", "listener"):
-                continue
-            pair = (r.proto, r.local[0], remote)
-            key = keys_of.get(pair)
-            if key is None:
-                key = keys_of[pair] = (r.proto, wire(r.local[0]), wire(remote[0]), remote[1])
+            assert r.remote is not None
+            key = ("udp", wire(r.local[0]), wire(r.remote[0]), r.remote[1])
             if r.state == "TIME-WAIT" or (r.state == "FIN-WAIT-2" and r.timer is not None):
                 counts[key][1] += 1
                 tw_port_lists[key].append(r.local[1])
