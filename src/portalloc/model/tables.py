@@ -82,7 +82,7 @@ class PortBits:
     def _add_packed(self, ports: list[int]) -> None:
         """``add_many`` for a large batch (the bytearray already long enough), in C-level steps: one byte per
         port, packed eight to a byte through eight strided slices, then one OR into the set."""
-        b = self._bytes
+        b = self.raw
         flags = bytearray(len(b) << 3)
         for port in ports:
             flags[port] = 1
