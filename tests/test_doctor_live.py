@@ -122,7 +122,8 @@ def test_doctor_headroom_equals_connects_until_eaddrnotavail(name: str) -> None:
 
 def test_doctor_reads_a_named_namespace_from_the_cli() -> None:
     """`portalloc doctor --netns NAME --json` on a namespace made with `ip netns add` (deleted afterwards):
-    its own sysctls are read (a range written there), and an idle destination has the whole range."""
+    its own sysctls are read (a range written there), its own interface addresses (one added to its lo), and an
+    idle destination has the whole range."""
     import json
     import os
     import shutil
@@ -139,10 +140,13 @@ def test_doctor_reads_a_named_namespace_from_the_cli() -> None:
         subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
         subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv4.ip_local_port_range={RANGE}"],
                        check=True, timeout=10)
+        for cmd in (["link", "set", "lo", "up"], ["addr", "add", "127.3.4.5/32", "dev", "lo"]):
+            subprocess.run(["ip", "-n", ns, *cmd], check=True, timeout=10)
         res = CliRunner().invoke(app, ["doctor", "--netns", ns, "--dst", "127.0.0.1:5000", "--json"])
         assert res.exit_code == 0, res.output
         doc = json.loads(res.output)
         assert doc["sysctls"]["net.ipv4.ip_local_port_range"] == RANGE
+        assert sorted(doc["interfaces"]) == ["127.0.0.1/8", "127.3.4.5/32", "::1/128"]
         (row,) = doc["headroom"]
         assert (row["limit"], row["headroom"], row["in_use"]) == (64, 64, 0)
     finally:

@@ -124,3 +124,27 @@ def test_cli_doctor_json_from_a_dump(tmp_path) -> None:  # type: ignore[no-untyp
     doc = json.loads(res.output)
     assert set(doc) >= {"sysctls", "headroom", "findings"}
     assert doc["headroom"][0]["in_use"] == 1 and doc["headroom"][0]["headroom"] == 28232 - 1
+
+
+def test_interface_prefixes_route_the_rebuilt_model() -> None:
+    """to_model() takes the namespace's interface addresses with their prefixes (rtnetlink, HostSnapshot.interfaces):
+    a what-if connect() toward 192.168.7.20 then leaves from 192.168.7.5/24, the connected route's source, and meets
+    the TIME_WAITs that fill the range from there (EADDRNOTAVAIL). From a saved `ss` dump (no interfaces) the model
+    knows each address only as a /32 and routes from the first, 10.0.0.5, instead, which the notes say."""
+    import errno as _errno
+
+    from portalloc.observe.snapshot import HostSnapshot, SockRow
+
+    rows = [SockRow("tcp", 4, "TIME-WAIT", ("192.168.7.5", port), ("192.168.7.20", 80), timer=50.0)
+            for port in range(40000, 40010)]
+    rows.append(SockRow("tcp", 4, "ESTAB", ("10.0.0.5", 40000), ("10.0.0.9", 443)))
+    sysctls = {"net.ipv4.ip_local_port_range": "40000 40009", "net.ipv4.tcp_tw_reuse": "0"}
+    read = HostSnapshot(rows=rows, sysctls=sysctls, source="sock_diag", kernel_release="6.18.0",
+                        interfaces=["127.0.0.1/8", "::1/128", "10.0.0.5/24", "192.168.7.5/24"])
+    s = read.to_model().socket()
+    assert s.connect_ex(("192.168.7.20", 80)) == _errno.EADDRNOTAVAIL
+    assert not any("interface addresses unknown" in n for n in read.notes)
+    dump = HostSnapshot(rows=rows, sysctls=sysctls, source="ss-file")
+    s = dump.to_model().socket()
+    assert s.connect_ex(("192.168.7.20", 80)) == 0 and s.getsockname()[0] == "10.0.0.5"
+    assert any("interface addresses unknown" in n for n in dump.notes)

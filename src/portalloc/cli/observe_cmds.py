@@ -1,7 +1,7 @@
 # `portalloc doctor` and `portalloc exporter`: the true headroom of a real host, per destination.
 #
 # Rules: read-only (the doctor never writes a sysctl or touches a socket); bad input is one line on stderr
-# and exit status 2; `--json` prints {"sysctls", "headroom", "findings"} (plus source, kernel, notes);
+# and exit status 2; `--json` prints {"sysctls", "headroom", "findings"} (plus source, kernel, interfaces, notes);
 # `--watch S` refreshes a rich Live view in place every S seconds, at most WATCH_ROUNDS times.
 """CLI: doctor (headroom table + findings) and exporter (Prometheus metrics per scrape)."""
 

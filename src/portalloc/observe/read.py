@@ -34,7 +34,7 @@ import socket
 import time
 from typing import Any
 
-from portalloc.live import diag
+from portalloc.live import diag, ifaddr
 from portalloc.observe.snapshot import HostSnapshot, SockRow, no_gc
 
 #: The sysctls that decide which ports a connect() can take, read from /proc/sys of the namespace.
@@ -107,7 +107,15 @@ def read_here(source: str = "auto") -> HostSnapshot:
     with no_gc():                # one burst of allocations, nothing to collect
         rows = _parse_raw(raw, used)
     return HostSnapshot(rows=rows, sysctls=read_sysctls(), source=used, kernel_release=os.uname().release,
-                        read_seconds=time.perf_counter() - t0)
+                        read_seconds=time.perf_counter() - t0, interfaces=_interfaces())
+
+
+def _interfaces() -> list[str] | None:
+    """This namespace's interface addresses (rtnetlink), or None when rtnetlink does not answer."""
+    try:
+        return ifaddr.interface_addresses()
+    except OSError:
+        return None
 
 
 def _netns_path(netns: str) -> str:
@@ -149,9 +157,9 @@ def _child_job(source: str) -> tuple[Any, list[int]]:
         except OSError:
             pass
         else:
-            return ("sock_diag", read_sysctls(), os.uname().release), [nl.detach()]
+            return ("sock_diag", read_sysctls(), os.uname().release, _interfaces()), [nl.detach()]
     rows = [(r.proto, r.family, r.state, r.local, r.remote, r.uid, r.timer) for r in diag.snapshot_proc()]
-    return ("proc", read_sysctls(), os.uname().release, rows), []
+    return ("proc", read_sysctls(), os.uname().release, _interfaces(), rows), []
 
 
 def _from_netns(path: str, fd: int, source: str) -> tuple[Any, list[int]]:
@@ -231,19 +239,19 @@ def read_netns(netns: str, source: str = "auto") -> HostSnapshot:
             if raw is None:
                 result, fds = _from_netns(path, fd, "proc")
             else:
-                _, sysctls, release = result
+                _, sysctls, release, interfaces = result
                 with no_gc():            # 100k rows at once: generational passes would rescan them all
                     rows = _parse_raw(raw, "sock_diag")
                 return HostSnapshot(rows=rows, sysctls=sysctls, source="sock_diag", kernel_release=release,
-                                    read_seconds=time.perf_counter() - t0)
+                                    read_seconds=time.perf_counter() - t0, interfaces=interfaces)
     finally:
         os.close(fd)
     if isinstance(result, str):
         raise ReadError(f"cannot read namespace {netns}: {result}")
-    used, sysctls, release, tuples = result
+    used, sysctls, release, interfaces, tuples = result
     with no_gc():
         return HostSnapshot(rows=[SockRow(*t) for t in tuples], sysctls=sysctls, source=used,
-                            kernel_release=release, read_seconds=time.perf_counter() - t0)
+                            kernel_release=release, read_seconds=time.perf_counter() - t0, interfaces=interfaces)
 
 
 def read_host(netns: str | None = None, source: str = "auto") -> HostSnapshot:

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from itertools import compress
 from operator import itemgetter
 from typing import Any
@@ -206,6 +206,9 @@ class HostSnapshot:
     source: str
     kernel_release: str | None = None
     read_seconds: float = 0.0
+    #: the namespace's interface addresses as "ADDRESS/PREFIX" (rtnetlink RTM_GETADDR); None when not read
+    #: (a saved `ss` dump): the model then knows only the addresses the sockets use, each as a /32 or /128
+    interfaces: list[str] | None = None
     _classified: list[Classified] | None = field(default=None, repr=False, compare=False)
     _explicit: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _groups: dict[tuple[str, tuple[str, int]], _ClientGroup] = field(default_factory=dict, repr=False, compare=False)
@@ -240,6 +243,9 @@ class HostSnapshot:
         elif self.kernel_release and tuple(int(x) for x in re.findall(r"\d+", self.kernel_release)[:2]) < (6, 8):
             out.append(f"kernel {self.kernel_release} < 6.8: sock_diag does not dump bound-only TCP sockets "
                        "(91051f003948), so ports they lock are not counted")
+        if self.interfaces is None:
+            out.append("interface addresses unknown: the model has only the addresses the sockets use (as /32 or "
+                       "/128), so a destination asked for with --dst is routed from those")
         if self.source == "ss-file" and "net.ipv4.ip_local_port_range" not in self.sysctls:
             out.append("no sysctls with the dump: the defaults of the model's kernel were assumed")
         if any(r.state in ("TIME-WAIT",) for r in self.rows):
@@ -379,11 +385,12 @@ class HostSnapshot:
         """The same state as a model Host, for what-if questions: sysctls, listeners, bound sockets,
         connections (with who chose each port) and TIME_WAITs with their ages. The model clock ends at
         "now" = TW_BASE seconds."""
-        addresses = {"127.0.0.1/8", "::1/128"}
+        addresses = {"127.0.0.1/8", "::1/128", *(self.interfaces or ())}
+        own = {ip_interface(i).ip for i in addresses}
         for text in {r.local[0] for r in self.rows}:
             if not _is_any(text):
                 a = ip_address(wire(text))
-                if not a.is_loopback:
+                if not a.is_loopback and a not in own:      # e.g. a nonlocal (IP_FREEBIND) bind
                     addresses.add(f"{a}/{32 if isinstance(a, IPv4Address) else 128}")
         with no_gc():
             return self._rebuild(kernel, seed, sorted(addresses))
@@ -522,7 +529,7 @@ class HostSnapshot:
     def to_json(self, rows: list[Headroom], findings: list[Any]) -> dict[str, Any]:
         """The ``doctor --json`` document."""
         return {"sysctls": dict(self.sysctls), "source": self.source, "kernel": self.kernel_release,
-                "notes": self.notes, "headroom": [r.as_dict() for r in rows],
+                "interfaces": self.interfaces, "notes": self.notes, "headroom": [r.as_dict() for r in rows],
                 "findings": [f.as_dict() for f in findings]}
 
 
