@@ -105,6 +105,37 @@ def test_exporter_keeps_top_n_and_sums_the_rest_under_other() -> None:
                                      {(s.dst, s.dport) for s in shown[:2]})
 
 
+def test_scrape_gives_the_doctor_rows_and_frees_its_model_after_the_response() -> None:
+    """One scrape (generate_latest of HeadroomCollector) publishes the doctor's headroom per destination; its
+    snapshot is still held when the scrape returns and freed RELEASE_DELAY later, off the response path."""
+    import time
+    import weakref
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from portalloc.observe.exporter import RELEASE_DELAY, HeadroomCollector
+
+    refs: list[weakref.ref[HostSnapshot]] = []
+
+    def read() -> HostSnapshot:
+        snap = _snap([_est(40000, ("127.0.0.1", 6000)), _tw(40002, 30.0, ("127.0.0.1", 6000))])
+        refs.append(weakref.ref(snap))
+        return snap
+
+    registry = CollectorRegistry()
+    registry.register(HeadroomCollector(read, 5))  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    expected = [r.headroom for r in read().headroom() if r.dport == 6000]
+    assert f'portalloc_port_headroom{{dport="6000",dst="127.0.0.1",proto="tcp",src="127.0.0.1"}} {expected[0]}.0' \
+        in text
+    assert expected == [LIMIT - RESERVED - 2]           # one live connection and one TIME_WAIT (no tw_reuse)
+    assert refs[0]() is not None                        # still held right after the scrape
+    deadline = time.monotonic() + RELEASE_DELAY + 5
+    while refs[0]() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert refs[0]() is None
+
+
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path) -> None:  # type: ignore[no-untyped-def]
     runner = CliRunner()
     for args in (["doctor", "--dst", "nothing"], ["doctor", "--netns", "no-such-ns-xyz"],

@@ -81,7 +81,8 @@ def _doctor_once(path: str) -> dict[str, Any]:
 
 
 def _scrape_once(path: str) -> float | None:
-    """Seconds for one exporter scrape (``generate_latest`` of the collector: read, rebuild, ask, format)."""
+    """Seconds for one exporter scrape (``generate_latest`` of the collector: read, rebuild, ask, format; the
+    scrape's model is freed after it, as the exporter frees it after the response)."""
     try:
         from prometheus_client import CollectorRegistry, generate_latest
 
@@ -89,7 +90,11 @@ def _scrape_once(path: str) -> float | None:
     except ImportError:
         return None
     registry = CollectorRegistry()
-    registry.register(HeadroomCollector(lambda: read_host(path), 20))  # type: ignore[arg-type]
+    collector = HeadroomCollector(lambda: read_host(path), 20)
+    registry.register(collector)  # type: ignore[arg-type]
     t = time.perf_counter()
     generate_latest(registry)
-    return time.perf_counter() - t
+    took = time.perf_counter() - t
+    if collector.release is not None:
+        collector.release.join()     # its model is freed before the next scrape, as between real scrapes
+    return took

@@ -4,11 +4,14 @@
 # asks the model - no background thread, no stale numbers. Cardinality is bounded: the `top` destinations by
 # use (in_use + time_wait) keep their own series; the rest are summed per (proto, src) under dst="other",
 # dport="other" (their headroom series is the smallest headroom among them: the one that fails first).
-# Metric names follow Prometheus conventions (snake case, `portalloc_` prefix, a unit or a count).
+# Metric names follow Prometheus conventions (snake case, `portalloc_` prefix, a unit or a count). A scrape's
+# snapshot and model (100k records at scale, about a tenth of a scrape to free) are freed just after the
+# response, by a one-shot timer, not inside the scrape: they are never read again.
 """HeadroomCollector and serve(): `portalloc exporter`."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +20,8 @@ from portalloc.observe.findings import findings
 from portalloc.observe.snapshot import Headroom, HostSnapshot, no_gc
 
 LABELS = ("proto", "src", "dst", "dport")
+#: Seconds after a scrape at which its snapshot and model are freed (past the response, long before the next).
+RELEASE_DELAY = 0.5
 
 
 def top_rows(rows: list[Headroom], top: int) -> list[Headroom]:
@@ -45,6 +50,8 @@ class HeadroomCollector:
     def __init__(self, read: Callable[[], HostSnapshot], top: int = 20) -> None:
         self.read = read
         self.top = top
+        #: the timer that frees the last scrape's snapshot and model (None before the first scrape)
+        self.release: threading.Timer | None = None
 
     def describe(self) -> list[Any]:
         """No metrics are described up front (they are computed per scrape)."""
@@ -61,7 +68,9 @@ class HeadroomCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         snap = self.read()
-        rows = snap.headroom()
+        model = snap.to_model()
+        rows = snap.headroom(host=model)
+        self.release = release_later(snap, model)
         shown = top_rows(rows, self.top)
         fams = {
             "headroom": GaugeMetricFamily("portalloc_port_headroom", "Further connect() calls toward the "
@@ -108,6 +117,16 @@ class HeadroomCollector:
         took = GaugeMetricFamily("portalloc_scrape_duration_seconds", "Seconds to read, rebuild and answer")
         took.add_metric([], time.perf_counter() - t0)
         yield took
+
+
+def release_later(*objects: Any) -> threading.Timer:
+    """Hold ``objects`` until RELEASE_DELAY seconds from now, then drop them (freeing what nothing else holds)
+    on a daemon timer thread: off the scrape's response path."""
+    held = list(objects)
+    timer = threading.Timer(RELEASE_DELAY, held.clear)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def serve(listen: tuple[str, int], read: Callable[[], HostSnapshot], top: int,
