@@ -950,3 +950,27 @@ def test_timewait_length_is_two_msl_in_the_os_units(kernel: str, seconds: float)
     s.connect(("10.9.9.9", 80))
     s.close()
     assert [(r.state, r.timer) for r in h.sockets()] == [("TIME-WAIT", seconds)]
+
+
+@pytest.mark.parametrize(("kernel", "newest"), [("freebsd-12", False), ("freebsd-13", False), ("freebsd-14", True)])
+def test_which_of_two_wildcard_reuseport_listeners_gets_the_syn(kernel: str, newest: bool) -> None:
+    """Two listeners on 0.0.0.0:P with plain SO_REUSEPORT (no load balancing): FreeBSD <= 13's
+    in_pcblookup_hash_locked keeps the last wildcard match of its head-inserted chain, the oldest listener;
+    FreeBSD 14's SMR lookup takes the first of the wild chain, the newest. A listener on the exact address
+    still beats both."""
+    h = host(kernel)
+    old, new = (opts(h.socket(), RP) for _ in range(2))
+    for s in (old, new):
+        s.bind(("0.0.0.0", P))
+        s.listen()
+    c = h.socket()
+    assert c.connect_ex(("127.0.0.1", P)) == 0
+    winner, loser = (new, old) if newest else (old, new)
+    assert winner.accept()[1] == c.getsockname()
+    assert outcome(loser.accept) == "EAGAIN"
+    exact = opts(h.socket(), RP)
+    exact.bind(("127.0.0.1", P))
+    exact.listen()
+    c2 = h.socket()
+    assert c2.connect_ex(("127.0.0.1", P)) == 0
+    assert exact.accept()[1] == c2.getsockname()

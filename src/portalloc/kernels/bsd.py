@@ -278,6 +278,7 @@ FREEBSD_12 = BsdRules(
     timewait_sysctl="net.inet.tcp.msl",
     timewait_per_unit=0.002,
     tw_syn_paws=False,
+    wild_listener_newest=False,
     options=("SO_REUSEPORT_LB", "IP_PORTRANGE", "IP_BINDANY"),
 )
 
@@ -287,9 +288,12 @@ FREEBSD_SWITCHES: tuple[Switch, ...] = (
            "connect() chooses its port after the source address with in_pcb_lport_dest: unique per 4-tuple, "
            "SO_REUSEADDR irrelevant; net.inet.tcp.require_unique_port=1 restores the pre-bind",
            {"connect_port": "lport-dest", "udp_connect_port": "", "require_unique_port": True}),
-    Switch((14, 0), ("ipport_tick removal (commit not identified)",),
-           "no randomcps/randomtime throttle: every allocation starts at a random port",
-           {"throttle": False}),
+    Switch((14, 0), ("ipport_tick removal (commit not identified)",
+                     "in_pcb.c in_pcblookup_hash_wild_smr, _in_pcbinshash_wild (14.x, stored id 158598247)"),
+           "no randomcps/randomtime throttle: every allocation starts at a random port; of several wildcard "
+           "listeners on one port the newest gets the SYN (the SMR lookup takes the first on the wild chain), "
+           "not the oldest",
+           {"throttle": False, "wild_listener_newest": True}),
 )
 
 _FREEBSD_NOTES = {

@@ -107,6 +107,12 @@ class BsdRules:
     #: moment */" (sys/netinet/tcp_timewait.c, every version since the tcptw split): the TIME_WAIT is closed
     #: (tcp_twclose) and the SYN goes to the listener.
     tw_syn_paws: bool = True
+    #: Among several listeners on the wildcard address and one port (plain SO_REUSEPORT, no load balancing) a
+    #: SYN reaches the newest (True) or the oldest (False). FreeBSD <= 13's in_pcblookup_hash_locked walks the
+    #: head-inserted hash chain and keeps the last wildcard match (`local_wild = inp`): the oldest; FreeBSD 14's
+    #: in_pcblookup_hash_wild_smr returns the first match of the wild chain, where _in_pcbinshash_wild puts a
+    #: new wildcard PCB ahead of the older ones: the newest. An exact-address listener is the newest on both.
+    wild_listener_newest: bool = True
     #: TIME_WAIT length when no sysctl gives it (seconds).
     timewait: float = 60.0
     #: the sysctl that sets TIME_WAIT's length, and the seconds of TIME_WAIT per unit of its value:

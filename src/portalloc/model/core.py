@@ -197,6 +197,11 @@ class CoreStack:
         OS's rule."""
         raise NotImplementedError
 
+    def newest_listener_wins(self, exact: bool) -> bool:
+        """Among equally good listeners of one bucket (``exact``: bound to the SYN's address, else the wildcard),
+        does the newest win (the OS's rule; Linux: its hash chains are head-inserted)?"""
+        return True
+
     def timewait_lifetime(self, sk: Sock, substate: str, lifetime: float) -> float:
         """How long the timewait sock ``sk`` lives (``lifetime``: TCP_TIMEWAIT_LEN for TIME_WAIT, the
         FIN_WAIT2 orphan's time otherwise); an OS with its own rule overrides this."""
@@ -335,8 +340,8 @@ class CoreStack:
         for bucket in (exact, wild):
             best: Sock | None = None
             best_score = -1
-            # IPv4 listeners are added at the head of the hash chain (newest first).
-            for sk in reversed(bucket):
+            # The first of the best score wins: the newest (a head-inserted hash chain) or the oldest (the OS's rule).
+            for sk in (reversed(bucket) if self.newest_listener_wins(bucket is exact) else bucket):
                 score = self.listener_score(sk)
                 if score > best_score:
                     best, best_score = sk, score

@@ -425,10 +425,14 @@ class PcbTables(_CoreBase):
 
     def listener_score(self, sk: Sock) -> int:
         """in_pcblookup_hash_wild_locked (FreeBSD in_pcb.c): an IPv4 PCB on the wildcard (local_wild) is
-        preferred to an AF_INET6 one answering the IPv4 lookup (local_wild_mapped). No bound devices. ⚠ model:
-        within one bucket the newest best PCB wins, also among exact matches (FreeBSD returns the first exact
-        match on the hash chain, which is head-inserted: the newest)."""
+        preferred to an AF_INET6 one answering the IPv4 lookup (local_wild_mapped). No bound devices. Which of
+        equal PCBs wins is ``newest_listener_wins``."""
         return 2 if sk.family == 4 else 1
+
+    def newest_listener_wins(self, exact: bool) -> bool:
+        """The first exact match on the head-inserted hash chain is the newest; among wildcard listeners the OS's
+        rule decides (``BsdRules.wild_listener_newest``: the oldest on FreeBSD <= 13)."""
+        return exact or self.rules.wild_listener_newest
 
     def _hash_listener(self, sk: Sock) -> None:
         """in_pcbinslbgrouphash: a SO_REUSEPORT_LB listener joins the group of its (family, address, port),
