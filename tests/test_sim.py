@@ -217,6 +217,28 @@ def test_fix_checks_in_processes_give_the_same_rows() -> None:
     assert all(f["fixes_it"] for f in doc["fixes"] if f["fix"] == "wider range")
 
 
+def test_jobs_fall_back_to_this_process_when_workers_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sim/pool.map_jobs gives the same answers in order from worker processes, and where processes cannot
+    start (no /dev/shm for multiprocessing's semaphores: OSError 38) it runs the jobs here and says why."""
+    import concurrent.futures
+
+    from portalloc.sim.pool import map_jobs
+
+    jobs = [(2, 3), (3, 2), (5, 1)]
+    ticks: list[int] = []
+    assert map_jobs(pow, jobs, 2, lambda: ticks.append(1)) == ([8, 9, 5], None)
+    assert len(ticks) == 3
+
+    class NoPool:
+        def __init__(self, *a: Any, **k: Any) -> None:
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)
+    results, note = map_jobs(pow, jobs, 2)
+    assert results == [8, 9, 5]
+    assert note is not None and "Function not implemented" in note and "remaining 3 ran in this process" in note
+
+
 def test_udp_connected_sockets_share_nothing() -> None:
     d = _scenario(duration=2, workload={"proto": "udp", "to": ["10.1.0.53:53", "10.1.0.54:53"], "rate": 50,
                                          "hold": 5})

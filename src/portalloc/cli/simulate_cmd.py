@@ -44,6 +44,7 @@ from portalloc.sim import (
     simulate,
 )
 from portalloc.sim.engine import TraceRecorder
+from portalloc.sim.pool import map_jobs
 from portalloc.sim.result import check_fixes, fix_outcome
 
 out = Console()
@@ -118,15 +119,11 @@ def _run_grid(grid: list[tuple[dict[str, Any], Scenario]], workers: int, dask: s
         finally:
             client.close()
     if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
         bar.phase(f"variants ({workers} processes)", len(jobs))
-        results = []
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for doc in pool.map(run_variant, [j[0] for j in jobs], [j[1] for j in jobs]):
-                results.append(doc)
-                bar.advance()
-        return results
+        docs, note = map_jobs(run_variant, jobs, workers, bar.advance)
+        if note is not None:
+            err.print(f"note: --workers: {note}", highlight=False, soft_wrap=True)
+        return docs
     results = []
     for i, (d, params) in enumerate(jobs):
         sc = Scenario.from_dict(d)
@@ -376,7 +373,7 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
                 if fix_workers > 1 and len(variants) > 1:
                     bar.phase(f"checking {len(variants)} fixes ({min(fix_workers, len(variants))} processes)",
                               len(variants))
-                    return fix_outcomes(variants, fix_workers, done=bar.advance)
+                    return fix_outcomes(variants, fix_workers, result.notes, done=bar.advance)
                 outcomes = []
                 for v in variants:
                     bar.phase("checking a fix (simulated s)", v.duration)

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from portalloc.sim.engine import Engine, TraceRecorder
+from portalloc.sim.pool import map_jobs
 from portalloc.sim.result import Result, build_result, check_fixes, fix_outcome
 from portalloc.sim.scenario import Scenario, ScenarioError, parse_value
 
@@ -32,7 +33,8 @@ def simulate(scenario: Scenario, *, fixes: bool = True, recorder: TraceRecorder 
     run = Engine(scenario, recorder=recorder, progress=progress, direct=direct).run()
     result = build_result(run, time.perf_counter() - t0, params)
     if fixes and result.runs_out:
-        result.fixes = check_fixes(result, lambda variants: fix_outcomes(variants, workers, direct=direct))
+        result.fixes = check_fixes(result, lambda variants: fix_outcomes(variants, workers, result.notes,
+                                                                          direct=direct))
     result.wall_s = time.perf_counter() - t0
     return result
 
@@ -43,25 +45,14 @@ def fix_outcome_of(scenario_dict: dict[str, Any], direct: bool = True) -> dict[s
     return fix_outcome(simulate(Scenario.from_dict(scenario_dict), fixes=False, direct=direct))
 
 
-def fix_outcomes(variants: list[Scenario], workers: int = 1, *, direct: bool = True,
-                 done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+def fix_outcomes(variants: list[Scenario], workers: int = 1, notes: list[str] | None = None, *,
+                 direct: bool = True, done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
     """fix_outcome of each variant, in order: one by one in this process, or in up to ``workers`` local
-    processes (concurrent.futures). ``done()`` is called as each variant finishes."""
-    dicts = [v.to_dict() for v in variants]
-    outcomes: list[dict[str, Any]] = []
-    if workers > 1 and len(dicts) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(workers, len(dicts))) as pool:
-            for outcome in pool.map(fix_outcome_of, dicts, [direct] * len(dicts)):
-                outcomes.append(outcome)
-                if done is not None:
-                    done()
-        return outcomes
-    for d in dicts:
-        outcomes.append(fix_outcome_of(d, direct))
-        if done is not None:
-            done()
+    processes (sim/pool.py; where those fail, in this process, with a line added to ``notes``). ``done()``
+    is called as each variant finishes."""
+    outcomes, note = map_jobs(fix_outcome_of, [(v.to_dict(), direct) for v in variants], workers, done)
+    if note is not None and notes is not None:
+        notes.append(f"fix checks: {note}")
     return outcomes
 
 
