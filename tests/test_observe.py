@@ -179,3 +179,8 @@ def test_interface_prefixes_route_the_rebuilt_model() -> None:
     s = dump.to_model().socket()
     assert s.connect_ex(("192.168.7.20", 80)) == 0 and s.getsockname()[0] == "10.0.0.5"
     assert any("interface addresses unknown" in n for n in dump.notes)
+    # doctor --dst toward a destination nothing uses yet: the row names the source the route picks
+    for snap, src in ((read, "192.168.7.5"), (dump, "10.0.0.5")):
+        (row,) = snap.headroom(dst=("192.168.7.99", 80))
+        assert (row.src, row.headroom) == (src, 10) and any("routes from" in n for n in row.inferred)
+        assert snap.to_model().route_source(("192.168.7.99", 80)) == src

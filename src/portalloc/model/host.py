@@ -795,16 +795,29 @@ class Host:
         """
         if proto not in ("tcp", "udp"):
             raise ValueError(f"unknown protocol {proto!r}: give 'tcp' or 'udp'")
-        family = 6 if isinstance(dst, tuple) and dst and isinstance(dst[0], str) and ":" in dst[0] else 4
-        daddr, dport = parse_sockaddr(dst, family, "usable_ports")
+        probe, daddr, dport = self._fresh_toward(dst, proto, "usable_ports")
         stack = self._stack
-        probe = stack.probe_sock(family, proto, 0)
-        daddr = wire_address(stack.any_to_loopback(probe, daddr))
         if src is None:
             saddr = stack.route_source(probe, daddr)
         else:
             saddr = wire_address(parse_host(src, 6 if ":" in src else 4, "usable_ports"))
         return stack.usable_ports(proto, saddr, daddr, dport)
+
+    def route_source(self, dst: tuple[str, int]) -> str:
+        """The source address a fresh socket's connect() toward ``dst`` leaves from (ip_route_connect over the
+        host's addresses and their prefixes), as inet_ntop prints it: the source ``usable_ports(dst)`` counts
+        from. OSError (ENETUNREACH) when no address can reach ``dst``."""
+        probe, daddr, _ = self._fresh_toward(dst, "tcp", "route_source")
+        return format_host(self._stack.route_source(probe, daddr))
+
+    def _fresh_toward(self, dst: tuple[str, int], proto: str, call: str) -> tuple[Sock, IPAddress, int]:
+        """A fresh socket record (in no table) of ``dst``'s family, and ``dst`` as its connect() meets it: the
+        wire address (a wildcard becomes the loopback address) and port."""
+        family = 6 if isinstance(dst, tuple) and dst and isinstance(dst[0], str) and ":" in dst[0] else 4
+        daddr, dport = parse_sockaddr(dst, family, call)
+        stack = self._stack
+        probe = stack.probe_sock(family, proto, 0)
+        return probe, wire_address(stack.any_to_loopback(probe, daddr)), dport
 
     def sockets(self) -> list[SocketInfo]:
         """An ``ss``-like snapshot: every socket that holds a port, TIME_WAIT and orphans included."""

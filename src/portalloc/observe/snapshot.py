@@ -518,6 +518,12 @@ class HostSnapshot:
         out = []
         for key in keys:
             proto, src, daddr, dport = key
+            if not src:                               # asked for with --dst, nothing toward it yet: the route's
+                try:
+                    src = model.route_source((daddr, dport))
+                    notes[key].add("source: the one the kernel routes from (no socket toward it yet)")
+                except OSError:
+                    src = ""
             usable = model.usable_ports((daddr, dport), proto=proto, src=src or None)
             in_use, tw = counts[key]
             reusable = (tw_ports.get(key, 0) & usable.bits).bit_count()
