@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from portalloc.cli.console import output_console
 from portalloc.cli.options import check_kernel
 from portalloc.cli.options import fail as _fail
 from portalloc.cli.progress import progress
@@ -360,11 +360,6 @@ def _table(title: str, results: dict[str, Rows]) -> Table:
     return table
 
 
-def _console() -> Console:
-    con = Console(highlight=False)
-    if not con.is_terminal:
-        con = Console(highlight=False, width=160)
-    return con
 
 
 def compare(
@@ -395,7 +390,7 @@ def compare(
         table.add_column("what it runs")
         for n, s in SCENARIOS.items():
             table.add_row(n, s.summary)
-        _console().print(table)
+        output_console().print(table)
         return
     choices = ", ".join(SCENARIOS)
     if target is None:
@@ -418,4 +413,4 @@ def compare(
                "results": {k: [{"metric": m, "value": v} for m, v in rows] for k, rows in results.items()}}
         print(_json.dumps(doc, indent=2, default=str))
         return
-    _console().print(_table(title, results))
+    output_console().print(_table(title, results))

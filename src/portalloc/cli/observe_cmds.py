@@ -14,6 +14,7 @@ import typer
 from rich.console import Console, Group
 from rich.table import Table
 
+from portalloc.cli.console import output_console
 from portalloc.cli.options import fail as _fail
 from portalloc.live import LiveUnavailable
 
@@ -74,7 +75,7 @@ def _render(snap, rows, found, top: int):  # type: ignore[no-untyped-def]
     colour = {"critical": "red", "warning": "yellow", "info": "cyan"}
     for f in found:
         ft.add_row(f"[{colour[f.severity]}]{f.severity}[/]", f.detail, f.fix)
-    parts: list[object] = [table]
+    parts: list[Table | str] = [table]
     if len(rows) > top:
         parts.append(f"({len(rows) - top} more destinations; --top N shows more)")
     parts.append(ft if found else "[green]no findings[/]")
@@ -120,7 +121,7 @@ def doctor(
         snap, rows, found = once()
         print(_json.dumps(snap.to_json(rows, found), indent=2))
         return
-    console = Console()
+    console = output_console()
     if watch is None:
         console.print(_render(*once(), top))
         return

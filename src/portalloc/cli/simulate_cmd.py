@@ -30,6 +30,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from portalloc.cli.console import output_console
 from portalloc.cli.options import check_output_file, fail
 from portalloc.cli.progress import ProgressReporter, progress
 from portalloc.sim import (
@@ -47,7 +48,7 @@ from portalloc.sim.engine import TraceRecorder
 from portalloc.sim.pool import map_jobs
 from portalloc.sim.result import check_fixes, fix_outcome
 
-out = Console()
+out = output_console()
 err = Console(stderr=True)
 #: Live runs are real time: keep them short.
 MAX_LIVE_DURATION = 60.0
@@ -154,8 +155,8 @@ def _print_result(r: Result, origin: str) -> None:
     if sc.incident:
         out.print(f"  [dim]incident: {sc.incident}[/]", highlight=False)
     t = Table(title="Summary", show_header=False)
-    t.add_column("figure")
-    t.add_column("value", justify="right")
+    t.add_column("figure", overflow="fold")
+    t.add_column("value", justify="right", overflow="fold")
     t.add_row("connections attempted", f"{r.attempts:,}")
     t.add_row("connected", f"{r.connected:,}")
     t.add_row("failed", _failed_text(r.failed))
@@ -168,7 +169,7 @@ def _print_result(r: Result, origin: str) -> None:
     if r.per_destination:
         pt = Table(title="Per source and destination (top 10)")
         for col in ("source -> destination", "connected", "failed", "peak open", "peak TIME_WAIT", "free now"):
-            pt.add_column(col, justify="left" if col.startswith("source") else "right")
+            pt.add_column(col, justify="left" if col.startswith("source") else "right", overflow="fold")
         for row in d["per_destination"][:10]:
             pt.add_row(f"{row['source']} -> {row['destination']}:{row['port']}", f"{row['connected']:,}",
                        _failed_text(row["failed"]), f"{row['peak_in_use']:,}", f"{row['peak_time_wait']:,}",
@@ -179,10 +180,10 @@ def _print_result(r: Result, origin: str) -> None:
         out.print(f"[{colour}]{line}[/]", highlight=False)
     if r.checks:
         ct = Table(title="Cross-checks")
-        ct.add_column("check")
-        ct.add_column("expected", justify="right")
-        ct.add_column("measured", justify="right")
-        ct.add_column("")
+        ct.add_column("check", overflow="fold")
+        ct.add_column("expected", justify="right", overflow="fold")
+        ct.add_column("measured", justify="right", overflow="fold")
+        ct.add_column("", overflow="fold")
         for c in r.checks:
             if c["check"] == "threshold":
                 ct.add_row(f"{c['workload']}: {c['what']}", f"runs out: {c['predicted_runs_out']} "
@@ -196,9 +197,9 @@ def _print_result(r: Result, origin: str) -> None:
         out.print(ct)
     if r.fixes:
         ft = Table(title="Fixes (each checked by simulating the variant)")
-        ft.add_column("fix")
-        ft.add_column("change")
-        ft.add_column("outcome")
+        ft.add_column("fix", overflow="fold")
+        ft.add_column("change", overflow="fold")
+        ft.add_column("outcome", overflow="fold")
         for f in r.fixes:
             if not f["checked"]:
                 ft.add_row(f["fix"], f["change"], f"[dim]not checked: {f['why_not']}[/]")
@@ -220,9 +221,9 @@ def _print_grid(docs: list[dict[str, Any]]) -> None:
     t = Table(title="Variants")
     keys = list(docs[0].get("params", {})) if docs else []
     for k in keys:
-        t.add_column(k)
+        t.add_column(k, overflow="fold")
     for c in ("attempts", "connected", "failed", "first failure", "peak in use", "peak TIME_WAIT"):
-        t.add_column(c, justify="right")
+        t.add_column(c, justify="right", overflow="fold")
     for d in docs:
         p = d.get("params", {})
         t.add_row(*[str(p.get(k)) for k in keys], f"{d['attempts']:,}", f"{d['connected']:,}",
@@ -328,8 +329,8 @@ def _simulate(scenario_path: Path | None, kernel: str | None, seed: int | None, 
             print(_json.dumps([{"name": n, "description": dsc} for n, dsc in ex.items()], indent=2))
             return
         t = Table(title="Bundled examples (portalloc simulate --example NAME)")
-        t.add_column("name", style="bold")
-        t.add_column("what it shows")
+        t.add_column("name", style="bold", overflow="fold")
+        t.add_column("what it shows", overflow="fold")
         for n, dsc in ex.items():
             t.add_row(n + (" (default)" if n == DEFAULT_EXAMPLE else ""), dsc)
         out.print(t)
@@ -417,10 +418,10 @@ def _live(sc: Scenario, json: bool) -> None:
     else:
         t = Table(title=f"{sc.name or 'scenario'}: model against the live kernel ({report['live_kernel']}), "
                         f"{sc.duration:g} s of real time")
-        t.add_column("count")
-        t.add_column("model", justify="right")
-        t.add_column("live", justify="right")
-        t.add_column("")
+        t.add_column("count", overflow="fold")
+        t.add_column("model", justify="right", overflow="fold")
+        t.add_column("live", justify="right", overflow="fold")
+        t.add_column("", overflow="fold")
         for row in report["rows"]:
             t.add_row(row["count"], str(row["model"]), str(row["live"]),
                       "[green]equal[/]" if row["equal"] else "[red]differs[/]")

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from portalloc.cli.console import output_console
 from portalloc.cli.options import check_kernel, check_output_dir
 from portalloc.cli.options import fail as _fail
 from portalloc.cli.progress import progress
@@ -43,13 +43,6 @@ from portalloc.trace.differential import (
 from portalloc.trace.differential import verify as run_verify
 from portalloc.trace.format import dumps_trace, load_trace
 from portalloc.trace.runner import Outcome, build_host, run_trace
-
-
-def _out() -> Console:
-    con = Console(highlight=False)
-    if not con.is_terminal:           # piped: do not squeeze tables into 80 columns
-        con = Console(highlight=False, width=160)
-    return con
 
 
 def _live_unavailable(exc: Exception) -> NoReturn:
@@ -114,7 +107,7 @@ def replay(
                "outcomes": [o.to_json() for o in outcomes], "unmet_expectations": len(unmet)}
         print(json.dumps(doc, indent=2))
     else:
-        con = _out()
+        con = output_console()
         table = Table(title=f"{escape(str(trace))} on {escape(kname)}", title_justify="left")
         _columns(table, ("#", True), ("line", True), ("op", False), ("result", False), ("port", True),
                  ("expect", False))
@@ -187,7 +180,7 @@ def diff(
         if c.divergence is not None:
             raise typer.Exit(1)
         return
-    con = _out()
+    con = output_console()
     head = f"{escape(str(trace))}: {len(t)} ops, model {escape(kname)} vs live, {runs} run(s) each"
     con.print(head)
     if c.nondeterministic is not None:
@@ -305,7 +298,7 @@ def verify(
         if failed:
             raise typer.Exit(1)
         return
-    con = _out()
+    con = output_console()
     table = Table(title=f"verify: seed {seed}, {runs} run(s) per backend", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
