@@ -10,7 +10,8 @@
 #   The snapshot says which source it came from and what that source cannot see.
 # - Another namespace (`netns`: a name under /run/netns, or a path such as /proc/PID/ns/net) is read through a
 #   forked child that setns()-es into it, opens a NETLINK_SOCK_DIAG socket there (a socket keeps the namespace
-#   it was made in), reads the sysctls, and passes the socket back over an AF_UNIX socketpair (SCM_RIGHTS);
+#   it was made in), reads the sysctls and the interface addresses (live/ifaddr.py, rtnetlink), and passes the
+#   socket back over an AF_UNIX socketpair (SCM_RIGHTS);
 #   the parent dumps through it and parses once (live/diag.py parse_chunks). Earlier versions dumped in the
 #   child and sent the datagrams back through a pipe: at 100k sockets that copy (10 MB, pickled) cost about
 #   0.1 s, and parsing in the child and pickling row objects back cost twice as much again. /proc/net is

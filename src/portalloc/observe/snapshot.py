@@ -361,9 +361,9 @@ class HostSnapshot:
 
     def of_role(self, role: str) -> list[Classified]:
         """The classified rows of one role (listener, bound, child, udp, client), in table order."""
-        self.classify()
+        rows = self.classify()
         if role == "client":
-            return [c for c in self.classify() if c.role == "client"]
+            return [c for c in rows if c.role == "client"]
         return list(self._by_role.get(role, ()))
 
     def client_binders(self) -> list[Classified]:
@@ -373,11 +373,8 @@ class HostSnapshot:
 
     def explicit_bits(self, proto: str = "tcp") -> int:
         """Ports held by sockets whose port bind()/listen() chose (for UDP: every bound port)."""
-        known = self._explicit.get(proto) if self._classified is not None else None
-        if known is None:
-            known = bitset([c.row.local[1] for c in self.classify() if c.row.proto == proto and c.chosen_by == "bind"])
-            self._explicit[proto] = known
-        return known
+        self.classify()                              # fills _explicit for tcp and udp
+        return self._explicit.get(proto, 0)
 
     # ------------------------------------------------------------------ the model
 
