@@ -41,8 +41,8 @@ def _run(sc: Scenario, direct: bool) -> tuple[dict[str, Any], list[list[int | No
         ports.append(seen)
         search = stack.connect_search
 
-        def recording_search(sk: Any) -> int | None:
-            port = search(sk)
+        def recording_search(sk: Any, *keys: Any) -> int | None:
+            port = search(sk, *keys)
             seen.append(port)
             return port
 

@@ -95,12 +95,45 @@ def _parity_passes(req: ConnectRequest, offset: int, step: int, remaining: int) 
         return None, 0, probes
 
 
-def _perturb_table(req: ConnectRequest) -> list[int]:
-    table = req.state.get("table_perturb")
+def _perturb_table(state: dict[str, Any], rng: random.Random, profile: KernelProfile) -> list[int]:
+    table = state.get("table_perturb")
     if table is None:
-        size = req.profile.perturb_table_size
-        table = req.state["table_perturb"] = [req.rng.getrandbits(32) for _ in range(size)]
+        size = profile.perturb_table_size
+        table = state["table_perturb"] = [rng.getrandbits(32) for _ in range(size)]
     return table
+
+
+def _perturb_start(profile: KernelProfile, state: dict[str, Any], rng: random.Random, low: int, high: int,
+                   local_ports: bool, port_offset: int) -> tuple[list[int], int, int, int, int]:
+    """Where __inet_hash_connect (5.12+) starts: (table_perturb, index, offset, step, remaining). The table is
+    drawn from the host's RNG on first use."""
+    step = 1 if (local_ports and profile.local_range_step_one) else 2
+    remaining = high + 1 - low
+    if step == 2 and remaining > 1:
+        remaining &= ~1
+    table = _perturb_table(state, rng, profile)
+    po = port_offset
+    if profile.perturb_index == "low-bits":
+        index = po & (profile.perturb_table_size - 1)
+        offset = (table[index] + (po >> 32)) & M32
+    else:
+        index = hash_32(po & M32, (profile.perturb_table_size - 1).bit_length())
+        offset = (table[index] + po) & M32
+    offset %= remaining
+    if step == 2:
+        offset &= ~1
+    return table, index, offset, step, remaining
+
+
+def _perturb_advance(profile: KernelProfile, rng: random.Random, table: list[int], index: int, i: int,
+                     step: int) -> None:
+    """The table entry's advance after a port was found at loop index ``i``: i + step, i first raised to a
+    random 0..7 steps (5.18) or, 5.12, set to 2 in 1/16 of the cases where the first candidate was taken."""
+    if profile.perturb_increment == "random-0-to-7-steps":
+        i = max(i, random_below(rng, 8) * step)      # get_random_u32_below(8) * step
+    elif profile.perturb_increment == "noise-1-in-16" and i == 0 and rng.randrange(16) == 0:
+        i = 2
+    table[index] = (table[index] + i + step) & M32
 
 
 def connect_perturb_table(req: ConnectRequest) -> SearchResult:
@@ -112,30 +145,28 @@ def connect_perturb_table(req: ConnectRequest) -> SearchResult:
     cases where the first candidate was taken.
     """
     p = req.profile
-    step = 1 if (req.local_ports and p.local_range_step_one) else 2
-    remaining = req.high + 1 - req.low
-    if step == 2 and remaining > 1:
-        remaining &= ~1
-    table = _perturb_table(req)
-    po = req.port_offset
-    if p.perturb_index == "low-bits":
-        index = po & (p.perturb_table_size - 1)
-        offset = (table[index] + (po >> 32)) & M32
-    else:
-        index = hash_32(po & M32, (p.perturb_table_size - 1).bit_length())
-        offset = (table[index] + po) & M32
-    offset %= remaining
-    if step == 2:
-        offset &= ~1
+    table, index, offset, step, remaining = _perturb_start(p, req.state, req.rng, req.low, req.high,
+                                                           req.local_ports, req.port_offset)
     port, i, probes = _parity_passes(req, offset, step, remaining)
     if port is None:
         return SearchResult(None, probes)
-    if p.perturb_increment == "random-0-to-7-steps":
-        i = max(i, random_below(req.rng, 8) * step)      # get_random_u32_below(8) * step
-    elif p.perturb_increment == "noise-1-in-16" and i == 0 and req.rng.randrange(16) == 0:
-        i = 2
-    table[index] = (table[index] + i + step) & M32
+    _perturb_advance(p, req.rng, table, index, i, step)
     return SearchResult(port, probes)
+
+
+def connect_perturb_table_first(profile: KernelProfile, state: dict[str, Any], rng: random.Random, low: int,
+                                high: int, local_ports: bool, port_offset: int,
+                                passes: Callable[[int], bool]) -> int | None:
+    """connect_perturb_table when its first candidate passes (``passes``, the exact port test): that port, with
+    the table advanced as the whole search advances it (i = 0, one probe). None when the first candidate does
+    not pass: then nothing was drawn or changed, except the table's creation, which the whole search the
+    caller runs next would have made first too."""
+    table, index, offset, step, _ = _perturb_start(profile, state, rng, low, high, local_ports, port_offset)
+    start = low + offset
+    if start > high or not passes(start):
+        return None
+    _perturb_advance(profile, rng, table, index, 0, step)
+    return start
 
 
 def connect_hint_two_pass(req: ConnectRequest) -> SearchResult:
@@ -573,12 +604,19 @@ def netbsd_randinc(req: RangeRequest) -> SearchResult:
 
 # --- the registry ---
 
+#: A connect search's first try: (profile, search state, rng, low, high, local_ports, port_offset, passes) -> port.
+FirstTry = Callable[[KernelProfile, dict[str, Any], random.Random, int, int, bool, int, Callable[[int], bool]],
+                    int | None]
+
 @dataclass(frozen=True)
 class PortOrder:
     """One port order: its function (for its request type) and what the model must know about it."""
 
     name: str
     connect: Callable[[ConnectRequest], SearchResult] | None = None
+    #: the connect search's common case, when it has one: the port if the first candidate passes, else None
+    #: with nothing drawn or changed (see connect_perturb_table_first); the model then runs ``connect``
+    connect_first: FirstTry | None = None
     bind: Callable[[BindRequest], SearchResult] | None = None
     pick: Callable[[RangeRequest], SearchResult] | None = None
     #: what an exhausted search returns (NetBSD portalgo.c: EAGAIN for algo_bsd, EINVAL for the others)
@@ -590,7 +628,7 @@ class PortOrder:
 
 
 PORT_ORDERS: dict[str, PortOrder] = {o.name: o for o in (
-    PortOrder("perturb-table", connect=connect_perturb_table),
+    PortOrder("perturb-table", connect=connect_perturb_table, connect_first=connect_perturb_table_first),
     PortOrder("hint-two-pass", connect=connect_hint_two_pass),
     PortOrder("hint-even", connect=connect_hint_even),
     PortOrder("hint-scan", connect=connect_hint_scan),
@@ -616,6 +654,8 @@ PORT_ORDERS: dict[str, PortOrder] = {o.name: o for o in (
 #: Views of PORT_ORDERS by request type (the model looks orders up here by profile field).
 CONNECT_SEARCHES: dict[str, Callable[[ConnectRequest], SearchResult]] = {
     n: o.connect for n, o in PORT_ORDERS.items() if o.connect is not None}
+CONNECT_FIRST_TRIES: dict[str, FirstTry] = {
+    n: o.connect_first for n, o in PORT_ORDERS.items() if o.connect_first is not None}
 BIND_SEARCHES: dict[str, Callable[[BindRequest], SearchResult]] = {
     n: o.bind for n, o in PORT_ORDERS.items() if o.bind is not None}
 RANGE_PICKS: dict[str, Callable[[RangeRequest], SearchResult]] = {

@@ -30,6 +30,7 @@ from portalloc.kernels.profile import KernelProfile
 from portalloc.kernels.search import PortSpace, scan_wrapped
 from portalloc.kernels.strategies import (
     BIND_SEARCHES,
+    CONNECT_FIRST_TRIES,
     CONNECT_SEARCHES,
     BindRequest,
     ConnectRequest,
@@ -182,6 +183,17 @@ def _timewait_sock(sid: int, family: int, uid: int, lport: int, local: ResolvedA
     sk.tw_substate = substate
     return sk
 
+class ConnectRoute:
+    """What tcp_connect decided before the port for a fresh socket toward one destination address: the
+    destination and source on the wire, and their addr_keys (Stack._routes)."""
+
+    __slots__ = ("daddr", "src", "skey", "rkey")
+
+    def __init__(self, daddr: IPAddress, src: IPAddress) -> None:
+        self.daddr, self.src = daddr, src
+        self.skey, self.rkey = addr_key(src), addr_key(daddr)
+
+
 class Stack(CoreStack):
     """Linux: the kernel state of one network namespace, and every port decision on it."""
 
@@ -193,6 +205,7 @@ class Stack(CoreStack):
         self.peer_stamps: dict[IPAddress, tuple[int, int]] = {}
         self._offset_cache: dict[tuple[Any, ...], int] = {}
         self._offset_seed = -1
+        self._routes: dict[tuple[int, int], ConnectRoute] = {}    # tcp_connect's route decisions, remembered
         super().__init__(profile, seed, addresses, sysctls, devices)
 
     # ------------------------------------------------------------------ sysctls and time
@@ -586,6 +599,8 @@ class Stack(CoreStack):
                 break
         if reuse:
             for d in dests:
+                if not d.tracked:
+                    self.ehash.track_reuse(d, self._tw_hard, self._tw_delay_passed)
                 d.age(self._tw_delay_passed)
         return ConnectTest(lo, hi, self._range_mask, self.reserved_mask, self.tcp.explicit, dests, reuse)
 
@@ -615,26 +630,35 @@ class Stack(CoreStack):
         probe.laddr = ANY4 if probe.family == 4 else ANY6
         return PortSet(self.udp_autobind_ports(probe, lo, hi)[0])
 
-    def connect_search(self, sk: Sock) -> int | None:
+    def connect_search(self, sk: Sock, skey: int | None = None, rkey: int | None = None) -> int | None:
         """__inet_hash_connect for an unbound socket: the profile's search (the order) over the ports
-        ``connect_test`` passes (the test). Returns the port, with the bucket taken."""
+        ``connect_test`` passes (the test). Returns the port, with the bucket taken. ``skey``, ``rkey``: the
+        addr_key of the source and destination on the wire, when the caller has them."""
         saddr, daddr = sk.saddr_wire, sk.raddr
         assert saddr is not None and daddr is not None
-        skey, rkey = addr_key(saddr), addr_key(daddr)      # once for the test, the hash and the takeover
+        if skey is None or rkey is None:
+            skey, rkey = addr_key(saddr), addr_key(daddr)      # once for the test, the hash and the takeover
         lo, hi, local_ports = self.narrowed_range(sk.local_range)     # local_port_range(sk)
         rport = sk.rport
         test = self._connect_test(skey, rkey, saddr, daddr, rport, sk.dev, lo, hi)
-        space = PortSpace(build=test.build, quick=test.ok)
         profile = self.profile
-        req = ConnectRequest(lo, hi, local_ports, self._port_offset(saddr, daddr, rport, (skey, rkey, rport)),
-                             space, self.rng, self.search_state, profile)
-        result = CONNECT_SEARCHES[profile.connect_search](req)
+        offset = self._port_offset(saddr, daddr, rport, (skey, rkey, rport))
         stats = self.stats
         stats["connect_searches"] += 1
-        stats["connect_probes"] += result.probes
-        port = result.port
-        if port is None:
-            return None
+        # The order's common case first (its first candidate passes: one probe), else the whole search.
+        first = CONNECT_FIRST_TRIES.get(profile.connect_search)
+        port = None if first is None else first(profile, self.search_state, self.rng, lo, hi, local_ports, offset,
+                                                test.ok)
+        if port is not None:
+            stats["connect_probes"] += 1
+        else:
+            req = ConnectRequest(lo, hi, local_ports, offset, PortSpace(build=test.build, quick=test.ok), self.rng,
+                                 self.search_state, profile)
+            result = CONNECT_SEARCHES[profile.connect_search](req)
+            stats["connect_probes"] += result.probes
+            port = result.port
+            if port is None:
+                return None
         self._check_established(sk, skey, port, rkey, bound_port=False)   # takes over the TIME_WAIT, if one
         sk.connect_bind = True
         self.tcp.add(sk, port)
@@ -683,7 +707,55 @@ class Stack(CoreStack):
     def tcp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
         (inet_hash_connect), then meet the peer. EADDRNOTAVAIL when no port is left; a refused
-        handshake leaves the socket CLOSE with so_error set."""
+        handshake leaves the socket CLOSE with so_error set.
+
+        The route decisions depend only on the socket's address, device and flags and on the host's
+        addresses, which never change: for a fresh socket (no address, port or device, not v6-only, no
+        v4-mapped history) toward an address that needs no scope id, those that succeeded are remembered per
+        (family, destination) in ``_routes`` (a ConnectRoute) and skipped on the next connect()."""
+        route = None
+        if sk.laddr is None and not (sk.lport or sk.dev or sk.v6only or sk.v4_ops):
+            route = self._routes.get((sk.family, addr_key(daddr)))
+        if route is None:
+            fresh = sk.laddr is None and not (sk.lport or sk.dev or sk.v6only or sk.v4_ops)
+            given = daddr
+            daddr, src, blackhole = self._connect_route(sk, daddr)
+            if fresh and not blackhole and not is_unspecified(given) and not needs_scope_id(given):
+                route = self._routes[(sk.family, addr_key(given))] = ConnectRoute(daddr, src)
+        else:
+            daddr, src, blackhole = route.daddr, route.src, False
+        v4 = daddr.__class__ is IPv4Address
+        v6sock = sk.family == 6
+        self._set_rcv_saddr(sk, src)
+        sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
+        if sk.lport:
+            ok = self.check_established(sk, sk.lport, bound_port=True)
+        elif route is not None:
+            ok = self.connect_search(sk, route.skey, route.rkey) is not None
+        else:
+            ok = self.connect_search(sk) is not None
+        if not ok:
+            self._connect_failed(sk)
+            if v6sock and v4:
+                sk.v4_ops = False             # tcp_v4_connect failed at once: back to ipv6_specific
+            fail(errno.EADDRNOTAVAIL)
+        if v6sock and v4:
+            sk.v4_ops = True
+        if route is not None:
+            self.ehash.insert(sk, (route.skey, sk.lport, route.rkey, dport, 0))
+        else:
+            self.ehash.insert(sk)
+        self.stats["connects"] += 1
+        if blackhole:
+            sk.state = SYN_SENT
+            self.timers.arm(sk, self.now + SYN_TIMEOUT)
+            return
+        self._handshake(sk, daddr, dport)
+
+    def _connect_route(self, sk: Sock, daddr: IPAddress) -> tuple[IPAddress, IPAddress, bool]:
+        """tcp_v4_connect / tcp_v6_connect before the port: the destination's checks and the source's route, in
+        the kernel's order, with their errnos. Returns (destination on the wire, source, black hole: a SYN
+        nobody will answer)."""
         wildcard = is_unspecified(daddr)
         if wildcard:
             daddr = self.any_to_loopback(sk, daddr)
@@ -711,26 +783,7 @@ class Stack(CoreStack):
                               or (v6sock and self.mapped_source_to_v6(sk, daddr))):
             # ip6_dst_lookup_tail: a v4-mapped source (::ffff:0.0.0.0 too) toward a native IPv6 address
             fail(errno.ENETUNREACH if sk.family == 4 else errno.EAFNOSUPPORT)
-        self._set_rcv_saddr(sk, src)
-        sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
-        if sk.lport:
-            ok = self.check_established(sk, sk.lport, bound_port=True)
-        else:
-            ok = self.connect_search(sk) is not None
-        if not ok:
-            self._connect_failed(sk)
-            if v6sock and v4:
-                sk.v4_ops = False             # tcp_v4_connect failed at once: back to ipv6_specific
-            fail(errno.EADDRNOTAVAIL)
-        if v6sock and v4:
-            sk.v4_ops = True
-        self.ehash.insert(sk)
-        self.stats["connects"] += 1
-        if blackhole:
-            sk.state = SYN_SENT
-            self.timers.arm(sk, self.now + SYN_TIMEOUT)
-            return
-        self._handshake(sk, daddr, dport)
+        return daddr, src, blackhole
 
     def set_bound_device(self, sk: Sock, ifindex: int) -> None:
         """sock_bindtoindex_locked: a socket that already holds a port is rehashed under its new device, and

@@ -28,6 +28,9 @@ from typing import Any
 from portalloc.model.addr import AddrKey, addr_key, devices_compatible, rcv_saddr_equal
 from portalloc.model.sock import Sock
 
+TupleKey = tuple[int, int, int, int, int]
+DestKey = tuple[int, int, int, int]
+
 
 class PortBits:
     """A set of ports 0-65535: O(1) add, discard and membership; ``bits`` is the integer bitset (bit p = port
@@ -125,6 +128,27 @@ class PortBits:
                 b[i] = v ^ m
                 self.count -= 1
                 self._int = None
+
+    def move(self, port: int, other: PortBits) -> None:
+        """Take ``port`` out of this set and put it in ``other`` (a live 4-tuple becoming a TIME_WAIT): ``discard``
+        then ``other.add``, in one call."""
+        i = port >> 3
+        m = 1 << (port & 7)
+        b = self.raw
+        if i < len(b):
+            v = b[i]
+            if v & m:
+                b[i] = v ^ m
+                self.count -= 1
+                self._int = None
+        b = other.raw
+        if i >= len(b):
+            b.extend(bytes(i + 1 - len(b)))
+        v = b[i]
+        if not v & m:
+            b[i] = v | m
+            other.count += 1
+            other._int = None
 
     def __contains__(self, port: int) -> bool:
         try:
@@ -323,22 +347,28 @@ class PortTable:
 
 
 class DestPorts:
-    """Ports in use toward one destination (local address, remote address, remote port, device).
+    """Ports in use toward one destination (local address, remote address, remote port, device): ``key``.
 
-    ``young`` holds the TIME_WAITs that could be taken over but whose reuse delay has not passed yet;
-    ``young_q`` lists them in stamp order (stamps only grow), so ageing them is a pop from the left.
+    ``live`` and ``tw`` are always kept. The two sets only tcp_tw_reuse reads are kept from the first search
+    that reads them on (``tracked``, EstablishedTable.track_reuse): most destinations are never searched with
+    tcp_tw_reuse on (its default, 2, is loopback only), and they cost nothing per TIME_WAIT. ``tw_hard`` holds
+    the TIME_WAITs no tcp_tw_reuse setting can take over; ``young`` those that could be but whose reuse delay
+    has not passed yet, and ``young_q`` lists them in stamp order (stamps only grow), so ageing them is a pop
+    from the left.
     """
 
-    __slots__ = ("live", "tw", "tw_hard", "young", "young_q")
+    __slots__ = ("key", "live", "tw", "tw_hard", "young", "young_q", "tracked")
 
-    def __init__(self) -> None:
+    def __init__(self, key: DestKey) -> None:
         # The TIME_WAIT sets start as the shared empty NO_PORTS (most destinations of a server's children
-        # never see one) and get their own PortBits, and young_q its deque, on their first TIME_WAIT.
+        # never see one) and get their own PortBits on their first TIME_WAIT (tw) or their tracking (the rest).
+        self.key = key
         self.live = PortBits()      # non-TIME_WAIT sockets: the 4-tuple is taken
         self.tw = NO_PORTS          # TIME_WAIT sockets (either substate)
         self.tw_hard = NO_PORTS     # TIME_WAITs that tcp_tw_reuse can never take over (no timestamp, FIN_WAIT2 rule)
         self.young = NO_PORTS
         self.young_q: deque[tuple[float, int, Sock]] | None = None
+        self.tracked = False
 
     def age(self, passed: Callable[[float], bool]) -> None:
         """Drop from ``young`` every TIME_WAIT whose reuse delay has passed (``passed(stamp)``)."""
@@ -356,8 +386,6 @@ def _young_entry_live(entry: tuple[float, int, Sock]) -> bool:
     return sk.state == "TIME_WAIT" and sk.ts_stamp == stamp and sk.tkey is not None
 
 
-TupleKey = tuple[int, int, int, int, int]
-DestKey = tuple[int, int, int, int]
 class EstablishedTable:
     """ehash: 4-tuple uniqueness, with per-destination bitsets for the connect() search.
 
@@ -386,21 +414,41 @@ class EstablishedTable:
                 found = other
         return found
 
+    def track_reuse(self, d: DestPorts, hard: Callable[[Sock], bool], passed: Callable[[float], bool]) -> None:
+        """Start keeping ``d``'s tcp_tw_reuse sets (``tracked``): ``tw_hard`` from its TIME_WAITs for which
+        ``hard(sk)``, ``young`` and ``young_q`` from the others whose delay has not ``passed(stamp)``, in stamp
+        order. From then on ``set_timewait`` and ``remove`` keep them."""
+        d.tracked = True
+        d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), deque()
+        self._fill_reuse(d, hard, passed)
+
+    def _fill_reuse(self, d: DestPorts, hard: Callable[[Sock], bool] | None, passed: Callable[[float], bool]) -> None:
+        """Fill a tracked destination's empty ``young`` (and, given ``hard``, ``tw_hard``) from its TIME_WAITs."""
+        skey, rkey, rport, dev = d.key
+        by_tuple = self.by_tuple
+        bits = d.tw.bits
+        tws = []
+        while bits:
+            low = bits & -bits
+            port = low.bit_length() - 1
+            bits ^= low
+            sk = by_tuple[(skey, port, rkey, rport, dev)]
+            if hard is not None and hard(sk):
+                d.tw_hard.add(port)
+            elif port not in d.tw_hard and sk.ts_stamp is not None and not passed(sk.ts_stamp):
+                tws.append((sk.ts_stamp, port, sk))
+        tws.sort(key=lambda e: e[0])
+        assert d.young_q is not None
+        for stamp, port, sk in tws:
+            d.young.add(port)
+            d.young_q.append((stamp, port, sk))
+
     def rebuild_young(self, passed: Callable[[float], bool]) -> None:
-        """Recompute every ``young`` set from scratch (after the reuse delay itself changed)."""
+        """Recompute every tracked ``young`` set from scratch (after the reuse delay itself changed)."""
         for d in self.dests.values():
-            if d.tw is not NO_PORTS:
+            if d.tracked:
                 d.young, d.young_q = PortBits(), deque()
-        tws = sorted((sk for sk in self.by_tuple.values() if sk.state == "TIME_WAIT" and sk.ts_stamp is not None),
-                     key=lambda sk: sk.ts_stamp or 0.0)
-        for sk in tws:
-            t = sk.tkey
-            assert t is not None and sk.ts_stamp is not None
-            d = self.dests[(t[0], t[2], t[3], t[4])]
-            if t[1] not in d.tw_hard and not passed(sk.ts_stamp):
-                assert d.young_q is not None
-                d.young.add(t[1])
-                d.young_q.append((sk.ts_stamp, t[1], sk))
+                self._fill_reuse(d, None, passed)
 
     def dest_ports(self, skey: int, rkey: int, rport: int, dev: int) -> tuple[DestPorts, ...]:
         """The DestPorts a new socket bound to ``dev`` meets toward (local address, remote address, remote
@@ -411,27 +459,26 @@ class EstablishedTable:
             return () if d is None else (d,)
         return (e,) if d is None else (d, e)
 
-    def dest_masks(self, skey: int, rkey: int, rport: int, dev: int) -> tuple[int, int, int] | None:
-        """(live, tw, tw_hard) bitsets of the ports a new socket bound to ``dev`` finds taken toward
-        (local address, remote address, remote port); None when nothing uses that destination."""
+    def dest_masks(self, skey: int, rkey: int, rport: int, dev: int) -> tuple[int, int] | None:
+        """(live, tw) bitsets of the ports a new socket bound to ``dev`` finds taken toward (local address,
+        remote address, remote port); None when nothing uses that destination."""
         found = self.dest_ports(skey, rkey, rport, dev)
         if not found:
             return None
-        live = tw = tw_hard = 0
+        live = tw = 0
         for d in found:
             live |= d.live.bits
             tw |= d.tw.bits
-            tw_hard |= d.tw_hard.bits
-        return live, tw, tw_hard
+        return live, tw
 
-    def insert(self, sk: Sock) -> None:
-        """Hash a connected socket (live state)."""
-        t = sk.tkey = self.tuple_of(sk)
+    def insert(self, sk: Sock, key: TupleKey | None = None) -> None:
+        """Hash a connected socket (live state); ``key``: its tuple_of, when the caller has it."""
+        t = sk.tkey = self.tuple_of(sk) if key is None else key
         self.by_tuple[t] = sk
         dk = (t[0], t[2], t[3], t[4])
         d = self.dests.get(dk)
         if d is None:
-            d = self.dests[dk] = DestPorts()
+            d = self.dests[dk] = DestPorts(dk)
         d.live.add(t[1])
         sk.hashed = True
 
@@ -441,10 +488,11 @@ class EstablishedTable:
         assert t is not None
         d = self.dests[(t[0], t[2], t[3], t[4])]
         port = t[1]
-        d.live.discard(port)
         if d.tw is NO_PORTS:
-            d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
-        d.tw.add(port)
+            d.tw = PortBits()
+        d.live.move(port, d.tw)
+        if not d.tracked:
+            return
         if hard:
             d.tw_hard.add(port)
             d.young.discard(port)
@@ -454,8 +502,8 @@ class EstablishedTable:
             assert sk.ts_stamp is not None and q is not None
             d.young.add(port)
             # Entries whose TIME_WAIT is gone (or was re-stamped) can never count again, and `age` skips
-            # them; they are dropped from the head here so a destination nobody ages (tcp_tw_reuse off
-            # toward it) does not keep every dead socket alive. Stamps only grow, so the head is the oldest.
+            # them; they are dropped from the head here so a destination nobody ages does not keep every dead
+            # socket alive. Stamps only grow, so the head is the oldest.
             while q:
                 stamp, _, head = q[0]
                 if head.state == "TIME_WAIT" and head.ts_stamp == stamp and head.tkey is not None:
@@ -472,7 +520,7 @@ class EstablishedTable:
         touched: dict[DestKey, tuple[DestPorts, dict[int, bool]]] = {}
         last_local = last_remote = last_rport = last_dev = -1
         port_hard: dict[int, bool] = {}
-        young: deque[tuple[float, int, Sock]] = deque()      # the current destination's young_q
+        young: deque[tuple[float, int, Sock]] | None = None   # the current destination's young_q, if tracked
         for sk, is_hard in zip(socks, hard, strict=True):
             t = sk.tkey
             if t is None:
@@ -486,24 +534,25 @@ class EstablishedTable:
                 if entry is None:
                     d = dests.get(dk)
                     if d is None:
-                        d = dests[dk] = DestPorts()
+                        d = dests[dk] = DestPorts(dk)
                     if d.tw is NO_PORTS:
-                        d.tw, d.tw_hard, d.young, d.young_q = PortBits(), PortBits(), PortBits(), deque()
+                        d.tw = PortBits()
                     entry = touched[dk] = (d, {})
                 port_hard = entry[1]
-                assert entry[0].young_q is not None
-                young = entry[0].young_q
+                young = entry[0].young_q if entry[0].tracked else None
             port = t[1]
             port_hard[port] = is_hard          # the last TIME_WAIT on a port decides, as one by one
-            if not is_hard:
+            if young is not None and not is_hard:
                 assert sk.ts_stamp is not None
                 young.append((sk.ts_stamp, port, sk))
         for d, ports in touched.values():
             every = list(ports)
-            hard_ports = [p for p, h in ports.items() if h]
-            soft_ports = [p for p, h in ports.items() if not h] if hard_ports else every
             d.live.discard_many(every)
             d.tw.add_many(every)
+            if not d.tracked:
+                continue
+            hard_ports = [p for p, h in ports.items() if h]
+            soft_ports = [p for p, h in ports.items() if not h] if hard_ports else every
             d.tw_hard.discard_many(soft_ports)
             d.tw_hard.add_many(hard_ports)
             d.young.discard_many(hard_ports)
@@ -523,8 +572,9 @@ class EstablishedTable:
             tw = d.tw
             if tw is not NO_PORTS:                # (the shared empty set: nothing to take out of any TIME_WAIT set)
                 tw.discard(port)
-                d.tw_hard.discard(port)
-                d.young.discard(port)
+                if d.tracked:
+                    d.tw_hard.discard(port)
+                    d.young.discard(port)
             if not (d.live.count or tw.count):
                 del self.dests[dk]
         sk.hashed = False
