@@ -410,7 +410,10 @@ class Engine:
         for st in streams:
             st.direct = (direct_on and isinstance(hosts[st.host], Host) and st.w.proto == "tcp"
                          and st.w.technique == "connect" and st.w.closes in ("client", "server"))
-        direct_dests: dict[tuple[int, int], tuple[Any, Any, int, int]] = {}
+        # (host, global destination) -> (its Stack, destination address, port, wire family, PairStats, workload
+        # counters, global destination), filled by the destination's first connection (which takes the Socket API and learns the
+        # routed source, hence the pair).
+        direct_dests: dict[tuple[int, int], tuple[Any, Any, int, int, PairStats, dict[str, Any], int]] = {}
 
         # Counters.
         pairs: list[PairStats] = []
@@ -524,6 +527,8 @@ class Engine:
                     self._r(hi, {"op": "close", "sock": cname})
 
         pop, heappush = heapq.heappop, heapq.heappush
+        duration = sc.duration
+        new_lane = False
         while heap:
             t, kind, _, payload = pop(heap)
             if kind == CLOSE:
@@ -531,8 +536,8 @@ class Engine:
                 advance(hi, t)
                 host = hosts[hi]
                 closes = sc.workloads[wi].closes
-                if sname is None:                 # a direct-path connection: ``s`` is the stack's Sock
-                    direct_dests[(hi, gd)][0].close(s)
+                if sname is None:                 # a direct-path connection: ``s`` is the stack's Sock, ``child`` the Stack
+                    child.close(s)
                 else:
                     if closes == "server" and child is not None:
                         child.close()
@@ -571,6 +576,46 @@ class Engine:
 
             # An arrival.
             st = streams[payload]
+            if st.direct and (dd := direct_dests.get((st.host, st.gdest0 + st.k % st.nd))) is not None:
+                # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks;
+                # the same steps as below, in the same order, for a destination whose pair is known.
+                stack, daddr, dport, wire_family, p, wc, gd = dd
+                nxt = st.next(t)
+                if nxt < duration:
+                    seq += 1
+                    heappush(heap, (nxt, ARRIVAL, seq, payload))
+                if t > stack.now:
+                    advance(st.host, t)
+                wc["attempts"] += 1
+                sec["attempts"] += 1
+                s = stack.new_sock(wire_family, "tcp", 0)
+                try:
+                    err = stack.stream_connect(s, daddr, dport)
+                except OSError as exc:
+                    if exc.errno is None:
+                        raise
+                    err = exc.errno
+                if err:
+                    stack.close(s)
+                    fail(st.host, st.wl, gd, p.source, "connect", outcome_name(OSError(err, "")), t)
+                    continue
+                p.connected += 1
+                wc["connected"] += 1
+                sec["connected"] += 1
+                p.in_use += 1
+                if p.in_use > p.peak_in_use:
+                    p.peak_in_use = p.in_use
+                wc["in_use"] += 1
+                if wc["in_use"] > wc["peak_in_use"]:
+                    wc["peak_in_use"] = wc["in_use"]
+                in_use_total += 1
+                if in_use_total > peak_in_use:
+                    peak_in_use = in_use_total
+                tc = t + st.hold_draw()
+                if tc < duration:
+                    seq += 1
+                    heappush(heap, (tc, CLOSE, seq, (st.host, st.wl, gd, p, s, None, stack, None)))
+                continue
             hi, wi, w = st.host, st.wl, st.w
             nxt = st.next(t)
             if nxt < sc.duration:
@@ -600,21 +645,6 @@ class Engine:
                     err, call, errname = 0, "connect", ""
                 except OSError as exc:
                     s, err, call, errname = None, exc.errno or -1, "connect", outcome_name(exc)
-            elif st.direct and (dd := direct_dests.get((hi, gd))) is not None:
-                # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks.
-                stack, daddr, dport, wire_family = dd
-                s = stack.new_sock(wire_family, "tcp", 0)
-                sname = None
-                try:
-                    err = stack.stream_connect(s, daddr, dport)
-                except OSError as exc:
-                    if exc.errno is None:
-                        raise
-                    err = exc.errno
-                call = "connect"
-                if err:
-                    stack.close(s)
-                    errname = outcome_name(OSError(err, ""))
             else:
                 s = host.socket(st.family, st.stype)
                 sname = new_name("c") if rec_on else ""
@@ -660,10 +690,7 @@ class Engine:
                 src = route_src.get((hi, gd))
                 if src is None:
                     src = route_src[(hi, gd)] = str(s.getsockname()[0])
-                    if st.direct and dest not in listeners[hi]:
-                        stack = hosts[hi]._stack
-                        daddr, dport = parse_sockaddr(dest, 6 if st.family == socket.AF_INET6 else 4, "connect")
-                        direct_dests[(hi, gd)] = (stack, daddr, dport, 6 if st.family == socket.AF_INET6 else 4)
+                    new_lane = st.direct and dest not in listeners[hi]
             child = cname = None
             lst = listeners[hi].get(dest) if st.stype == socket.SOCK_STREAM else None
             if lst is not None:
@@ -672,6 +699,11 @@ class Engine:
                 if rec_on:
                     self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
             p = pair_for(hi, wi, gd, src)
+            if new_lane:
+                new_lane = False
+                wire = 6 if st.family == socket.AF_INET6 else 4
+                daddr, dport = parse_sockaddr(dest, wire, "connect")
+                direct_dests[(hi, gd)] = (hosts[hi]._stack, daddr, dport, wire, p, wc, gd)
             if nat is not None and not nat.admit(hi, gd, t):
                 close_client(hi, s, sname, child, cname, True)
                 fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
