@@ -634,7 +634,7 @@ class Host:
     @property
     def stats(self) -> dict[str, int]:
         """Counters: connects, connect_searches, connect_probes (ports the kernel's loop examined), ..."""
-        return dict(self._stack.stats)
+        return {name: n for name, n in self._stack.stats.items() if n}
 
     def __enter__(self) -> Host:
         return self

@@ -206,6 +206,7 @@ class Stack(CoreStack):
         self._offset_cache: dict[tuple[Any, ...], int] = {}
         self._offset_seed = -1
         self._routes: dict[tuple[int, int], ConnectRoute] = {}    # tcp_connect's route decisions, remembered
+        self._first_try = CONNECT_FIRST_TRIES.get(profile.connect_search)
         super().__init__(profile, seed, addresses, sysctls, devices)
 
     # ------------------------------------------------------------------ sysctls and time
@@ -587,7 +588,11 @@ class Stack(CoreStack):
     def _connect_test(self, skey: int, rkey: int, saddr: IPAddress, daddr: IPAddress, dport: int, dev: int,
                       lo: int, hi: int) -> ConnectTest:
         """``connect_test`` with the addresses' keys (addr_key) already computed."""
-        dests = self.ehash.dest_ports(skey, rkey, dport, dev)
+        if dev:
+            dests = self.ehash.dest_ports(skey, rkey, dport, dev)
+        else:                                      # (dest_ports for no device: the device-less entry alone)
+            d = self.ehash.dests.get((skey, rkey, dport, 0))
+            dests = () if d is None else (d,)
         # tcp_tw_reuse decides the same for every TIME_WAIT toward one destination (FIN_WAIT2 and no-timestamp
         # ones are tw_hard; the delay leaves the `young` ones), so the test needs no per-port look. One
         # approximation: tcp_tw_reuse=2's loopback test reads each TIME_WAIT's own device, here the new
@@ -646,7 +651,7 @@ class Stack(CoreStack):
         stats = self.stats
         stats["connect_searches"] += 1
         # The order's common case first (its first candidate passes: one probe), else the whole search.
-        first = CONNECT_FIRST_TRIES.get(profile.connect_search)
+        first = self._first_try
         port = None if first is None else first(profile, self.search_state, self.rng, lo, hi, local_ports, offset,
                                                 test.ok)
         if port is not None:
@@ -659,7 +664,8 @@ class Stack(CoreStack):
             port = result.port
             if port is None:
                 return None
-        self._check_established(sk, skey, port, rkey, bound_port=False)   # takes over the TIME_WAIT, if one
+        if sk.dev or self.ehash.by_tuple.get((skey, port, rkey, rport, 0)) is not None:   # (ehash.match, dev 0)
+            self._check_established(sk, skey, port, rkey, bound_port=False)   # takes over the TIME_WAIT, if one
         sk.connect_bind = True
         self.tcp.add(sk, port)
         return port
@@ -1004,7 +1010,7 @@ class Stack(CoreStack):
         (tcp_tw_remember_stamp); the timewait then lasts tw_timeout = 3.5 RTO (TW_RECYCLE_TIMEOUT) instead of
         TCP_TIMEWAIT_LEN. A FIN_WAIT2 substate keeps its own timeout, raised to that RTO if shorter
         (``if (timeo < rto) timeo = rto``)."""
-        if self.tw_recycle_enabled() and sk.ts_stamp is not None and self.remember_peer_stamp(sk):
+        if self.tw_recycle and sk.ts_stamp is not None and self.remember_peer_stamp(sk):   # (tw_recycle_enabled)
             return TW_RECYCLE_TIMEOUT if substate == TIME_WAIT else max(lifetime, TW_RECYCLE_TIMEOUT)
         return lifetime
 

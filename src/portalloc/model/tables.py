@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
@@ -482,8 +483,9 @@ class EstablishedTable:
         d.live.add(t[1])
         sk.hashed = True
 
-    def set_timewait(self, sk: Sock, hard: bool) -> None:
-        """``sk`` (already hashed) became a TIME_WAIT sock; ``hard``: never reusable by tcp_tw_reuse."""
+    def set_timewait(self, sk: Sock, hard_of: Callable[[Sock], bool]) -> None:
+        """``sk`` (already hashed) became a TIME_WAIT sock; ``hard_of(sk)``: never reusable by tcp_tw_reuse (asked
+        only for a destination whose reuse sets are kept)."""
         t = sk.tkey
         assert t is not None
         d = self.dests[(t[0], t[2], t[3], t[4])]
@@ -493,7 +495,7 @@ class EstablishedTable:
         d.live.move(port, d.tw)
         if not d.tracked:
             return
-        if hard:
+        if hard_of(sk):
             d.tw_hard.add(port)
             d.young.discard(port)
         else:
@@ -593,6 +595,9 @@ class TimerQueue:
         self._heap: list[tuple[float, int, Sock]] = []
         self._fifo: deque[tuple[float, int, Sock]] = deque()
         self._seq = 0
+        #: next_expiry() as an attribute (inf when nothing is armed): a clock that moves to a time before it fires
+        #: nothing, and needs no call to learn so
+        self.first = math.inf
 
     def arm(self, sk: Sock, expires: float) -> None:
         """(Re)arm ``sk``'s timer; an earlier entry for it becomes stale."""
@@ -603,6 +608,8 @@ class TimerQueue:
             fifo.append((expires, self._seq, sk))
         else:
             heapq.heappush(self._heap, (expires, self._seq, sk))
+        if expires < self.first:
+            self.first = expires
 
     def arm_many(self, socks: list[Sock], expiries: list[float]) -> None:
         """``arm(sk, expires)`` for each sock of ``socks`` and its expiry in ``expiries``, in order, with one
@@ -614,6 +621,7 @@ class TimerQueue:
         h.extend(zip(expiries, range(seq + 1, seq + 1 + len(socks)), socks, strict=True))
         self._seq = seq + len(socks)
         heapq.heapify(h)
+        self.first = self._earliest()
 
     def entries(self) -> list[tuple[float, int, Sock]]:
         """Every armed (expiry, sequence, sock) entry, stale ones included, in no particular order."""
@@ -621,10 +629,14 @@ class TimerQueue:
 
     def next_expiry(self) -> float | None:
         """When the earliest armed timer fires (a stale entry may answer early; run_until skips it)."""
+        first = self.first
+        return None if first == math.inf else first
+
+    def _earliest(self) -> float:
         h, fifo = self._heap, self._fifo
         if fifo:
             return min(h[0][0], fifo[0][0]) if h else fifo[0][0]
-        return h[0][0] if h else None
+        return h[0][0] if h else math.inf
 
     def run_until(self, now: float, fire: Callable[[Sock], None]) -> None:
         """Fire, in order, every timer whose expiry is at or before ``now``."""
@@ -632,12 +644,13 @@ class TimerQueue:
         while True:
             if fifo and (not h or fifo[0] < h[0]):     # (expiry, sequence): sequences are unique
                 if fifo[0][0] > now:
-                    return
+                    break
                 expires, _, sk = fifo.popleft()
             elif h and h[0][0] <= now:
                 expires, _, sk = heapq.heappop(h)
             else:
-                return
+                break
             if sk.expires == expires:
                 sk.expires = None
-                fire(sk)
+                fire(sk)                  # (which may arm timers: ``first`` is set again below)
+        self.first = self._earliest()

@@ -533,12 +533,16 @@ class Engine:
             t, kind, _, payload = pop(heap)
             if kind == CLOSE:
                 hi, wi, gd, p, s, sname, child, cname = payload
-                advance(hi, t)
-                host = hosts[hi]
-                closes = sc.workloads[wi].closes
                 if sname is None:                 # a direct-path connection: ``s`` is the stack's Sock, ``child`` the Stack
+                    if t > child.now:
+                        if t - child.now <= SLEEP_PIECE:
+                            child.advance(t - child.now)      # advance(), for the usual short step
+                        else:
+                            advance(hi, t)
                     child.close(s)
                 else:
+                    advance(hi, t)
+                    closes = sc.workloads[wi].closes
                     if closes == "server" and child is not None:
                         child.close()
                         if rec_on:
@@ -585,7 +589,10 @@ class Engine:
                     seq += 1
                     heappush(heap, (nxt, ARRIVAL, seq, payload))
                 if t > stack.now:
-                    advance(st.host, t)
+                    if t - stack.now <= SLEEP_PIECE:
+                        stack.advance(t - stack.now)      # advance(), for the usual short step
+                    else:
+                        advance(st.host, t)
                 wc["attempts"] += 1
                 sec["attempts"] += 1
                 s = stack.new_sock(wire_family, "tcp", 0)
