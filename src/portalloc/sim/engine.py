@@ -37,7 +37,7 @@ import math
 import random
 import socket
 import struct
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -163,7 +163,7 @@ class _Stream:
     """Arrivals of one workload on one host."""
 
     __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "family", "stype",
-                 "direct")
+                 "direct", "closes")
 
     def __init__(self, host: int, wl: int, w: Workload, seed: int, hosts: int, gdest0: int) -> None:
         self.host = host
@@ -191,6 +191,9 @@ class _Stream:
         self.family = socket.AF_INET6 if v6 else socket.AF_INET
         self.stype = socket.SOCK_STREAM if w.proto == "tcp" else socket.SOCK_DGRAM
         self.direct = False             # may take the direct path (set by the run)
+        # With a constant hold the stream's closes come in the order of its arrivals: they wait on this FIFO,
+        # only its head on the event heap (a k-way merge; the heap pops the same (time, kind, seq) order).
+        self.closes: deque[tuple[float, int, int, tuple[Any, ...]]] | None = deque() if h.kind == "constant" else None
 
     def first(self) -> float:
         if self.w.arrivals == "constant":
@@ -527,12 +530,19 @@ class Engine:
                     self._r(hi, {"op": "close", "sock": cname})
 
         pop, heappush = heapq.heappop, heapq.heappush
+        close_fifos = [st.closes for st in streams]          # by stream index: host * workloads + workload
+        nworkloads = len(sc.workloads)
         duration = sc.duration
         new_lane = False
         while heap:
             t, kind, _, payload = pop(heap)
             if kind == CLOSE:
                 hi, wi, gd, p, s, sname, child, cname = payload
+                fifo = close_fifos[hi * nworkloads + wi]
+                if fifo is not None:                  # this was its stream's head: the next one joins the heap
+                    fifo.popleft()
+                    if fifo:
+                        heappush(heap, fifo[0])
                 if sname is None:                 # a direct-path connection: ``s`` is the stack's Sock, ``child`` the Stack
                     if t > child.now:
                         if t - child.now <= SLEEP_PIECE:
@@ -621,7 +631,14 @@ class Engine:
                 tc = t + st.hold_draw()
                 if tc < duration:
                     seq += 1
-                    heappush(heap, (tc, CLOSE, seq, (st.host, st.wl, gd, p, s, None, stack, None)))
+                    event = (tc, CLOSE, seq, (st.host, st.wl, gd, p, s, None, stack, None))
+                    fifo = st.closes
+                    if fifo is None:
+                        heappush(heap, event)
+                    else:
+                        fifo.append(event)
+                        if len(fifo) == 1:
+                            heappush(heap, event)
                 continue
             hi, wi, w = st.host, st.wl, st.w
             nxt = st.next(t)
@@ -731,7 +748,14 @@ class Engine:
             tc = t + st.hold_draw()
             if tc < sc.duration:
                 seq += 1
-                heappush(heap, (tc, CLOSE, seq, (hi, wi, gd, p, s, sname, child, cname)))
+                event = (tc, CLOSE, seq, (hi, wi, gd, p, s, sname, child, cname))
+                fifo = st.closes
+                if fifo is None:
+                    heappush(heap, event)
+                else:
+                    fifo.append(event)
+                    if len(fifo) == 1:
+                        heappush(heap, event)
 
         # Attempts per pair include failures.
         for p in pairs:
