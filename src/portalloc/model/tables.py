@@ -322,7 +322,8 @@ class PortTable:
             b.explicit_owners -= 1
         if not b.owners:
             del self.buckets[port]
-            self.explicit.discard(port)           # _refresh_explicit(None, port)
+            if b.ever_explicit:                   # (only such a port can be in `explicit`)
+                self.explicit.discard(port)       # _refresh_explicit(None, port)
         elif not sk.connect_bind:
             self._refresh_explicit(b, port)
         assert sk.laddr is not None
