@@ -95,14 +95,6 @@ def _parity_passes(req: ConnectRequest, offset: int, step: int, remaining: int) 
         return None, 0, probes
 
 
-def _perturb_table(state: dict[str, Any], rng: random.Random, profile: KernelProfile) -> list[int]:
-    table = state.get("table_perturb")
-    if table is None:
-        size = profile.perturb_table_size
-        table = state["table_perturb"] = [rng.getrandbits(32) for _ in range(size)]
-    return table
-
-
 def _perturb_start(profile: KernelProfile, state: dict[str, Any], rng: random.Random, low: int, high: int,
                    local_ports: bool, port_offset: int) -> tuple[list[int], int, int, int, int]:
     """Where __inet_hash_connect (5.12+) starts: (table_perturb, index, offset, step, remaining). The table is
@@ -111,7 +103,9 @@ def _perturb_start(profile: KernelProfile, state: dict[str, Any], rng: random.Ra
     remaining = high + 1 - low
     if step == 2 and remaining > 1:
         remaining &= ~1
-    table = _perturb_table(state, rng, profile)
+    table = state.get("table_perturb")
+    if table is None:
+        table = state["table_perturb"] = [rng.getrandbits(32) for _ in range(profile.perturb_table_size)]
     po = port_offset
     if profile.perturb_index == "low-bits":
         index = po & (profile.perturb_table_size - 1)

@@ -499,11 +499,12 @@ class CoreStack:
         self.peers.append((net, port, RemotePeer(behaviour)))
         self._peer_cache.clear()
 
-    def _handshake(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
-        """The SYN meets a listener on this host, or a simulated remote peer."""
+    def _handshake(self, sk: Sock, daddr: IPAddress, dport: int, local: bool | None = None) -> None:
+        """The SYN meets a listener on this host, or a simulated remote peer. ``local``: whether ``daddr`` is this
+        host's own, when the caller knows."""
         assert sk.saddr_wire is not None
         ts = self.timestamps
-        if self.addresses.is_local(daddr):
+        if self.addresses.is_local(daddr) if local is None else local:
             if daddr == sk.saddr_wire and dport == sk.lport:
                 # TCP simultaneous open with itself: the SYN meets its own socket (linux.md section 6).
                 sk.peer = sk

@@ -184,13 +184,14 @@ def _timewait_sock(sid: int, family: int, uid: int, lport: int, local: ResolvedA
     return sk
 
 class ConnectRoute:
-    """What tcp_connect decided before the port for a fresh socket toward one destination address: the
-    destination and source on the wire, and their addr_keys (Stack._routes)."""
+    """What tcp_connect decided before the port for a fresh socket toward one destination address (Stack._routes):
+    the destination and source on the wire and their addr_keys, the address the socket takes (``laddr``, as
+    _set_rcv_saddr gives it) and whether the destination is this host's own (``local``)."""
 
-    __slots__ = ("daddr", "src", "skey", "rkey")
+    __slots__ = ("daddr", "src", "skey", "rkey", "laddr", "local")
 
-    def __init__(self, daddr: IPAddress, src: IPAddress) -> None:
-        self.daddr, self.src = daddr, src
+    def __init__(self, daddr: IPAddress, src: IPAddress, laddr: IPAddress, local: bool) -> None:
+        self.daddr, self.src, self.laddr, self.local = daddr, src, laddr, local
         self.skey, self.rkey = addr_key(src), addr_key(daddr)
 
 
@@ -207,6 +208,7 @@ class Stack(CoreStack):
         self._offset_seed = -1
         self._routes: dict[tuple[int, int], ConnectRoute] = {}    # tcp_connect's route decisions, remembered
         self._first_try = CONNECT_FIRST_TRIES.get(profile.connect_search)
+        self._reuse_memo: dict[tuple[int, int, int], bool] = {}   # _tw_reuse_for by (source, destination, device)
         super().__init__(profile, seed, addresses, sysctls, devices)
 
     # ------------------------------------------------------------------ sysctls and time
@@ -224,6 +226,7 @@ class Stack(CoreStack):
 
     def _mirror_sysctls(self) -> None:
         """Mirror the sysctls read on every connection as attributes (a dict lookup per connection saved)."""
+        self._reuse_memo.clear()
         self.tw_reuse = self.sysctl_int("net.ipv4.tcp_tw_reuse", 0)
         self.tw_reuse_delay = self.sysctl_int("net.ipv4.tcp_tw_reuse_delay", 1000)
         self.timestamps = bool(self.sysctl_int("net.ipv4.tcp_timestamps", 1))
@@ -600,7 +603,10 @@ class Stack(CoreStack):
         reuse = False
         for d in dests:
             if d.tw.count:
-                reuse = self._tw_reuse_for(saddr, daddr, dev)
+                memo = self._reuse_memo
+                reuse = memo.get((skey, rkey, dev))    # (cleared with every sysctl write)
+                if reuse is None:
+                    reuse = memo[(skey, rkey, dev)] = self._tw_reuse_for(saddr, daddr, dev)
                 break
         if reuse:
             for d in dests:
@@ -643,7 +649,10 @@ class Stack(CoreStack):
         assert saddr is not None and daddr is not None
         if skey is None or rkey is None:
             skey, rkey = addr_key(saddr), addr_key(daddr)      # once for the test, the hash and the takeover
-        lo, hi, local_ports = self.narrowed_range(sk.local_range)     # local_port_range(sk)
+        if sk.local_range:
+            lo, hi, local_ports = self.narrowed_range(sk.local_range)     # local_port_range(sk)
+        else:
+            (lo, hi), local_ports = self.port_range(), False            # (narrowed_range of no option)
         rport = sk.rport
         test = self._connect_test(skey, rkey, saddr, daddr, rport, sk.dev, lo, hi)
         profile = self.profile
@@ -708,7 +717,12 @@ class Stack(CoreStack):
         if sk.laddr is not None and not is_unspecified(sk.laddr) \
                 and not (sk.proto == "tcp" and self.routed_source(sk)):
             return
-        self._rehash_laddr(sk, src if sk.family == 4 or isinstance(src, IPv6Address) else mapped(src))
+        self._rehash_laddr(sk, self._rcv_saddr(sk, src))
+
+    @staticmethod
+    def _rcv_saddr(sk: Sock, src: IPAddress) -> IPAddress:
+        """The address a socket takes from its source in its own family (v4-mapped on an AF_INET6 socket)."""
+        return src if sk.family == 4 or isinstance(src, IPv6Address) else mapped(src)
 
     def tcp_connect(self, sk: Sock, daddr: IPAddress, dport: int) -> None:
         """tcp_v4_connect / tcp_v6_connect up to the handshake: pick the source, hash the socket
@@ -727,12 +741,14 @@ class Stack(CoreStack):
             given = daddr
             daddr, src, blackhole = self._connect_route(sk, daddr)
             if fresh and not blackhole and not is_unspecified(given) and not needs_scope_id(given):
-                route = self._routes[(sk.family, addr_key(given))] = ConnectRoute(daddr, src)
+                route = self._routes[(sk.family, addr_key(given))] = ConnectRoute(
+                    daddr, src, self._rcv_saddr(sk, src), self.addresses.is_local(daddr))
+            self._set_rcv_saddr(sk, src)
         else:
             daddr, src, blackhole = route.daddr, route.src, False
+            sk.laddr = route.laddr             # _set_rcv_saddr for a socket with no address and no port
         v4 = daddr.__class__ is IPv4Address
         v6sock = sk.family == 6
-        self._set_rcv_saddr(sk, src)
         sk.saddr_wire, sk.raddr, sk.rport = src, daddr, dport
         if sk.lport:
             ok = self.check_established(sk, sk.lport, bound_port=True)
@@ -756,7 +772,7 @@ class Stack(CoreStack):
             sk.state = SYN_SENT
             self.timers.arm(sk, self.now + SYN_TIMEOUT)
             return
-        self._handshake(sk, daddr, dport)
+        self._handshake(sk, daddr, dport, None if route is None else route.local)
 
     def _connect_route(self, sk: Sock, daddr: IPAddress) -> tuple[IPAddress, IPAddress, bool]:
         """tcp_v4_connect / tcp_v6_connect before the port: the destination's checks and the source's route, in
