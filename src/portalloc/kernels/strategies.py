@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portalloc.kernels.profile import KernelProfile
-from portalloc.kernels.search import PortSpace, mod_walk, scan_down, scan_wrapped
+from portalloc.kernels.search import QUICK_TRIES, PortSpace, mod_walk, scan_down, scan_wrapped
 
 M32 = 0xFFFFFFFF
 GOLDEN_RATIO_32 = 0x61C88647
@@ -150,17 +150,21 @@ def connect_perturb_table(req: ConnectRequest) -> SearchResult:
 
 def connect_perturb_table_first(profile: KernelProfile, state: dict[str, Any], rng: random.Random, low: int,
                                 high: int, local_ports: bool, port_offset: int,
-                                passes: Callable[[int], bool]) -> int | None:
-    """connect_perturb_table when its first candidate passes (``passes``, the exact port test): that port, with
-    the table advanced as the whole search advances it (i = 0, one probe). None when the first candidate does
-    not pass: then nothing was drawn or changed, except the table's creation, which the whole search the
-    caller runs next would have made first too."""
-    table, index, offset, step, _ = _perturb_start(profile, state, rng, low, high, local_ports, port_offset)
+                                passes: Callable[[int], bool]) -> tuple[int, int] | None:
+    """connect_perturb_table when one of the first QUICK_TRIES candidates of its first pass passes before the pass
+    wraps (``passes``, the exact port test; the whole search looks at the same ones first, search.py):
+    (port, probes), with the table advanced as the whole search advances it. None otherwise: then nothing was
+    drawn or changed, except the table's creation, which the whole search the caller runs next would have made
+    first too."""
+    table, index, offset, step, remaining = _perturb_start(profile, state, rng, low, high, local_ports, port_offset)
     start = low + offset
-    if start > high or not passes(start):
-        return None
-    _perturb_advance(profile, rng, table, index, 0, step)
-    return start
+    # the candidates before the wrap (scan_wrapped's count_a, at most the pass's n), the first few of them
+    count = min((high + 1 - start + step - 1) // step, (remaining + step - 1) // step, QUICK_TRIES)
+    for k in range(count):
+        if passes(start + step * k):
+            _perturb_advance(profile, rng, table, index, k * step, step)
+            return start + step * k, k + 1
+    return None
 
 
 def connect_hint_two_pass(req: ConnectRequest) -> SearchResult:
@@ -598,9 +602,10 @@ def netbsd_randinc(req: RangeRequest) -> SearchResult:
 
 # --- the registry ---
 
-#: A connect search's first try: (profile, search state, rng, low, high, local_ports, port_offset, passes) -> port.
+#: A connect search's first try: (profile, search state, rng, low, high, local_ports, port_offset, passes) ->
+#: (port, probes), or None when the whole search must run.
 FirstTry = Callable[[KernelProfile, dict[str, Any], random.Random, int, int, bool, int, Callable[[int], bool]],
-                    int | None]
+                    tuple[int, int] | None]
 
 @dataclass(frozen=True)
 class PortOrder:
@@ -608,8 +613,8 @@ class PortOrder:
 
     name: str
     connect: Callable[[ConnectRequest], SearchResult] | None = None
-    #: the connect search's common case, when it has one: the port if the first candidate passes, else None
-    #: with nothing drawn or changed (see connect_perturb_table_first); the model then runs ``connect``
+    #: the connect search's common case, when it has one: (port, probes) if one of its first candidates passes,
+    #: else None with nothing drawn or changed (see connect_perturb_table_first); the model then runs ``connect``
     connect_first: FirstTry | None = None
     bind: Callable[[BindRequest], SearchResult] | None = None
     pick: Callable[[RangeRequest], SearchResult] | None = None

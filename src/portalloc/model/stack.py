@@ -111,12 +111,19 @@ class ConnectTest:
         # range_mask(lo, hi): the range's bitset, asked for only by ``build`` (most searches end on ``ok``)
         self.lo, self.hi, self.range_mask = lo, hi, range_mask
         self.reserved, self.explicit, self.dests, self.reuse = reserved, explicit, dests, reuse
-        # The non-empty sets a port must be absent from, as their bytes: ``ok`` tests them in place (a search
-        # changes no table until it has its port). tw_hard and young are subsets of tw.
-        sets = [explicit]
-        for d in dests:
-            sets += (d.live, d.tw_hard, d.young) if reuse else (d.live, d.tw)
-        self._blockers = [s.raw for s in sets if s.count]
+        # The sets a port must be absent from, as their bytes: ``ok`` tests them in place (a search changes no
+        # table until it has its port); an empty set's bytes are empty. tw_hard and young are subsets of tw.
+        if reuse:
+            self._blockers = [explicit.raw]
+            for d in dests:
+                self._blockers += (d.live.raw, d.tw_hard.raw, d.young.raw)
+        elif len(dests) == 1:
+            d = dests[0]
+            self._blockers = [explicit.raw, d.live.raw, d.tw.raw]
+        else:
+            self._blockers = [explicit.raw]
+            for d in dests:
+                self._blockers += (d.live.raw, d.tw.raw)
 
     def ok(self, port: int) -> bool:
         """Does ``port`` pass (O(1) per destination entry, no bitset built)?"""
@@ -661,10 +668,11 @@ class Stack(CoreStack):
         stats["connect_searches"] += 1
         # The order's common case first (its first candidate passes: one probe), else the whole search.
         first = self._first_try
-        port = None if first is None else first(profile, self.search_state, self.rng, lo, hi, local_ports, offset,
-                                                test.ok)
-        if port is not None:
-            stats["connect_probes"] += 1
+        found = None if first is None else first(profile, self.search_state, self.rng, lo, hi, local_ports, offset,
+                                                 test.ok)
+        if found is not None:
+            port = found[0]
+            stats["connect_probes"] += found[1]
         else:
             req = ConnectRequest(lo, hi, local_ports, offset, PortSpace(build=test.build, quick=test.ok), self.rng,
                                  self.search_state, profile)
