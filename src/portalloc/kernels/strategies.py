@@ -158,9 +158,12 @@ def connect_perturb_table_first(profile: KernelProfile, state: dict[str, Any], r
     first too."""
     table, index, offset, step, remaining = _perturb_start(profile, state, rng, low, high, local_ports, port_offset)
     start = low + offset
+    if start <= high and passes(start):                 # the first candidate, where most searches end
+        _perturb_advance(profile, rng, table, index, 0, step)
+        return start, 1
     # the candidates before the wrap (scan_wrapped's count_a, at most the pass's n), the first few of them
     count = min((high + 1 - start + step - 1) // step, (remaining + step - 1) // step, QUICK_TRIES)
-    for k in range(count):
+    for k in range(1, count):
         if passes(start + step * k):
             _perturb_advance(profile, rng, table, index, k * step, step)
             return start + step * k, k + 1

@@ -163,7 +163,7 @@ class _Stream:
     """Arrivals of one workload on one host."""
 
     __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "family", "stype",
-                 "direct", "closes")
+                 "direct", "closes", "lanes")
 
     def __init__(self, host: int, wl: int, w: Workload, seed: int, hosts: int, gdest0: int) -> None:
         self.host = host
@@ -191,6 +191,7 @@ class _Stream:
         self.family = socket.AF_INET6 if v6 else socket.AF_INET
         self.stype = socket.SOCK_STREAM if w.proto == "tcp" else socket.SOCK_DGRAM
         self.direct = False             # may take the direct path (set by the run)
+        self.lanes: list[tuple[Any, ...] | None] = [None] * self.nd    # the direct path's, per destination
         # With a constant hold the stream's closes come in the order of its arrivals: they wait on this FIFO,
         # only its head on the event heap (a k-way merge; the heap pops the same (time, kind, seq) order).
         self.closes: deque[tuple[float, int, int, tuple[Any, ...]]] | None = deque() if h.kind == "constant" else None
@@ -413,10 +414,9 @@ class Engine:
         for st in streams:
             st.direct = (direct_on and isinstance(hosts[st.host], Host) and st.w.proto == "tcp"
                          and st.w.technique == "connect" and st.w.closes in ("client", "server"))
-        # (host, global destination) -> (its Stack, destination address, port, wire family, PairStats, workload
-        # counters, global destination), filled by the destination's first connection (which takes the Socket API and learns the
-        # routed source, hence the pair).
-        direct_dests: dict[tuple[int, int], tuple[Any, Any, int, int, PairStats, dict[str, Any], int]] = {}
+        # A direct stream's ``lanes[i]`` for its i-th destination: (its Stack, destination address, port, wire family,
+        # PairStats, workload counters, global destination), filled by the destination's first connection (which
+        # takes the Socket API and learns the routed source, hence the pair).
 
         # Counters.
         pairs: list[PairStats] = []
@@ -590,7 +590,7 @@ class Engine:
 
             # An arrival.
             st = streams[payload]
-            if st.direct and (dd := direct_dests.get((st.host, st.gdest0 + st.k % st.nd))) is not None:
+            if st.direct and (dd := st.lanes[st.k % st.nd]) is not None:
                 # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks;
                 # the same steps as below, in the same order, for a destination whose pair is known.
                 stack, daddr, dport, wire_family, p, wc, gd = dd
@@ -727,7 +727,7 @@ class Engine:
                 new_lane = False
                 wire = 6 if st.family == socket.AF_INET6 else 4
                 daddr, dport = parse_sockaddr(dest, wire, "connect")
-                direct_dests[(hi, gd)] = (hosts[hi]._stack, daddr, dport, wire, p, wc, gd)
+                st.lanes[gd - st.gdest0] = (hosts[hi]._stack, daddr, dport, wire, p, wc, gd)
             if nat is not None and not nat.admit(hi, gd, t):
                 close_client(hi, s, sname, child, cname, True)
                 fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
