@@ -134,6 +134,8 @@ class CoreStack:
         self._peer_cache: dict[tuple[int, int], RemotePeer] = {}     # (addr_key, port) -> _peer_for's answer
         # A plain dict with every counter present (a Counter's subscript costs twice a dict's, three times per connect)
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        # an OS whose sockets are plain Socks (probe_sock not overridden): socket(2) makes them without the hook
+        self._plain_socks = type(self).probe_sock is CoreStack.probe_sock
         self._masks: dict[tuple[int, int], int] = {}
         self._mirror_sysctls()
         for name, value in (sysctls or {}).items():
@@ -278,7 +280,8 @@ class CoreStack:
 
     def new_sock(self, family: int, proto: str, uid: int) -> Sock:
         """socket(2): a fresh, unbound socket."""
-        sk = self.probe_sock(family, proto, uid, self.next_id)
+        sk = Sock(self.next_id, family, proto, uid) if self._plain_socks else self.probe_sock(family, proto, uid,
+                                                                                            self.next_id)
         self.next_id += 1
         self.socks[sk.id] = sk
         return sk
@@ -788,7 +791,7 @@ class CoreStack:
         elif sk.group is not None:
             sk.group.detach(sk)
         if sk.lport:
-            self.table(sk).remove(sk)
+            (self.tcp if sk.proto == "tcp" else self.udp).remove(sk)      # table(sk)
         if isinstance(sk.peer, Sock) and sk.peer.peer is sk:
             sk.peer.peer = None
         sk.expires = None

@@ -571,13 +571,14 @@ class EstablishedTable:
             dk = (t[0], t[2], t[3], t[4])
             d = self.dests[dk]
             port = t[1]
-            d.live.discard(port)
-            tw = d.tw
-            if tw is not NO_PORTS:                # (the shared empty set: nothing to take out of any TIME_WAIT set)
-                tw.discard(port)
+            if sk.state == "TIME_WAIT":           # (set_timewait moved its port from live to tw)
+                d.tw.discard(port)
                 if d.tracked:
                     d.tw_hard.discard(port)
                     d.young.discard(port)
+            else:
+                d.live.discard(port)
+            tw = d.tw
             if not (d.live.count or tw.count):
                 del self.dests[dk]
         sk.hashed = False
