@@ -611,9 +611,10 @@ class Stack(CoreStack):
         for d in dests:
             if d.tw.count:
                 memo = self._reuse_memo
-                reuse = memo.get((skey, rkey, dev))    # (cleared with every sysctl write)
-                if reuse is None:
-                    reuse = memo[(skey, rkey, dev)] = self._tw_reuse_for(saddr, daddr, dev)
+                known = memo.get((skey, rkey, dev))    # (cleared with every sysctl write)
+                if known is None:
+                    known = memo[(skey, rkey, dev)] = self._tw_reuse_for(saddr, daddr, dev)
+                reuse = known
                 break
         if reuse:
             for d in dests:
@@ -678,9 +679,9 @@ class Stack(CoreStack):
                                  self.search_state, profile)
             result = CONNECT_SEARCHES[profile.connect_search](req)
             stats["connect_probes"] += result.probes
-            port = result.port
-            if port is None:
+            if result.port is None:
                 return None
+            port = result.port
         if sk.dev or self.ehash.by_tuple.get((skey, port, rkey, rport, 0)) is not None:   # (ehash.match, dev 0)
             self._check_established(sk, skey, port, rkey, bound_port=False)   # takes over the TIME_WAIT, if one
         sk.connect_bind = True
