@@ -10,12 +10,14 @@
 #   owner came from bind()/listen(), not from connect()). connect() never takes an explicit port;
 #   bind(0) never takes a port held on an overlapping address.
 # - EstablishedTable is ehash: 4-tuple -> socket, plus per destination (local address, remote address,
-#   remote port) the bitsets of ports in use toward it: live sockets, TIME_WAIT sockets, and the
-#   TIME_WAIT sockets no tw_reuse setting can ever take over.
+#   remote port, device) the bitsets of ports in use toward it: live sockets and TIME_WAIT sockets, and, from
+#   the first search that reads them toward it on (DestPorts.tracked), the two tcp_tw_reuse reads: the
+#   TIME_WAITs no tw_reuse setting can ever take over, and those whose reuse delay has not passed.
 # - TimerQueue fires TIME_WAIT and FIN_WAIT2 expiries in time order. Most timers have a constant length
 #   (TCP_TIMEWAIT_LEN) and are armed as the clock advances, so each lands at or after the last one armed: those
 #   go on a FIFO (append / popleft), the rest on a heap; the two are merged by (expiry, arming order), which
-#   is exactly the order one heap of every entry pops in.
+#   is exactly the order one heap of every entry pops in. `first` is the earliest expiry, an attribute, so a
+#   clock step that fires nothing costs one comparison.
 """Bind buckets, the established table and timers."""
 
 from __future__ import annotations

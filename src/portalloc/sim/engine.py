@@ -17,7 +17,9 @@
 #
 # Theory of operation: one heap of events (time, kind, seq, payload); kind orders events of one instant:
 # closes first (a port freed at t is free for an arrival at t, as the model's timers expiring at t are),
-# then arrivals, then the per-second sample. A connection is opened by the workload's technique (connect,
+# then arrivals, then the per-second sample. A stream with a constant hold closes its connections in the order
+# it opened them: those closes wait on the stream's FIFO with only its head on the heap (a k-way merge, which
+# pops the same order as one heap of every event). A connection is opened by the workload's technique (connect,
 # bind-before-connect, no-port, connectx), toward a destination chosen round-robin, from a source that
 # advances once per pass over the destinations (every pair is used); a destination on the host itself
 # gets a listener, and each connection is accepted at once
