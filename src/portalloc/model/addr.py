@@ -163,7 +163,8 @@ def format_host(addr: IPAddress) -> str:
 _HOST_TEXT: dict[int, str] = {}
 
 
-_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+#: 255.255.255.255, the limited broadcast address (parsed once: an IPv4Address from text costs microseconds).
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 
 class HostAddresses:
@@ -198,7 +199,7 @@ class HostAddresses:
         key = addr_key(addr)
         known = self._broadcast.get(key)
         if known is None:
-            known = self._broadcast[key] = addr == _LIMITED_BROADCAST or any(
+            known = self._broadcast[key] = addr == LIMITED_BROADCAST or any(
                 i.version == 4 and i.network.prefixlen < 31 and addr == i.network.broadcast_address
                 for i in self.interfaces)
         return known

@@ -37,7 +37,7 @@ from ipaddress import IPv4Address, IPv6Address
 from portalloc.errors import fail
 from portalloc.kernels.strategies import PORT_ORDERS, RANGE_PICKS
 from portalloc.kernels.sysctls import parse_port_list
-from portalloc.model.addr import ANY4, ANY6, IPAddress, addr_key, is_any, wire_address
+from portalloc.model.addr import ANY4, ANY6, LIMITED_BROADCAST, IPAddress, addr_key, is_any, wire_address
 from portalloc.model.core import CoreStack
 
 # The BSD option numbers, still importable from here (they live with the PCB options in model/pcb.py).
@@ -160,7 +160,7 @@ class BsdStack(PcbTables, CoreStack):
             return
         if sk.bindany or self.addresses.is_local(w):
             return
-        if sk.proto == "udp" and isinstance(w, IPv4Address) and w == IPv4Address("255.255.255.255") \
+        if sk.proto == "udp" and isinstance(w, IPv4Address) and w == LIMITED_BROADCAST \
                 and self.rules.udp_broadcast_bind:
             return
         fail(errno.EADDRNOTAVAIL)

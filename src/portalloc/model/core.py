@@ -32,10 +32,12 @@ from portalloc.kernels.sysctls import SysctlSpec, unknown_sysctl
 from portalloc.model.addr import (
     ANY4,
     ANY6,
+    LIMITED_BROADCAST,
     HostAddresses,
     IPAddress,
     addr_key,
     is_any,
+    is_multicast,
     is_unspecified,
     v4_view,
     wire_address,
@@ -398,7 +400,7 @@ class CoreStack:
         to ::ffff:127.0.0.1: tcp_v4_connect routes afresh). ENETUNREACH with no address to use."""
         if sk.laddr is not None and not is_unspecified(sk.laddr) and not self.routed_source(sk):
             mine = wire_address(sk.laddr)
-            if isinstance(mine, IPv4Address) and (mine.is_multicast or mine == IPv4Address("255.255.255.255")):
+            if isinstance(mine, IPv4Address) and (is_multicast(mine) or mine == LIMITED_BROADCAST):
                 fail(errno.EINVAL)             # ip_route_output_key_hash_rcu: a multicast or lbcast saddr
             if sk.bindaddr_lock or isinstance(mine, IPv4Address) == isinstance(daddr, IPv4Address):
                 return mine

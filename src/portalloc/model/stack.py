@@ -39,6 +39,7 @@ from portalloc.kernels.sysctls import SysctlSpec, parse_port_list, specs_for
 from portalloc.model.addr import (
     ANY4,
     ANY6,
+    LIMITED_BROADCAST,
     IPAddress,
     addr_key,
     is_any,
@@ -282,7 +283,7 @@ class Stack(CoreStack):
         nonlocal_key = "net.ipv4.ip_nonlocal_bind" if isinstance(w, IPv4Address) else "net.ipv6.ip_nonlocal_bind"
         if self.sysctl_int(nonlocal_key):
             return True
-        if w.is_multicast or (isinstance(w, IPv4Address) and w == IPv4Address("255.255.255.255")):
+        if is_multicast(w) or (isinstance(w, IPv4Address) and w == LIMITED_BROADCAST):
             return True
         if isinstance(addr, IPv6Address) and addr.ipv4_mapped is None and sk.dev and sk.dev != LOOPBACK_IFINDEX:
             return False   # ipv6_chk_addr(net, addr, dev, 0): the address must be on the bound device (lo here)
