@@ -594,7 +594,8 @@ class Engine:
             st = streams[payload]
             if st.direct and (dd := st.lanes[st.k % st.nd]) is not None:
                 # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks;
-                # the same steps as below, in the same order, for a destination whose pair is known.
+                # the steps of the Socket API path (the else branch), in the same order, for a destination whose
+                # pair is known.
                 stack, daddr, dport, wire_family, p, wc, gd = dd
                 nxt = st.next(t)
                 if nxt < duration:
@@ -618,123 +619,102 @@ class Engine:
                     stack.close(s)
                     fail(st.host, st.wl, gd, p.source, "connect", outcome_name(OSError(err, "")), t)
                     continue
-                p.connected += 1
-                wc["connected"] += 1
-                sec["connected"] += 1
-                p.in_use += 1
-                if p.in_use > p.peak_in_use:
-                    p.peak_in_use = p.in_use
-                wc["in_use"] += 1
-                if wc["in_use"] > wc["peak_in_use"]:
-                    wc["peak_in_use"] = wc["in_use"]
-                in_use_total += 1
-                if in_use_total > peak_in_use:
-                    peak_in_use = in_use_total
-                tc = t + st.hold_draw()
-                if tc < duration:
-                    seq += 1
-                    event = (tc, CLOSE, seq, (st.host, st.wl, gd, p, s, None, stack, None))
-                    fifo = st.closes
-                    if fifo is None:
-                        heappush(heap, event)
-                    else:
-                        fifo.append(event)
-                        if len(fifo) == 1:
-                            heappush(heap, event)
-                continue
-            hi, wi, w = st.host, st.wl, st.w
-            nxt = st.next(t)
-            if nxt < sc.duration:
-                seq += 1
-                heappush(heap, (nxt, ARRIVAL, seq, payload))
-            k = st.k - 1
-            gd = st.gdest0 + k % st.nd
-            dest = gdests[gd][1]
-            # Sources rotate once per pass over the destinations, so every (source, destination) pair is used.
-            src = w.sources[(k // st.nd) % st.ns] if st.ns else None
-            advance(hi, t)
-            host = hosts[hi]
-            wc = wcounts[wi]
-            wc["attempts"] += 1
-            sec["attempts"] += 1
-            technique = w.technique
-            if technique == "connectx":
-                assert connectx is not None
-                pool = pools.get((hi, wi))
-                if pool is None:
-                    from portalloc.connectx import SourcePool
-
-                    pool = pools[(hi, wi)] = SourcePool(list(w.sources))
-                sname = new_name("c")
-                try:
-                    s = connectx(dest, pool, proto=w.proto, host=host)
-                    err, call, errname = 0, "connect", ""
-                except OSError as exc:
-                    s, err, call, errname = None, exc.errno or -1, "connect", outcome_name(exc)
+                opened = (st.host, st.wl, gd, p, s, None, stack, None)
             else:
-                s = host.socket(st.family, st.stype)
-                sname = new_name("c") if rec_on else ""
-                if rec_on:
-                    self._r(hi, {"op": "socket", "name": sname,
-                                    "family": "inet6" if st.family == socket.AF_INET6 else "inet",
-                                    "type": "stream" if st.stype == socket.SOCK_STREAM else "dgram"})
-                err, call, errname = 0, "connect", ""
-                if technique != "connect":
+                hi, wi, w = st.host, st.wl, st.w
+                nxt = st.next(t)
+                if nxt < sc.duration:
+                    seq += 1
+                    heappush(heap, (nxt, ARRIVAL, seq, payload))
+                k = st.k - 1
+                gd = st.gdest0 + k % st.nd
+                dest = gdests[gd][1]
+                # Sources rotate once per pass over the destinations, so every (source, destination) pair is used.
+                src = w.sources[(k // st.nd) % st.ns] if st.ns else None
+                advance(hi, t)
+                host = hosts[hi]
+                wc = wcounts[wi]
+                wc["attempts"] += 1
+                sec["attempts"] += 1
+                technique = w.technique
+                if technique == "connectx":
+                    assert connectx is not None
+                    pool = pools.get((hi, wi))
+                    if pool is None:
+                        from portalloc.connectx import SourcePool
+
+                        pool = pools[(hi, wi)] = SourcePool(list(w.sources))
+                    sname = new_name("c")
                     try:
-                        if technique == "no-port":
-                            if rec_on:
-                                self._r(hi, {"op": "setsockopt", "sock": sname, "option": "IP_BIND_ADDRESS_NO_PORT",
-                                                "value": 1})
-                            s.setsockopt(SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-                        baddr = src or ("::" if st.family == socket.AF_INET6 else "0.0.0.0")
-                        if rec_on:
-                            self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
-                        s.bind((baddr, 0))
-                        if rec is not None and hi == 0:
-                            rec.outcome("ok", s.getsockname()[1])
+                        s = connectx(dest, pool, proto=w.proto, host=host)
+                        err, call, errname = 0, "connect", ""
                     except OSError as exc:
-                        err, call, errname = exc.errno or -1, "bind", outcome_name(exc)
-                        if rec is not None and hi == 0 and call == "bind":
-                            rec.outcome(errname, None)
-                if not err:
+                        s, err, call, errname = None, exc.errno or -1, "connect", outcome_name(exc)
+                else:
+                    s = host.socket(st.family, st.stype)
+                    sname = new_name("c") if rec_on else ""
                     if rec_on:
-                        self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
-                    err = s.connect_ex(dest)
+                        self._r(hi, {"op": "socket", "name": sname,
+                                        "family": "inet6" if st.family == socket.AF_INET6 else "inet",
+                                        "type": "stream" if st.stype == socket.SOCK_STREAM else "dgram"})
+                    err, call, errname = 0, "connect", ""
+                    if technique != "connect":
+                        try:
+                            if technique == "no-port":
+                                if rec_on:
+                                    self._r(hi, {"op": "setsockopt", "sock": sname, "option": "IP_BIND_ADDRESS_NO_PORT",
+                                                    "value": 1})
+                                s.setsockopt(SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                            baddr = src or ("::" if st.family == socket.AF_INET6 else "0.0.0.0")
+                            if rec_on:
+                                self._r(hi, {"op": "bind", "sock": sname, "addr": baddr, "port": 0})
+                            s.bind((baddr, 0))
+                            if rec is not None and hi == 0:
+                                rec.outcome("ok", s.getsockname()[1])
+                        except OSError as exc:
+                            err, call, errname = exc.errno or -1, "bind", outcome_name(exc)
+                            if rec is not None and hi == 0 and call == "bind":
+                                rec.outcome(errname, None)
+                    if not err:
+                        if rec_on:
+                            self._r(hi, {"op": "connect", "sock": sname, "addr": dest[0], "port": dest[1]})
+                        err = s.connect_ex(dest)
+                        if err:
+                            errname = outcome_name(OSError(err, ""))
+                        if rec is not None and hi == 0:
+                            rec.outcome(errname or "ok", None if err else s.getsockname()[1])
                     if err:
-                        errname = outcome_name(OSError(err, ""))
-                    if rec is not None and hi == 0:
-                        rec.outcome(errname or "ok", None if err else s.getsockname()[1])
+                        s.close()
+                        if rec_on:
+                            self._r(hi, {"op": "close", "sock": sname})
                 if err:
-                    s.close()
+                    fail(hi, wi, gd, src or route_src.get((hi, gd), "*"), call, errname, t)
+                    continue
+                assert s is not None
+                if src is None or technique == "connect":
+                    src = route_src.get((hi, gd))
+                    if src is None:
+                        src = route_src[(hi, gd)] = str(s.getsockname()[0])
+                        new_lane = st.direct and dest not in listeners[hi]
+                child = cname = None
+                lst = listeners[hi].get(dest) if st.stype == socket.SOCK_STREAM else None
+                if lst is not None:
+                    child, _ = lst[0].accept()
+                    cname = new_name("a") if rec_on else ""
                     if rec_on:
-                        self._r(hi, {"op": "close", "sock": sname})
-            if err:
-                fail(hi, wi, gd, src or route_src.get((hi, gd), "*"), call, errname, t)
-                continue
-            assert s is not None
-            if src is None or technique == "connect":
-                src = route_src.get((hi, gd))
-                if src is None:
-                    src = route_src[(hi, gd)] = str(s.getsockname()[0])
-                    new_lane = st.direct and dest not in listeners[hi]
-            child = cname = None
-            lst = listeners[hi].get(dest) if st.stype == socket.SOCK_STREAM else None
-            if lst is not None:
-                child, _ = lst[0].accept()
-                cname = new_name("a") if rec_on else ""
-                if rec_on:
-                    self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
-            p = pair_for(hi, wi, gd, src)
-            if new_lane:
-                new_lane = False
-                wire = 6 if st.family == socket.AF_INET6 else 4
-                daddr, dport = parse_sockaddr(dest, wire, "connect")
-                st.lanes[gd - st.gdest0] = (hosts[hi]._stack, daddr, dport, wire, p, wc, gd)
-            if nat is not None and not nat.admit(hi, gd, t):
-                close_client(hi, s, sname, child, cname, True)
-                fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
-                continue
-            p.attempts += 1
+                        self._r(hi, {"op": "accept", "sock": lst[1], "name": cname})
+                p = pair_for(hi, wi, gd, src)
+                if new_lane:
+                    new_lane = False
+                    wire = 6 if st.family == socket.AF_INET6 else 4
+                    daddr, dport = parse_sockaddr(dest, wire, "connect")
+                    st.lanes[gd - st.gdest0] = (hosts[hi]._stack, daddr, dport, wire, p, wc, gd)
+                if nat is not None and not nat.admit(hi, gd, t):
+                    close_client(hi, s, sname, child, cname, True)
+                    fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
+                    continue
+                opened = (hi, wi, gd, p, s, sname, child, cname)
+            # The connection is open: its counters, and its close at the end of its hold.
             p.connected += 1
             wc["connected"] += 1
             sec["connected"] += 1
@@ -748,9 +728,9 @@ class Engine:
             if in_use_total > peak_in_use:
                 peak_in_use = in_use_total
             tc = t + st.hold_draw()
-            if tc < sc.duration:
+            if tc < duration:
                 seq += 1
-                event = (tc, CLOSE, seq, (hi, wi, gd, p, s, sname, child, cname))
+                event = (tc, CLOSE, seq, opened)
                 fifo = st.closes
                 if fifo is None:
                     heappush(heap, event)
