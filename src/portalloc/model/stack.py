@@ -668,7 +668,7 @@ class Stack(CoreStack):
         offset = self._port_offset(saddr, daddr, rport, (skey, rkey, rport))
         stats = self.stats
         stats["connect_searches"] += 1
-        # The order's common case first (its first candidate passes: one probe), else the whole search.
+        # The order's common case first (one of its first candidates passes), else the whole search.
         first = self._first_try
         found = None if first is None else first(profile, self.search_state, self.rng, lo, hi, local_ports, offset,
                                                  test.ok)
@@ -743,11 +743,9 @@ class Stack(CoreStack):
         addresses, which never change: for a fresh socket (no address, port or device, not v6-only, no
         v4-mapped history) toward an address that needs no scope id, those that succeeded are remembered per
         (family, destination) in ``_routes`` (a ConnectRoute) and skipped on the next connect()."""
-        route = None
-        if sk.laddr is None and not (sk.lport or sk.dev or sk.v6only or sk.v4_ops):
-            route = self._routes.get((sk.family, addr_key(daddr)))
+        fresh = sk.laddr is None and not (sk.lport or sk.dev or sk.v6only or sk.v4_ops)
+        route = self._routes.get((sk.family, addr_key(daddr))) if fresh else None
         if route is None:
-            fresh = sk.laddr is None and not (sk.lport or sk.dev or sk.v6only or sk.v4_ops)
             given = daddr
             daddr, src, blackhole = self._connect_route(sk, daddr)
             if fresh and not blackhole and not is_unspecified(given) and not needs_scope_id(given):
