@@ -657,4 +657,7 @@ class TimerQueue:
             if sk.expires == expires:
                 sk.expires = None
                 fire(sk)                  # (which may arm timers: ``first`` is set again below)
-        self.first = self._earliest()
+        if fifo:                          # _earliest(), inline: this runs once per timer that fires
+            self.first = min(h[0][0], fifo[0][0]) if h else fifo[0][0]
+        else:
+            self.first = h[0][0] if h else math.inf
