@@ -11,9 +11,8 @@
 #   its function and what the model needs to know about it (the errno of an exhausted search, whether it may
 #   give up while ports remain, whether the port is bound only once the 4-tuple is known, and, for Linux's
 #   perturb table, a first try: its common case in one frame, held to the whole search by
-#   tests/test_first_try.py). An algorithm two
-#   OSes share is written once: NetBSD's random_pick and randinc are RFC 6056 algorithms 1 and 5
-#   (random_pick, random_increments), each with the OS's own start and state.
+#   tests/test_first_try.py). An algorithm two OSes share is written once: NetBSD's random_pick and randinc
+#   are RFC 6056 algorithms 1 and 5 (random_pick, random_increments), each with the OS's own start and state.
 # - BSD-family orders get a RangeRequest: the range in the OS's terms (first may exceed last), the bitset
 #   of ports the model's test passed, the host's seeded RNG and its search state (cursors, NetBSD's
 #   next_ephemeral values, FreeBSD's ipport_tick counters), and a sysctl reader.
