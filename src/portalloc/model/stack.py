@@ -114,17 +114,9 @@ class ConnectTest:
         self.reserved, self.explicit, self.dests, self.reuse = reserved, explicit, dests, reuse
         # The sets a port must be absent from, as their bytes: ``ok`` tests them in place (a search changes no
         # table until it has its port); an empty set's bytes are empty. tw_hard and young are subsets of tw.
-        if reuse:
-            self._blockers = [explicit.raw]
-            for d in dests:
-                self._blockers += (d.live.raw, d.tw_hard.raw, d.young.raw)
-        elif len(dests) == 1:
-            d = dests[0]
-            self._blockers = [explicit.raw, d.live.raw, d.tw.raw]
-        else:
-            self._blockers = [explicit.raw]
-            for d in dests:
-                self._blockers += (d.live.raw, d.tw.raw)
+        self._blockers = [explicit.raw]
+        for d in dests:
+            self._blockers += (d.live.raw, d.tw_hard.raw, d.young.raw) if reuse else (d.live.raw, d.tw.raw)
 
     def ok(self, port: int) -> bool:
         """Does ``port`` pass (O(1) per destination entry, no bitset built)?"""

@@ -580,8 +580,7 @@ class EstablishedTable:
                     d.young.discard(port)
             else:
                 d.live.discard(port)
-            tw = d.tw
-            if not (d.live.count or tw.count):
+            if not (d.live.count or d.tw.count):
                 del self.dests[dk]
         sk.hashed = False
         sk.tkey = None
@@ -657,7 +656,4 @@ class TimerQueue:
             if sk.expires == expires:
                 sk.expires = None
                 fire(sk)                  # (which may arm timers: ``first`` is set again below)
-        if fifo:                          # _earliest(), inline: this runs once per timer that fires
-            self.first = min(h[0][0], fifo[0][0]) if h else fifo[0][0]
-        else:
-            self.first = h[0][0] if h else math.inf
+        self.first = self._earliest()

@@ -545,7 +545,7 @@ class Engine:
                     fifo.popleft()
                     if fifo:
                         heappush(heap, fifo[0])
-                if sname is None:                 # a direct-path connection: ``s`` is the Stack's Sock, ``child`` it
+                if sname is None:                 # a direct-path connection: ``child`` is the Stack, ``s`` its Sock
                     if t > child.now:
                         if t - child.now <= SLEEP_PIECE:
                             child.advance(t - child.now)      # advance(), for the usual short step
