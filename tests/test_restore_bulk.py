@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portalloc.model.host import Host
+from portalloc.model.sock import SOCK_FIELDS
 from portalloc.model.tables import PortBits
 from portalloc.observe.snapshot import HostSnapshot, SockRow
 
@@ -40,7 +41,7 @@ def _state(host: Host) -> dict[str, Any]:
     socks = {}
     for sid, sk in stack.socks.items():
         fields = {}
-        for name in type(sk).__slots__:
+        for name in SOCK_FIELDS:
             v = getattr(sk, name)
             fields[name] = v.id if hasattr(v, "id") and name in ("parent",) else (type(v).__name__ if name == "peer"
                                                                                   else v)
@@ -138,7 +139,7 @@ def test_timewait_sock_fills_every_slot_of_sock() -> None:
     # Stack.restore_timewaits makes its Socks slot by slot (_timewait_sock); when Sock gains a slot it falls
     # back to Sock() (slower). This keeps the fast path in use: the slot list must follow Sock's.
     from portalloc.model import stack
-    from portalloc.model.sock import Sock
+    from portalloc.model.sock import SOCK_FIELDS
 
-    assert stack._TIMEWAIT_SOCK_SLOTS == frozenset(Sock.__slots__), "update _TIMEWAIT_SOCK_SLOTS, _timewait_sock"
+    assert stack._TIMEWAIT_SOCK_SLOTS == frozenset(SOCK_FIELDS), "update _TIMEWAIT_SOCK_SLOTS, _timewait_sock"
     assert stack._SOCK_FILLED_DIRECTLY

@@ -4,8 +4,9 @@
 # API makes after its argument checks (Stack.new_sock, stream_connect, close, advance).
 #
 # Rules: hypothesis draws the scenarios under the project's profile (derandomized in CI); every port the model's
-# search hands out is recorded on both paths (a wrapper around Stack.connect_search, which both paths reach) and
-# compared in order, with the errno counts, the hosts' counters and final socket tables, and Result.to_dict().
+# search hands out is recorded on both paths (wrappers around the first try and the whole search that
+# Stack.connect_search calls, which both paths reach) and compared in order, with the errno counts, the hosts'
+# counters and final socket tables, and Result.to_dict().
 """The direct path gives exactly what the reference path gives."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import examples
+from portalloc.kernels.strategies import CONNECT_SEARCHES
 from portalloc.sim import Scenario, example, list_examples, simulate
 from portalloc.sim.engine import Engine, model_host_factory
 from portalloc.sim.result import build_result
@@ -33,25 +35,42 @@ def _run(sc: Scenario, direct: bool) -> tuple[dict[str, Any], list[list[int | No
     host's counters and final socket table)."""
     make = model_host_factory(sc)
     ports: list[list[int | None]] = []
+    by_state: dict[int, list[int | None]] = {}       # each host's record, by its search_state's identity
 
     def factory(i: int) -> Any:
         host = make(i)
         stack = host._stack
         seen: list[int | None] = []
         ports.append(seen)
-        search = stack.connect_search
+        by_state[id(stack.search_state)] = seen
+        first = stack._first_try
+        if first is not None:
+            def recording_first(*args: Any) -> tuple[int, int] | None:
+                found = first(*args)
+                if found is not None:
+                    seen.append(found[0])
+                return found
 
-        def recording_search(sk: Any, *keys: Any) -> int | None:
-            port = search(sk, *keys)
-            seen.append(port)
-            return port
-
-        stack.connect_search = recording_search
+            stack._first_try = recording_first
         hosts.append(host)
         return host
 
+    def recording(search: Any) -> Any:
+        def recording_search(req: Any) -> Any:
+            result = search(req)
+            by_state[id(req.state)].append(result.port)
+            return result
+        return recording_search
+
+    # Stack.connect_search hands out the first try's port, else the whole search's (its registry entry): both
+    # are recorded. (A compiled Stack's methods cannot be wrapped; its callables and registries can.)
+    searches = dict(CONNECT_SEARCHES)
+    CONNECT_SEARCHES.update({name: recording(fn) for name, fn in searches.items()})
     hosts: list[Any] = []
-    run = Engine(sc, host_factory=factory, direct=direct).run()
+    try:
+        run = Engine(sc, host_factory=factory, direct=direct).run()
+    finally:
+        CONNECT_SEARCHES.update(searches)
     state = [(h.stats, [(r.state, r.local, r.remote) for r in h.sockets()], round(h.time, 9)) for h in hosts]
     return _document(build_result(run)), ports, state
 

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+# First: importing portalloc.compiled decides between the compiled core and its source, before any compiled
+# module loads.
+from portalloc import compiled as _compiled  # noqa: F401
 from portalloc.kernels import get_profile, kernels
 from portalloc.live import running as _running  # noqa: F401  registers "linux-live" (uname is I/O: live/)
 from portalloc.model.api import HostAPI, ModelHostAPI, SocketAPI

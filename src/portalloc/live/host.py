@@ -300,8 +300,8 @@ class LiveHost:
         (portalloc.model.connection), each a real call on a real socket."""
         from portalloc.model.connection import create_connection
 
-        sock: LiveSocket = create_connection(self, address, timeout, source_address, all_errors=all_errors,
-                                             uid=uid)
+        sock = create_connection(self, address, timeout, source_address, all_errors=all_errors, uid=uid)
+        assert isinstance(sock, LiveSocket)
         return sock
 
     def sysctl(self, name: str, value: SysctlValue = _UNSET) -> SysctlValue | None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from portalloc.errors import fail
 from portalloc.kernels.profile import KernelProfile
 from portalloc.kernels.search import range_mask
@@ -103,6 +105,7 @@ STAT_NAMES = ("connects", "connect_searches", "connect_probes", "bind_probes", "
               "listen_overflows", "paws_estab_rejected", "paws_passive_rejected")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)      # the BSD and Windows stacks (pure Python) extend it
 class CoreStack:
     """The kernel state of one network namespace and the operations every OS does alike."""
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from mypy_extensions import mypyc_attr
+
 from portalloc.model.addr import AddrKey, IPAddress
 
 if TYPE_CHECKING:
@@ -35,18 +37,23 @@ SS_NAMES = {
 _new_tuple = tuple.__new__   # builds an AddrKey without the NamedTuple constructor's Python frame
 
 
+#: Every field of a Sock (its __slots__; a compiled class keeps no __slots__ to read back).
+SOCK_FIELDS: tuple[str, ...] = (
+    "id", "family", "proto", "uid",
+    "reuseaddr", "reuseport", "v6only", "dev", "bind_no_port", "freebind", "local_range",
+    "state", "laddr", "lport", "raddr", "rport", "saddr_wire",
+    "bindaddr_lock", "bindport_lock", "connect_bind",
+    "peer", "parent", "accept_queue", "backlog", "orphan",
+    "tw_substate", "ts_stamp", "expires", "group", "so_error", "blocking", "sock_state",
+    "hashed", "rx", "tkey", "sport", "v4_ops", "broadcast", "scope_id", "linger_abort",
+)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)      # PcbSock (model/pcb.py) extends it
 class Sock:
     """One kernel socket (struct sock / inet_timewait_sock) as far as port accounting needs it."""
 
-    __slots__ = (
-        "id", "family", "proto", "uid",
-        "reuseaddr", "reuseport", "v6only", "dev", "bind_no_port", "freebind", "local_range",
-        "state", "laddr", "lport", "raddr", "rport", "saddr_wire",
-        "bindaddr_lock", "bindport_lock", "connect_bind",
-        "peer", "parent", "accept_queue", "backlog", "orphan",
-        "tw_substate", "ts_stamp", "expires", "group", "so_error", "blocking", "sock_state",
-        "hashed", "rx", "tkey", "sport", "v4_ops", "broadcast", "scope_id", "linger_abort",
-    )
+    __slots__ = SOCK_FIELDS
 
     def __init__(self, sid: int, family: int, proto: str, uid: int) -> None:
         self.id = sid

@@ -69,6 +69,7 @@ from portalloc.model.sock import (
     ESTABLISHED,
     FIN_WAIT2,
     LISTEN,
+    SOCK_FIELDS,
     SYN_SENT,
     TIME_WAIT,
     Sock,
@@ -149,7 +150,7 @@ _TIMEWAIT_SOCK_SLOTS = frozenset((
     "connect_bind", "peer", "parent", "accept_queue", "backlog", "orphan", "tw_substate", "ts_stamp", "expires",
     "group", "so_error", "blocking", "sock_state", "hashed", "rx", "tkey", "sport", "v4_ops", "broadcast",
     "scope_id", "linger_abort"))
-_SOCK_FILLED_DIRECTLY = frozenset(Sock.__slots__) == _TIMEWAIT_SOCK_SLOTS
+_SOCK_FILLED_DIRECTLY = frozenset(SOCK_FIELDS) == _TIMEWAIT_SOCK_SLOTS
 
 
 def _timewait_sock(sid: int, family: int, uid: int, lport: int, local: ResolvedAddress, remote: ResolvedAddress,

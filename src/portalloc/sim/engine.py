@@ -516,7 +516,7 @@ class Engine:
             notes.append("the trace stops before the first connection: connectx's own socket calls are not recorded")
         linger_abort = LINGER_ABORT
 
-        def close_client(hi: int, s: Any, sname: str, child: Any, cname: str, abort: bool) -> None:
+        def close_client(hi: int, s: Any, sname: str, child: Any, cname: str | None, abort: bool) -> None:
             """Close the client socket (abortively: SO_LINGER {1, 0} first) and then the server's child, if
             any, recording each call; one place for the normal close and the NAT's refusal."""
             if abort:
@@ -619,7 +619,7 @@ class Engine:
                     stack.close(s)
                     fail(st.host, st.wl, gd, p.source, "connect", outcome_name(OSError(err, "")), t)
                     continue
-                opened = (st.host, st.wl, gd, p, s, None, stack, None)
+                opened: tuple[Any, ...] = (st.host, st.wl, gd, p, s, None, stack, None)
             else:
                 hi, wi, w = st.host, st.wl, st.w
                 nxt = st.next(t)
