@@ -12,14 +12,20 @@ from typing import Any
 from portalloc.sim.scenario import Scenario
 
 
-def benchmark_scenario(rate: float = 5000, duration: float = 200, destinations: int = 40) -> Scenario:
-    """The benchmark's scenario: ``rate`` x ``duration`` connections spread over ``destinations``."""
-    return Scenario.from_dict({
+def benchmark_spec(rate: float = 5000, duration: float = 200, destinations: int = 40) -> dict[str, Any]:
+    """The benchmark's scenario as a scenario dict: ``rate`` x ``duration`` connections spread over
+    ``destinations``."""
+    return {
         "name": "bench", "duration": duration, "seed": 1,
         "host": {"kernel": "linux-6.18", "addresses": ["10.0.0.1/16"]},
         "workload": [{"name": "bench", "to": [f"10.1.{i // 250}.{i % 250 + 1}:443" for i in range(destinations)],
                       "rate": rate, "hold": 0.05, "closes": "client"}],
-    })
+    }
+
+
+def benchmark_scenario(rate: float = 5000, duration: float = 200, destinations: int = 40) -> Scenario:
+    """The benchmark's scenario (benchmark_spec) as a Scenario."""
+    return Scenario.from_dict(benchmark_spec(rate, duration, destinations))
 
 
 def sim_benchmark(rate: float = 5000, duration: float = 200, destinations: int = 40) -> dict[str, Any]:
