@@ -45,13 +45,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from portalloc.constants import DEFAULT_ADDRESSES, IP_BIND_ADDRESS_NO_PORT
-from portalloc.model.addr import parse_sockaddr
+from portalloc.model.addr import IPAddress, parse_sockaddr
+from portalloc.model.core import CoreStack
 from portalloc.sim.nat import NatTable
 from portalloc.sim.scenario import Scenario, Workload
 from portalloc.trace.runner import outcome_name
 
 if TYPE_CHECKING:
     from portalloc.model.api import HostAPI, ModelHostAPI
+    from portalloc.model.host import Host
 
 SOL_IP = 0
 #: Event kinds, in the order they run at one instant.
@@ -161,6 +163,24 @@ class RunData:
     host_stats: dict[str, int]
 
 
+class _Lane:
+    """What the direct path needs toward one destination of a stream, learnt from its first connection (which
+    takes the Socket API): the host's Stack, the destination as the Stack takes it, and the counters to update.
+    Typed, so that a compiled engine calls the (compiled) Stack directly."""
+
+    __slots__ = ("stack", "daddr", "dport", "wire", "pair", "counts", "gdest")
+
+    def __init__(self, stack: CoreStack, daddr: IPAddress, dport: int, wire: int, pair: PairStats,
+                 counts: dict[str, Any], gdest: int) -> None:
+        self.stack = stack
+        self.daddr = daddr
+        self.dport = dport
+        self.wire = wire                # 4 or 6: the family on the wire
+        self.pair = pair
+        self.counts = counts            # the workload's counters (wcounts[wi])
+        self.gdest = gdest              # the global destination index
+
+
 class _Stream:
     """Arrivals of one workload on one host."""
 
@@ -193,7 +213,7 @@ class _Stream:
         self.family = socket.AF_INET6 if v6 else socket.AF_INET
         self.stype = socket.SOCK_STREAM if w.proto == "tcp" else socket.SOCK_DGRAM
         self.direct = False             # may take the direct path (set by the run)
-        self.lanes: list[tuple[Any, ...] | None] = [None] * self.nd    # the direct path's, per destination
+        self.lanes: list[_Lane | None] = [None] * self.nd    # the direct path's, per destination
         # With a constant hold the stream's closes come in the order of its arrivals: they wait on this FIFO,
         # only its head on the event heap (a k-way merge; the heap pops the same (time, kind, seq) order).
         self.closes: deque[tuple[float, int, int, tuple[Any, ...]]] | None = deque() if h.kind == "constant" else None
@@ -416,9 +436,8 @@ class Engine:
         for st in streams:
             st.direct = (direct_on and isinstance(hosts[st.host], Host) and st.w.proto == "tcp"
                          and st.w.technique == "connect" and st.w.closes in ("client", "server"))
-        # A direct stream's ``lanes[i]`` for its i-th destination: (its Stack, destination address, port, wire family,
-        # PairStats, workload counters, global destination), filled by the destination's first connection (which
-        # takes the Socket API and learns the routed source, hence the pair).
+        # A direct stream's ``lanes[i]`` for its i-th destination (a _Lane), filled by the destination's first
+        # connection (which takes the Socket API and learns the routed source, hence the pair).
 
         # Counters.
         pairs: list[PairStats] = []
@@ -592,11 +611,11 @@ class Engine:
 
             # An arrival.
             st = streams[payload]
-            if st.direct and (dd := st.lanes[st.k % st.nd]) is not None:
+            if st.direct and (lane := st.lanes[st.k % st.nd]) is not None:
                 # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks;
                 # the steps of the Socket API path (the else branch), in the same order, for a destination whose
                 # pair is known.
-                stack, daddr, dport, wire_family, p, wc, gd = dd
+                stack, p, wc, gd = lane.stack, lane.pair, lane.counts, lane.gdest
                 nxt = st.next(t)
                 if nxt < duration:
                     seq += 1
@@ -608,9 +627,9 @@ class Engine:
                         advance(st.host, t)
                 wc["attempts"] += 1
                 sec["attempts"] += 1
-                s = stack.new_sock(wire_family, "tcp", 0)
+                s = stack.new_sock(lane.wire, "tcp", 0)
                 try:
-                    err = stack.stream_connect(s, daddr, dport)
+                    err = stack.stream_connect(s, lane.daddr, lane.dport)
                 except OSError as exc:
                     if exc.errno is None:
                         raise
@@ -708,7 +727,7 @@ class Engine:
                     new_lane = False
                     wire = 6 if st.family == socket.AF_INET6 else 4
                     daddr, dport = parse_sockaddr(dest, wire, "connect")
-                    st.lanes[gd - st.gdest0] = (hosts[hi]._stack, daddr, dport, wire, p, wc, gd)
+                    st.lanes[gd - st.gdest0] = _Lane(cast("Host", hosts[hi])._stack, daddr, dport, wire, p, wc, gd)
                 if nat is not None and not nat.admit(hi, gd, t):
                     close_client(hi, s, sname, child, cname, True)
                     fail(hi, wi, gd, src, "nat", "ETIMEDOUT", t)
