@@ -126,6 +126,27 @@ class PairStats:
     key: tuple[int, int, int] | None = None       # the model's ehash destination key, when known
 
 
+class WorkloadCounts:
+    """One workload's counters during a run (``as_dict`` is what RunData.workload_counts holds)."""
+
+    __slots__ = ("attempts", "connected", "failed", "first_failure_s", "peak_in_use", "peak_time_wait", "in_use")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.connected = 0
+        self.failed: Counter[str] = Counter()
+        self.first_failure_s: float | None = None
+        self.peak_in_use = 0
+        self.peak_time_wait = 0
+        self.in_use = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters by name."""
+        return {"attempts": self.attempts, "connected": self.connected, "failed": self.failed,
+                "first_failure_s": self.first_failure_s, "peak_in_use": self.peak_in_use,
+                "peak_time_wait": self.peak_time_wait, "in_use": self.in_use}
+
+
 @dataclass
 class Failure:
     """The first failed connection: when, where, which call and errno, and the host's state toward it."""
@@ -171,7 +192,7 @@ class _Lane:
     __slots__ = ("stack", "daddr", "dport", "wire", "pair", "counts", "gdest")
 
     def __init__(self, stack: CoreStack, daddr: IPAddress, dport: int, wire: int, pair: PairStats,
-                 counts: dict[str, Any], gdest: int) -> None:
+                 counts: WorkloadCounts, gdest: int) -> None:
         self.stack = stack
         self.daddr = daddr
         self.dport = dport
@@ -184,7 +205,8 @@ class _Lane:
 class _Stream:
     """Arrivals of one workload on one host."""
 
-    __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "family", "stype",
+    __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "hold_const", "family",
+                 "stype",
                  "direct", "closes", "lanes")
 
     def __init__(self, host: int, wl: int, w: Workload, seed: int, hosts: int, gdest0: int) -> None:
@@ -199,6 +221,7 @@ class _Stream:
         self.ns = len(w.sources)
         h = w.hold
         rng = self.rng
+        self.hold_const = h.mean if h.kind == "constant" else -1.0    # >= 0: every hold is this long
         if h.kind == "constant":
             mean = h.mean
             self.hold_draw: Callable[[], float] = lambda: mean
@@ -443,10 +466,9 @@ class Engine:
         pairs: list[PairStats] = []
         pair_index: dict[tuple[int, str, int], PairStats] = {}
         route_src: dict[tuple[int, int], str] = {}
-        wcounts: list[dict[str, Any]] = [{"attempts": 0, "connected": 0, "failed": Counter(), "first_failure_s": None,
-                    "peak_in_use": 0, "peak_time_wait": 0, "in_use": 0} for _ in sc.workloads]
+        wcounts = [WorkloadCounts() for _ in sc.workloads]
         timeline: list[dict[str, Any]] = []
-        sec = {"attempts": 0, "connected": 0, "failed": 0}
+        sec_attempts = sec_connected = sec_failed = 0        # this second's, for the timeline
         in_use_total = 0
         peak_in_use = 0
         first_failure: Failure | None = None
@@ -513,11 +535,12 @@ class Engine:
             nonlocal first_failure
             p = pair_for(hi, wi, gd, src)
             p.failed[err] += 1
+            nonlocal sec_failed
             wc = wcounts[wi]
-            wc["failed"][err] += 1
-            if wc["first_failure_s"] is None:
-                wc["first_failure_s"] = t
-            sec["failed"] += 1
+            wc.failed[err] += 1
+            if wc.first_failure_s is None:
+                wc.first_failure_s = t
+            sec_failed += 1
             if len(failure_times) < 100_000:
                 failure_times.append((t, gd))
             if first_failure is None:
@@ -581,7 +604,7 @@ class Engine:
                         child = None
                     close_client(hi, s, sname, child, cname, closes == "reset")
                 p.in_use -= 1
-                wcounts[wi]["in_use"] -= 1
+                wcounts[wi].in_use -= 1
                 in_use_total -= 1
                 if nat is not None:
                     nat.release(hi, gd, t)
@@ -595,16 +618,16 @@ class Engine:
                 row_tw = sum(p.time_wait for p in pairs)
                 for wi, wc in enumerate(wcounts):
                     wtw = sum(p.time_wait for p in pairs if p.workload == wi)
-                    wc["peak_time_wait"] = max(wc["peak_time_wait"], wtw)
-                timeline.append({"t": round(t, 6), "attempts": sec["attempts"], "connected": sec["connected"],
-                                 "failed": sec["failed"], "in_use": in_use_total, "time_wait": row_tw})
+                    wc.peak_time_wait = max(wc.peak_time_wait, wtw)
+                timeline.append({"t": round(t, 6), "attempts": sec_attempts, "connected": sec_connected,
+                                 "failed": sec_failed, "in_use": in_use_total, "time_wait": row_tw})
                 sample_times.append(t)
                 if len(pairs) <= MAX_SERIES_PAIRS:
                     for i, p in enumerate(pairs):
                         if i not in series:
                             series[i] = [(0, 0)] * (len(sample_times) - 1)
                         series[i].append((p.in_use, p.time_wait))
-                sec = {"attempts": 0, "connected": 0, "failed": 0}
+                sec_attempts = sec_connected = sec_failed = 0
                 if self.progress is not None:
                     self.progress(t, sc.duration)
                 continue
@@ -625,8 +648,8 @@ class Engine:
                         stack.advance(t - stack.now)      # advance(), for the usual short step
                     else:
                         advance(st.host, t)
-                wc["attempts"] += 1
-                sec["attempts"] += 1
+                wc.attempts += 1
+                sec_attempts += 1
                 s = stack.new_sock(lane.wire, "tcp", 0)
                 try:
                     err = stack.stream_connect(s, lane.daddr, lane.dport)
@@ -653,8 +676,8 @@ class Engine:
                 advance(hi, t)
                 host = hosts[hi]
                 wc = wcounts[wi]
-                wc["attempts"] += 1
-                sec["attempts"] += 1
+                wc.attempts += 1
+                sec_attempts += 1
                 technique = w.technique
                 if technique == "connectx":
                     assert connectx is not None
@@ -735,18 +758,18 @@ class Engine:
                 opened = (hi, wi, gd, p, s, sname, child, cname)
             # The connection is open: its counters, and its close at the end of its hold.
             p.connected += 1
-            wc["connected"] += 1
-            sec["connected"] += 1
+            wc.connected += 1
+            sec_connected += 1
             p.in_use += 1
             if p.in_use > p.peak_in_use:
                 p.peak_in_use = p.in_use
-            wc["in_use"] += 1
-            if wc["in_use"] > wc["peak_in_use"]:
-                wc["peak_in_use"] = wc["in_use"]
+            wc.in_use += 1
+            if wc.in_use > wc.peak_in_use:
+                wc.peak_in_use = wc.in_use
             in_use_total += 1
             if in_use_total > peak_in_use:
                 peak_in_use = in_use_total
-            tc = t + st.hold_draw()
+            tc = t + (st.hold_const if st.hold_const >= 0 else st.hold_draw())
             if tc < duration:
                 seq += 1
                 event = (tc, CLOSE, seq, opened)
@@ -770,7 +793,7 @@ class Engine:
                 stats[k2] = stats.get(k2, 0) + v
         if rec is not None and rec.truncated:
             notes.append(f"the trace was cut after {rec.limit:,} ops")
-        return RunData(scenario=sc, timeline=timeline, pairs=pairs, workload_counts=wcounts,
+        return RunData(scenario=sc, timeline=timeline, pairs=pairs, workload_counts=[wc.as_dict() for wc in wcounts],
                        first_failure=first_failure, range_size=range_size, series=series,
                        sample_times=sample_times, failure_times=failure_times,
                        nat=nat.describe() if nat is not None else None, free_ports=free, notes=notes,
