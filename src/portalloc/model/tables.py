@@ -28,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from portalloc.model.addr import AddrKey, addr_key, devices_compatible, rcv_saddr_equal
+from portalloc.model.addr import AddrKey, IPAddress, addr_key, devices_compatible, rcv_saddr_equal
 from portalloc.model.sock import Sock
 
 TupleKey = tuple[int, int, int, int, int]
@@ -221,6 +221,26 @@ class PortTable:
         # Keyed by (family, addr_key, v6only, device): integers hash faster than ipaddress objects.
         self.slots: dict[tuple[int, int, bool, int], _Slot] = {}
         self.explicit = PortBits()
+        # The slot of the last socket added or removed, by its fields (its address by identity: sockets that
+        # took their address from one route share the object). Forgotten when that slot empties.
+        self._last: tuple[IPAddress | None, int, bool, int] = (None, 0, False, 0)
+        self._last_slot: _Slot | None = None
+
+    def _slot_of(self, sk: Sock, create: bool) -> _Slot | None:
+        """The slot holding ``sk``'s (family, address, v6only, device); made when ``create``."""
+        laddr, family, v6only, dev = sk.laddr, sk.family, sk.v6only, sk.dev
+        last = self._last
+        if laddr is last[0] and family == last[1] and v6only == last[2] and dev == last[3]:
+            slot = self._last_slot
+            if slot is not None:
+                return slot
+        assert laddr is not None
+        ikey = (family, addr_key(laddr), v6only, dev)
+        slot = self.slots.get(ikey)
+        if slot is None and create:
+            slot = self.slots[ikey] = _Slot(sk.key())
+        self._last, self._last_slot = (laddr, family, v6only, dev), slot
+        return slot
 
     def owners(self, port: int) -> list[Sock]:
         """Every socket holding ``port`` (bound, listening, connected, TIME_WAIT)."""
@@ -250,11 +270,8 @@ class PortTable:
             b.explicit_owners += 1
             b.ever_explicit = True
             self.explicit.add(port)
-        assert sk.laddr is not None
-        ikey = (sk.family, addr_key(sk.laddr), sk.v6only, sk.dev)
-        slot = self.slots.get(ikey)
-        if slot is None:
-            slot = self.slots[ikey] = _Slot(sk.key())
+        slot = self._slot_of(sk, True)
+        assert slot is not None
         n = slot.counts.get(port, 0)
         slot.counts[port] = n + 1
         if n == 0:
@@ -328,9 +345,8 @@ class PortTable:
                 self.explicit.discard(port)       # _refresh_explicit(None, port)
         elif not sk.connect_bind:
             self._refresh_explicit(b, port)
-        assert sk.laddr is not None
-        ikey = (sk.family, addr_key(sk.laddr), sk.v6only, sk.dev)
-        slot = self.slots[ikey]
+        slot = self._slot_of(sk, False)
+        assert slot is not None
         n = slot.counts[port] - 1
         if n:
             slot.counts[port] = n
@@ -338,7 +354,9 @@ class PortTable:
             del slot.counts[port]
             slot.ports.discard(port)
             if not slot.counts:
-                del self.slots[ikey]
+                k = slot.key
+                del self.slots[(k.family, addr_key(k.addr), k.v6only, k.dev)]
+                self._last_slot = None
 
     def overlap_mask(self, key: AddrKey) -> int:
         """Ports held by any socket whose address overlaps ``key`` (device-compatible, wildcard-aware)."""

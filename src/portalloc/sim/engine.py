@@ -588,12 +588,13 @@ class Engine:
                     if fifo:
                         heappush(heap, fifo[0])
                 if sname is None:                 # a direct-path connection: ``child`` is the Stack, ``s`` its Sock
-                    if t > child.now:
-                        if t - child.now <= SLEEP_PIECE:
-                            child.advance(t - child.now)      # advance(), for the usual short step
+                    direct_stack: CoreStack = child
+                    if t > direct_stack.now:
+                        if t - direct_stack.now <= SLEEP_PIECE:
+                            direct_stack.advance(t - direct_stack.now)      # advance(), for the usual short step
                         else:
                             advance(hi, t)
-                    child.close(s)
+                    direct_stack.close(s)
                 else:
                     advance(hi, t)
                     closes = sc.workloads[wi].closes
