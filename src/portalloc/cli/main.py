@@ -115,13 +115,16 @@ console = Console()
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"portalloc {__version__}")
+        from portalloc.compiled import core_kind
+
+        console.print(f"portalloc {__version__}, model core: {core_kind()}")
         raise typer.Exit()
 
 
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+                                      help="Print the version and which model core runs (compiled or pure "
+                                           "Python), and exit.")) -> None:
     """TCP/UDP local-port allocation, executable."""
 
 
@@ -227,6 +230,7 @@ def bench(
         table.add_row("simulate: connections per wall second", f"{sb['connections_per_wall_s']:,}")
         table.add_row("simulate: simulated seconds per wall second", f"{sb['simulated_s_per_wall_s']:,.2f}")
         table.add_row("simulate: peak memory (process RSS)", f"{sb['peak_rss_mib']:,.0f} MiB")
+        table.add_row("simulate: the model ran as", sb["core"])
     console.print(table)
     fvk = res.get("fill_versus_kernel")
     if fvk and "us_per_connect" in fvk:

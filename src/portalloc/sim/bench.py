@@ -1,6 +1,7 @@
 # The simulator's benchmark (issue 11): 1,000,000 connections, 5,000/s for 200 s toward 40 destinations,
 # the client closing, no failures. Figures only, never pass/fail: connections per wall second, simulated
-# seconds per wall second, peak memory (the process's peak resident set, from getrusage).
+# seconds per wall second, peak memory (the process's peak resident set, from getrusage), and which core ran
+# (portalloc/compiled.py: the mypyc-compiled modules, or pure Python and why).
 """Benchmark of portalloc.sim (shown by `portalloc bench`)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import resource
 import time
 from typing import Any
 
+from portalloc.compiled import core_kind
 from portalloc.sim.scenario import Scenario
 
 
@@ -40,4 +42,4 @@ def sim_benchmark(rate: float = 5000, duration: float = 200, destinations: int =
             "wall_s": round(wall, 3), "connections_per_wall_s": round(res.attempts / wall),
             "simulated_s_per_wall_s": round(duration / wall, 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "peak_time_wait": res.peak["time_wait"]}
+            "peak_time_wait": res.peak["time_wait"], "core": core_kind()}
