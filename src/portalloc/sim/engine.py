@@ -206,8 +206,7 @@ class _Stream:
     """Arrivals of one workload on one host."""
 
     __slots__ = ("host", "wl", "w", "rng", "k", "offset", "gdest0", "nd", "ns", "hold_draw", "hold_const", "family",
-                 "stype",
-                 "direct", "closes", "lanes")
+                 "stype", "direct", "closes", "lanes")
 
     def __init__(self, host: int, wl: int, w: Workload, seed: int, hosts: int, gdest0: int) -> None:
         self.host = host
@@ -532,10 +531,9 @@ class Engine:
             return p
 
         def fail(hi: int, wi: int, gd: int, src: str, call: str, err: str, t: float) -> None:
-            nonlocal first_failure
+            nonlocal first_failure, sec_failed
             p = pair_for(hi, wi, gd, src)
             p.failed[err] += 1
-            nonlocal sec_failed
             wc = wcounts[wi]
             wc.failed[err] += 1
             if wc.first_failure_s is None:
