@@ -576,6 +576,12 @@ class Engine:
         nworkloads = len(sc.workloads)
         duration = sc.duration
         new_lane = False
+        # The loop's variables, declared: a payload is Any, and what is unpacked from it would be Any everywhere
+        # (a compiled engine then looks every attribute up by name).
+        gd: int
+        p: PairStats
+        wc: WorkloadCounts
+        stack: CoreStack
         while heap:
             t, kind, _, payload = pop(heap)
             if kind == CLOSE:
@@ -632,7 +638,7 @@ class Engine:
                 continue
 
             # An arrival.
-            st = streams[payload]
+            st = streams[cast(int, payload)]
             if st.direct and (lane := st.lanes[st.k % st.nd]) is not None:
                 # The direct path (module comment): the Stack calls the Socket layer makes, minus its checks;
                 # the steps of the Socket API path (the else branch), in the same order, for a destination whose
