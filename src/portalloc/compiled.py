@@ -40,6 +40,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "portalloc.model.sock",
     "portalloc.model.stack",
     "portalloc.model.tables",
+    "portalloc.kernels.profile",
     "portalloc.kernels.strategies",
     "portalloc.sim.engine",
 )
