@@ -208,6 +208,7 @@ class Stack(CoreStack):
         self._offset_cache: dict[tuple[Any, ...], int] = {}
         self._offset_seed = -1
         self._routes: dict[tuple[int, int], ConnectRoute] = {}    # tcp_connect's route decisions, remembered
+        self._route_laddrs: dict[IPAddress, IPAddress] = {}       # their laddr objects, one per address
         self._first_try = CONNECT_FIRST_TRIES.get(profile.connect_search)
         self._reuse_memo: dict[tuple[int, int, int], bool] = {}   # _tw_reuse_for by (source, destination, device)
         super().__init__(profile, seed, addresses, sysctls, devices)
@@ -742,8 +743,12 @@ class Stack(CoreStack):
             given = daddr
             daddr, src, blackhole = self._connect_route(sk, daddr)
             if fresh and not blackhole and not is_unspecified(given) and not needs_scope_id(given):
+                # One address object per source address for every route (setdefault): sockets bound through
+                # any of them share their laddr, which PortTable's last-slot memo matches by identity.
+                laddr = self._rcv_saddr(sk, src)
+                laddr = self._route_laddrs.setdefault(laddr, laddr)
                 route = self._routes[(sk.family, addr_key(given))] = ConnectRoute(
-                    daddr, src, self._rcv_saddr(sk, src), self.addresses.is_local(daddr))
+                    daddr, src, laddr, self.addresses.is_local(daddr))
             self._set_rcv_saddr(sk, src)
         else:
             daddr, src, blackhole = route.daddr, route.src, False
