@@ -220,14 +220,13 @@ class _Stream:
         self.ns = len(w.sources)
         h = w.hold
         rng = self.rng
-        self.hold_const = h.mean if h.kind == "constant" else -1.0    # >= 0: every hold is this long
-        if h.kind == "constant":
-            mean = h.mean
-            self.hold_draw: Callable[[], float] = lambda: mean
-        elif h.kind == "exponential":
+        # A constant hold is read as a number (hold_const, no call); the distributions draw (hold_draw).
+        self.hold_const = h.mean
+        self.hold_draw: Callable[[], float] | None = None
+        if h.kind == "exponential":
             lam = 1.0 / h.mean
             self.hold_draw = lambda: rng.expovariate(lam)
-        else:
+        elif h.kind == "lognormal":
             sigma = h.sigma
             mu = math.log(h.mean) - sigma * sigma / 2
             self.hold_draw = lambda: rng.lognormvariate(mu, sigma)
@@ -774,7 +773,7 @@ class Engine:
             in_use_total += 1
             if in_use_total > peak_in_use:
                 peak_in_use = in_use_total
-            tc = t + (st.hold_const if st.hold_const >= 0 else st.hold_draw())
+            tc = t + (st.hold_const if st.hold_draw is None else st.hold_draw())
             if tc < duration:
                 seq += 1
                 event = (tc, CLOSE, seq, opened)
